@@ -1,0 +1,35 @@
+# Two commands set everything up on a fresh machine:
+#   make reproduce   venv + the whole workflow on the embedded default (offline, CPU, minutes)
+#   make test        venv + the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+EXTRAS ?= test,tf
+STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+comma  := ,
+CORES  ?= all
+PYTEST_ARGS ?=
+
+.PHONY: install reproduce test test-fast dry-run-paper clean-results
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[$(EXTRAS)]'
+	@touch $@
+
+reproduce: install
+	$(VENV)/bin/snakemake --cores $(CORES)
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)
+
+dry-run-paper: install
+	$(VENV)/bin/snakemake -n --configfile config/paper.yaml
+
+clean-results:
+	rm -rf results .snakemake

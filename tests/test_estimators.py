@@ -1,0 +1,113 @@
+"""Estimators: closed forms, agreement with the usual formulation, Ring = NCE on the whole pool."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from repro.estimators import contrastive_logits, info_nce_loss, mi_lower_bound, ring_nce_loss
+
+
+def _unit(n: int, d: int, seed: int) -> torch.Tensor:
+    return F.normalize(torch.randn(n, d, generator=torch.Generator().manual_seed(seed)), dim=1)
+
+
+@pytest.mark.parametrize("k", [1, 7, 4096])
+def test_identical_embeddings_give_log_k_plus_one(k):
+    pos = torch.full((5,), 0.3)
+    neg = torch.full((5, k), 0.3)
+    assert info_nce_loss(pos, neg, 0.07).item() == pytest.approx(math.log(k + 1), rel=1e-6)
+
+
+def test_info_nce_equals_cross_entropy_with_positive_as_class_zero():
+    q, k, bank = _unit(8, 16, 0), _unit(8, 16, 1), _unit(50, 16, 2)
+    pos, neg = (q * k).sum(1), q @ bank.T
+    logits = torch.cat([pos[:, None], neg], 1) / 0.2
+    expected = F.cross_entropy(logits, torch.zeros(8, dtype=torch.long))
+    torch.testing.assert_close(info_nce_loss(pos, neg, 0.2), expected)
+
+
+def test_info_nce_per_anchor_matches_hand_computation():
+    pos = torch.tensor([1.0, 0.0])
+    neg = torch.tensor([[0.0, 0.0], [1.0, -1.0]])
+    loss = info_nce_loss(pos, neg, temperature=1.0, reduction="none")
+    e = math.e
+    expected = torch.tensor([-math.log(e / (e + 2)), -math.log(1 / (1 + e + 1 / e))])
+    torch.testing.assert_close(loss, expected)
+
+
+def test_ring_equals_nce_when_ring_is_whole_bank_and_all_candidates_kept():
+    q, k, bank = _unit(6, 8, 3), _unit(6, 8, 4), _unit(40, 8, 5)
+    pos, sims = (q * k).sum(1), q @ bank.T
+    ring = ring_nce_loss(pos, sims, w_l=0.0, w_u=1.0, temperature=0.1)
+    torch.testing.assert_close(ring, info_nce_loss(pos, sims, 0.1))
+
+
+def test_ring_equals_nce_draw_for_draw_when_ring_is_whole_bank():
+    from repro.samplers import uniform_indices
+
+    q, k, bank = _unit(6, 8, 3), _unit(6, 8, 4), _unit(40, 8, 5)
+    pos, sims = (q * k).sum(1), q @ bank.T
+    ring = ring_nce_loss(pos, sims, 0.0, 1.0, 0.1, num_negatives=16,
+                         generator=torch.Generator().manual_seed(7))
+    idx = uniform_indices(6, 40, 16, torch.Generator().manual_seed(7))
+    assert torch.equal(ring, info_nce_loss(pos, sims.gather(1, idx), 0.1))
+
+
+def test_harder_ring_gives_larger_loss_than_whole_bank():
+    q, k, bank = _unit(16, 8, 6), _unit(16, 8, 7), _unit(200, 8, 8)
+    pos, sims = (q * k).sum(1), q @ bank.T
+    whole = ring_nce_loss(pos, sims, 0.0, 1.0, 0.1)
+    # Same number of negatives, but the most similar ones.
+    hardest = ring_nce_loss(pos, sims, 0.9, 1.0, 0.1)
+    random20 = info_nce_loss(pos, sims[:, :20], 0.1)
+    assert hardest > random20
+    assert whole > 0
+
+
+def test_ring_gradients_flow_to_anchor_through_chosen_negatives_only():
+    q = _unit(4, 8, 9).requires_grad_(True)
+    k, bank = _unit(4, 8, 10), _unit(30, 8, 11)
+    sims = q @ bank.T
+    loss = ring_nce_loss((q * k).sum(1), sims, 0.5, 1.0, 0.1)
+    (grad,) = torch.autograd.grad(loss, q)
+    assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    # Reference: the same ring, selected by hand, through plain InfoNCE.
+    q2 = q.detach().clone().requires_grad_(True)
+    sims2 = q2 @ bank.T
+    lo, hi = 0, 15  # w_u = 1 -> rank 0; w_l = 0.5 -> 15 of 30 ranks
+    band = sims2.detach().argsort(1, descending=True)[:, lo:hi]
+    ref = info_nce_loss((q2 * k).sum(1), sims2.gather(1, band), 0.1)
+    (grad2,) = torch.autograd.grad(ref, q2)
+    torch.testing.assert_close(grad, grad2)
+
+
+def test_gradient_matches_finite_differences():
+    pos = torch.tensor([0.2, -0.1], dtype=torch.float64, requires_grad=True)
+    neg = torch.tensor([[0.1, 0.4, -0.3], [0.0, 0.2, 0.5]], dtype=torch.float64,
+                       requires_grad=True)
+    assert torch.autograd.gradcheck(lambda p, n: info_nce_loss(p, n, 0.5), (pos, neg))
+
+
+def test_mi_lower_bound_never_exceeds_log_k_plus_one():
+    pos = torch.ones(10)
+    neg = -torch.ones(10, 31)
+    bound = mi_lower_bound(pos, neg, temperature=0.01)
+    assert bound.item() <= math.log(32) + 1e-6  # float32 rounding
+    assert bound.item() == pytest.approx(math.log(32), abs=1e-6)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan")])
+def test_non_positive_temperature_raises(bad):
+    with pytest.raises(ValueError, match="temperature"):
+        info_nce_loss(torch.zeros(2), torch.zeros(2, 3), bad)
+
+
+def test_shape_errors_are_clear():
+    with pytest.raises(ValueError, match=r"\(B,\)"):
+        info_nce_loss(torch.zeros(2, 1), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match=r"\(B, K\)"):
+        contrastive_logits(torch.zeros(2), torch.zeros(3, 3), 0.1)
+    with pytest.raises(ValueError, match="K must be at least 1"):
+        info_nce_loss(torch.zeros(2), torch.zeros(2, 0))

@@ -1,0 +1,185 @@
+"""Samplers: ring selection on hand-made similarities, conventions, schedules, bad parameters."""
+
+import math
+
+import pytest
+import torch
+
+from repro.samplers import (
+    RingSampler,
+    UniformSampler,
+    anneal,
+    build_sampler,
+    ring_bounds,
+    ring_indices,
+    uniform_indices,
+)
+
+
+def test_ring_bounds_follow_the_documented_percentile_convention():
+    assert ring_bounds(0.0, 1.0, 10) == (0, 10)  # whole pool
+    assert ring_bounds(0.9, 1.0, 10) == (0, 1)  # the most similar 10%
+    assert ring_bounds(0.0, 0.5, 10) == (5, 10)  # the least similar half
+    assert ring_bounds(0.9, 0.99, 4096) == (40, 409)  # authors' thres_outer=.1, thres_inner=.1
+    assert ring_bounds(0.7, 0.8, 100) == (20, 30)  # no float off-by-one at round numbers
+
+
+def test_ring_selects_the_band_on_a_hand_made_similarity_matrix():
+    # Anchor 0: candidate j has similarity j / 10 -> descending ranks are 9, 8, ..., 0.
+    # Anchor 1: reversed.
+    sims = torch.stack([torch.arange(10.0) / 10, torch.arange(10.0).flip(0) / 10])
+    band = ring_indices(sims, w_l=0.5, w_u=0.8)  # ranks [2, 5)
+    assert sorted(band[0].tolist()) == [5, 6, 7]
+    assert sorted(band[1].tolist()) == [2, 3, 4]
+
+
+@pytest.mark.parametrize("w_l,w_u", [(0.0, 0.3), (0.2, 0.95), (0.05, 1.0), (0.6, 0.9)])
+def test_ring_band_equals_full_sort_reference(w_l, w_u):
+    sims = torch.randn(7, 101, generator=torch.Generator().manual_seed(0))
+    lo, hi = ring_bounds(w_l, w_u, 101)
+    ref = sims.argsort(1, descending=True)[:, lo:hi]
+    got = ring_indices(sims, w_l, w_u)
+    assert got.shape == (7, hi - lo)
+    for r, g in zip(ref, got):
+        assert sorted(r.tolist()) == sorted(g.tolist())
+
+
+def test_ring_with_ties_returns_distinct_candidates():
+    sims = torch.zeros(3, 20)
+    band = ring_indices(sims, 0.1, 0.8)  # wide ring: the masking path
+    assert band.shape == (3, 14)
+    assert all(len(set(row.tolist())) == 14 for row in band)
+
+
+def test_ring_draws_k_negatives_from_inside_the_ring_only():
+    sims = torch.randn(5, 200, generator=torch.Generator().manual_seed(1))
+    idx = ring_indices(sims, 0.8, 0.95, num_negatives=64, generator=torch.Generator())
+    assert idx.shape == (5, 64)
+    lo, hi = ring_bounds(0.8, 0.95, 200)
+    ranks = sims.argsort(1, descending=True).argsort(1)  # rank of each candidate
+    chosen = ranks.gather(1, idx)
+    assert ((chosen >= lo) & (chosen < hi)).all()
+
+
+def test_whole_pool_ring_is_uniform_draw_for_draw():
+    sims = torch.randn(4, 50)
+    a = ring_indices(sims, 0.0, 1.0, 12, torch.Generator().manual_seed(3))
+    b = uniform_indices(4, 50, 12, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
+
+
+def test_uniform_without_k_returns_whole_pool():
+    idx = uniform_indices(3, 5, None)
+    assert idx.tolist() == [[0, 1, 2, 3, 4]] * 3
+
+
+@pytest.mark.parametrize(
+    "w_l,w_u,match",
+    [
+        (0.5, 0.5, "w_l < w_u"),
+        (0.9, 0.1, "w_l < w_u"),
+        (-0.1, 0.5, "w_l=-0.1"),
+        (0.1, 1.5, "w_u=1.5"),
+        (float("nan"), 0.5, "w_l=nan"),
+    ],
+)
+def test_bad_percentiles_raise_clear_value_error(w_l, w_u, match):
+    with pytest.raises(ValueError, match=match):
+        ring_bounds(w_l, w_u, 100)
+    with pytest.raises(ValueError, match=match):
+        RingSampler(w_l=w_l, w_u=w_u)
+
+
+def test_empty_ring_raises_clear_value_error():
+    with pytest.raises(ValueError, match="holds no candidate"):
+        ring_indices(torch.randn(2, 10), 0.91, 0.95)
+
+
+def test_empty_pool_and_bad_k_raise():
+    with pytest.raises(ValueError, match="empty"):
+        uniform_indices(2, 0, 3)
+    with pytest.raises(ValueError, match="positive"):
+        uniform_indices(2, 10, 0)
+    with pytest.raises(ValueError, match=r"\(B, N\)"):
+        ring_indices(torch.randn(10), 0.1, 0.5)
+
+
+def test_ring_never_sorts_the_whole_pool(monkeypatch):
+    calls = []
+    real_topk = torch.topk
+
+    def spy(x, k, *a, **kw):
+        calls.append((x.shape[-1], k))
+        return real_topk(x, k, *a, **kw)
+
+    monkeypatch.setattr(torch, "topk", spy)
+    monkeypatch.setattr(torch, "sort", lambda *a, **k: pytest.fail("full sort used"))
+    monkeypatch.setattr(torch, "argsort", lambda *a, **k: pytest.fail("full sort used"))
+    for w_l, w_u in [(0.9, 0.99), (0.0, 0.99), (0.05, 1.0), (0.4, 0.6)]:
+        ring_indices(torch.randn(2, 1000), w_l, w_u)
+    assert calls and all(k < n for n, k in calls)
+
+
+@pytest.mark.parametrize("schedule", ["linear", "step", "exponential"])
+def test_schedules_go_from_start_to_end_monotonically(schedule):
+    values = [anneal(schedule, 0.0, 0.9, p / 100) for p in range(101)]
+    assert values[0] == pytest.approx(0.0)
+    assert values[-1] == pytest.approx(0.9)
+    assert all(b >= a - 1e-12 for a, b in zip(values, values[1:]))
+
+
+def test_constant_schedule_is_the_final_value_throughout():
+    assert anneal("constant", 0.0, 0.7, 0.0) == 0.7
+
+
+def test_anneal_fraction_holds_the_end_value_after_annealing():
+    assert anneal("linear", 0.0, 0.8, 0.25, anneal_fraction=0.5) == pytest.approx(0.4)
+    assert anneal("linear", 0.0, 0.8, 0.75, anneal_fraction=0.5) == pytest.approx(0.8)
+
+
+def test_step_schedule_has_plateaus():
+    assert anneal("step", 0.0, 1.0, 0.14, num_steps=5) == pytest.approx(0.0)
+    assert anneal("step", 0.0, 1.0, 0.21, num_steps=5) == pytest.approx(0.2)
+
+
+def test_exponential_schedule_moves_fastest_early():
+    early = anneal("exponential", 0.0, 1.0, 0.1) - anneal("exponential", 0.0, 1.0, 0.0)
+    late = anneal("exponential", 0.0, 1.0, 1.0) - anneal("exponential", 0.0, 1.0, 0.9)
+    assert early > late
+
+
+def test_unknown_schedule_raises():
+    with pytest.raises(ValueError, match="unknown schedule"):
+        anneal("cosine-ish", 0, 1, 0.5)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        RingSampler(schedule="nope")
+
+
+def test_ring_sampler_anneals_w_l_from_whole_pool():
+    sampler = RingSampler(w_l=0.9, w_u=1.0, num_negatives=None, anneal_fraction=0.5)
+    sims = torch.randn(2, 100)
+    assert sampler.select(sims, batch_size=2, pool_size=100, progress=0.0).shape == (2, 100)
+    assert sampler.select(sims, batch_size=2, pool_size=100, progress=0.25).shape == (2, 55)
+    assert sampler.select(sims, batch_size=2, pool_size=100, progress=1.0).shape == (2, 10)
+    assert sampler.params(0.25)["w_l_now"] == pytest.approx(0.45)
+
+
+def test_ring_sampler_requires_similarities():
+    with pytest.raises(ValueError, match="similarities"):
+        RingSampler().select(None, batch_size=2, pool_size=10)
+
+
+def test_uniform_sampler_does_not_need_similarities():
+    s = UniformSampler(num_negatives=5)
+    assert not s.needs_similarities and RingSampler().needs_similarities
+    assert s.select(None, batch_size=3, pool_size=10).shape == (3, 5)
+
+
+def test_build_sampler_from_config():
+    ring = build_sampler({"name": "ring", "w_l": 0.8, "w_u": 0.99, "num_negatives": 4096})
+    assert isinstance(ring, RingSampler) and ring.w_u == 0.99
+    assert isinstance(build_sampler({"name": "uniform"}), UniformSampler)
+    with pytest.raises(ValueError, match="unknown sampler"):
+        build_sampler({"name": "hardest"})
+    with pytest.raises(ValueError, match="bad options"):
+        build_sampler({"name": "ring", "wl": 0.3})
