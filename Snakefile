@@ -1,16 +1,29 @@
 """ring-repro workflow: pretraining x sampler -> evaluation -> tables and figures.
 
     snakemake --cores all                                 # the embedded default (offline, CPU)
-    snakemake --cores all --configfile config/paper.yaml  # paper scale
+    snakemake --cores all --configfile config/paper.yaml  # paper scale (datasets + GPUs)
+    snakemake --profile profiles/slurm --configfile config/paper.yaml   # on a SLURM cluster
     snakemake -n                                          # list what would run
+    snakemake tables/table1_linear_eval.md                # regenerate one table from records
 """
 
+import copy
 import sys
 
 from snakemake.utils import validate
 
+# What --configfile / --config gave, before the default is merged under it. Snakemake merges
+# nested dicts key by key, so a config naming its own `models` or `samplers` would otherwise
+# inherit the default's extra ones (e.g. ring_50_99); those two grids are replaced instead.
+_USER_CONFIG = copy.deepcopy(config)
+
 
 configfile: "config/default.yaml"
+
+
+for _grid in ("models", "samplers"):
+    if _grid in _USER_CONFIG:
+        config[_grid] = _USER_CONFIG[_grid]
 
 
 validate(config, "config/schema.yaml")
@@ -19,9 +32,20 @@ PY = sys.executable  # the interpreter running Snakemake (the project's venv)
 RESULTS = config["results_dir"]
 
 
+wildcard_constraints:
+    model="|".join(config["models"]),
+    sampler="|".join(config["samplers"]),
+    dataset=r"[A-Za-z0-9_]+",
+    seed=r"\d+",
+
+
 include: "rules/toy.smk"
+include: "rules/pretrain.smk"
+include: "rules/linear_eval.smk"
 
 
 rule all:
     input:
         rules.toy.output,
+        pretrain_targets(),
+        linear_eval_targets(),

@@ -1,0 +1,86 @@
+"""Workflow configuration: load and validate a YAML config, and cut out one run's spec.
+
+Light on purpose (no torch import): the Snakefile imports it at parse time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+__all__ = ["SCHEMA_PATH", "load_config", "validate_config", "run_spec"]
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
+
+
+def validate_config(config: dict[str, Any], schema_path: str | os.PathLike = SCHEMA_PATH) -> dict:
+    """Validate against ``config/schema.yaml`` (filling declared defaults); raise ``ValueError``
+    naming the offending key."""
+    import jsonschema
+    import yaml
+
+    with open(schema_path) as fh:
+        schema = yaml.safe_load(fh)
+    validator_cls = jsonschema.validators.validator_for(schema)
+
+    def fill_defaults(validator, properties, instance, schema_):
+        for name, sub in properties.items():
+            if isinstance(instance, dict) and "default" in sub:
+                instance.setdefault(name, sub["default"])
+        yield from validator_cls.VALIDATORS["properties"](validator, properties, instance, schema_)
+
+    filling = jsonschema.validators.extend(validator_cls, {"properties": fill_defaults})
+    errors = sorted(filling(schema).iter_errors(config), key=lambda e: list(e.path))
+    if errors:
+        lines = [f"  {'.'.join(map(str, e.path)) or '<top>'}: {e.message}" for e in errors[:10]]
+        raise ValueError("invalid configuration:\n" + "\n".join(lines))
+    return config
+
+
+def load_config(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate a workflow YAML config."""
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no config file at {path}")
+    with open(path) as fh:
+        config = yaml.safe_load(fh) or {}
+    try:
+        return validate_config(config)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def run_spec(config: Mapping[str, Any], model: str, sampler: str, dataset: str,
+             seed: int) -> dict[str, Any]:
+    """What one pretraining run depends on, cut out of the workflow config.
+
+    Only these keys enter the run's config hash, so editing (say) the report settings never
+    invalidates a checkpoint. ``pretrain.per_dataset[dataset]`` (if any) overrides the pretrain
+    settings for that dataset (nested dicts such as ``backbone`` are merged one level deep).
+    """
+    models, samplers = config.get("models", {}), config.get("samplers", {})
+    if model not in models:
+        raise ValueError(f"model {model!r} is not in the config's models: {sorted(models)}")
+    if sampler not in samplers:
+        raise ValueError(f"sampler {sampler!r} is not in the config's samplers: {sorted(samplers)}")
+    pretrain = dict(config["pretrain"])
+    pretrain.pop("datasets", None)
+    override = (pretrain.pop("per_dataset", None) or {}).get(dataset) or {}
+    for key, value in override.items():  # e.g. imagenet: {backbone: {cifar_stem: false}}
+        if isinstance(value, Mapping) and isinstance(pretrain.get(key), Mapping):
+            pretrain[key] = {**pretrain[key], **value}
+        else:
+            pretrain[key] = value
+    return {
+        "model": model,
+        "model_options": dict(models[model] or {}),
+        "sampler_label": sampler,
+        "sampler": dict(samplers[sampler]),
+        "dataset": dataset,
+        "seed": int(seed),
+        "scale": config.get("scale", "default"),
+        "pretrain": pretrain,
+    }

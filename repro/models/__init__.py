@@ -1,0 +1,118 @@
+"""Contrastive base models (IR, CMC, MoCo v2, SimCLR) and their builder.
+
+Every model takes any negative sampler; the builder decides how many negatives the sampler
+draws: ``K = num_negatives`` per anchor from a memory bank (IR, CMC), or the whole pool / the
+whole ring (``None``) for the queue (MoCo) and the batch (SimCLR).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+from repro.models.backbones import build_backbone
+from repro.models.base import ContrastiveModel
+from repro.models.cmc import CMC, IMAGENET_MEAN, IMAGENET_STD
+from repro.models.ir import InstanceDiscrimination
+from repro.models.moco import MoCo
+from repro.models.simclr import SimCLR
+from repro.samplers import NegativeSampler, build_sampler
+
+__all__ = [
+    "ContrastiveModel",
+    "InstanceDiscrimination",
+    "CMC",
+    "MoCo",
+    "SimCLR",
+    "MODELS",
+    "build_model",
+    "build_backbone",
+    "model_names",
+]
+
+
+def _ir(sampler: NegativeSampler, o: Mapping[str, Any]) -> ContrastiveModel:
+    return InstanceDiscrimination(sampler, o["temperature"], backbone=o["backbone"],
+                                  dataset_size=o["dataset_size"],
+                                  embedding_dim=o["embedding_dim"],
+                                  bank_momentum=o["bank_momentum"])
+
+
+def _cmc(sampler: NegativeSampler, o: Mapping[str, Any]) -> ContrastiveModel:
+    return CMC(sampler, o["temperature"], backbone=o["backbone"], dataset_size=o["dataset_size"],
+               embedding_dim=o["embedding_dim"], bank_momentum=o["bank_momentum"],
+               mean=o["mean"], std=o["std"])
+
+
+def _moco(sampler: NegativeSampler, o: Mapping[str, Any]) -> ContrastiveModel:
+    return MoCo(sampler, o["temperature"], backbone=o["backbone"],
+                embedding_dim=o["embedding_dim"], queue_size=o["queue_size"],
+                key_momentum=o["key_momentum"])
+
+
+def _simclr(sampler: NegativeSampler, o: Mapping[str, Any]) -> ContrastiveModel:
+    return SimCLR(sampler, o["temperature"], backbone=o["backbone"],
+                  embedding_dim=o["embedding_dim"])
+
+
+# name -> (factory, draws K negatives per anchor from a memory bank?)
+MODELS: dict[str, tuple[Callable[[NegativeSampler, Mapping[str, Any]], ContrastiveModel], bool]]
+MODELS = {
+    "ir": (_ir, True),
+    "cmc": (_cmc, True),
+    "moco": (_moco, False),
+    "simclr": (_simclr, False),
+}
+
+
+def model_names() -> list[str]:
+    """The registered base models."""
+    return sorted(MODELS)
+
+
+def build_model(
+    name: str,
+    *,
+    sampler_config: Mapping[str, Any],
+    dataset_size: int,
+    backbone: Mapping[str, Any],
+    embedding_dim: int = 128,
+    temperature: float = 0.07,
+    num_negatives: int = 4096,
+    queue_size: int = 4096,
+    bank_momentum: float = 0.5,
+    key_momentum: float = 0.999,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> ContrastiveModel:
+    """Build a base model and its sampler.
+
+    Args:
+        name: one of :func:`model_names` (``ir``, ``cmc``, ``moco``, ``simclr``).
+        sampler_config: sampler options without ``num_negatives``, e.g. ``{"name": "ring",
+            "w_l": 0.9, "w_u": 0.99, "schedule": "linear", "anneal_fraction": 0.5}``.
+        dataset_size: items in the training set (memory-bank size of IR / CMC).
+        backbone: e.g. ``{"arch": "resnet18", "cifar_stem": True, "width": 0.25}``.
+        embedding_dim: ``D`` of the L2-normalised embeddings.
+        temperature: ``tau``.
+        num_negatives: ``K`` per anchor (IR, CMC).
+        queue_size: MoCo's queue length.
+        bank_momentum: memory-bank momentum (IR, CMC).
+        key_momentum: MoCo's key-encoder EMA momentum.
+        mean, std: RGB normalisation of the data pipeline (CMC undoes it for Lab).
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown base model {name!r}; choose one of {model_names()}")
+    if "num_negatives" in sampler_config:
+        raise ValueError("sampler_config must not set num_negatives: the base model sets it "
+                         "(give num_negatives in the model's options: K for ir / cmc; moco and "
+                         "simclr use the whole pool)")
+    if dataset_size < 1:
+        raise ValueError(f"dataset_size must be positive, got {dataset_size}")
+    factory, draws_k = MODELS[name]
+    k: Optional[int] = int(num_negatives) if draws_k else None
+    sampler = build_sampler({**sampler_config, "num_negatives": k})
+    options = dict(backbone=dict(backbone), dataset_size=int(dataset_size),
+                   embedding_dim=int(embedding_dim), temperature=float(temperature),
+                   queue_size=int(queue_size), bank_momentum=float(bank_momentum),
+                   key_momentum=float(key_momentum), mean=tuple(mean), std=tuple(std))
+    return factory(sampler, options)

@@ -1,0 +1,95 @@
+"""MoCo v2 (He et al., 2020; Chen et al., 2020): a momentum key encoder and a queue of keys.
+
+The query encoder and a 2-layer MLP head embed view 1 into ``q``; a momentum copy of both
+(no gradient) embeds view 2 into the key ``k``. ``pos = q . k``; the pool is the FIFO
+:class:`~repro.memory.Queue` of earlier keys, and the sampler takes the whole queue (uniform,
+plain MoCo) or each anchor's ring of it (Ring). After the optimiser step, :meth:`update_state`
+
+1. moves the key encoder towards the query encoder, ``theta_k <- m theta_k + (1 - m) theta_q``
+   (parameters only; the key encoder's batch-norm statistics come from its own forward passes);
+2. enqueues this step's keys (all processes' keys under DDP).
+
+MoCo's code does step 1 at the start of the next forward; both orders give the same key
+encoder at every forward (and keep ``forward`` free of side effects). Shuffle-BN (MoCo's
+cross-GPU batch shuffle against batch-norm "cheating") is not implemented: it needs several
+processes, and runs here are single-process (under DDP each process normalises its own batch).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Mapping, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from repro.memory import Queue
+from repro.models.backbones import build_backbone
+from repro.models.base import ContrastiveModel, two_views
+from repro.models.heads import mlp_head
+from repro.samplers import NegativeSampler
+
+__all__ = ["MoCo", "momentum_update_"]
+
+
+@torch.no_grad()
+def momentum_update_(target: torch.nn.Module, source: torch.nn.Module, momentum: float) -> None:
+    """In place, for every parameter: ``target <- m * target + (1 - m) * source``."""
+    for t, s in zip(target.parameters(), source.parameters()):
+        t.mul_(momentum).add_(s.detach(), alpha=1.0 - momentum)
+
+
+class MoCo(ContrastiveModel):
+    """MoCo v2 with any negative sampler over its queue.
+
+    Args:
+        sampler: picks negatives from the queue (built with ``num_negatives=None``).
+        temperature: ``tau`` (0.07 in the paper, 0.2 in MoCo v2).
+        backbone: :func:`~repro.models.backbones.build_backbone` options.
+        embedding_dim: ``D`` (128).
+        queue_size: ``N`` keys (4096 in the paper, 65536 in MoCo).
+        key_momentum: ``m`` of the key encoder (0.999).
+    """
+
+    def __init__(self, sampler: NegativeSampler, temperature: float, *,
+                 backbone: Mapping[str, Any], embedding_dim: int = 128, queue_size: int = 4096,
+                 key_momentum: float = 0.999) -> None:
+        super().__init__(sampler, temperature)
+        if not 0.0 <= key_momentum <= 1.0:
+            raise ValueError(f"key_momentum must be in [0, 1], got {key_momentum}")
+        self.key_momentum = key_momentum
+        self.backbone_config = {**backbone, "in_channels": 3}
+        self.encoder = build_backbone(**self.backbone_config)
+        self.feature_dim = self.encoder.feature_dim
+        self.head = mlp_head(self.feature_dim, embedding_dim)
+        self.key_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+        self.key_head = copy.deepcopy(self.head).requires_grad_(False)
+        self.queue = Queue(queue_size, embedding_dim)
+
+    def embed(self, x: Tensor) -> Tensor:
+        """Queries: ``(B, 3, H, W)`` -> ``(B, D)`` L2-normalised."""
+        return F.normalize(self.head(self.encoder(x)), dim=1)
+
+    @torch.no_grad()
+    def embed_keys(self, x: Tensor) -> Tensor:
+        """Keys from the momentum encoder: ``(B, 3, H, W)`` -> ``(B, D)``, no gradient."""
+        return F.normalize(self.key_head(self.key_encoder(x)), dim=1)
+
+    def forward(self, batch: Mapping[str, Any], progress: float = 1.0,
+                generator: Optional[torch.Generator] = None) -> dict[str, Any]:
+        x1, x2 = two_views(batch)
+        q = self.embed(x1)
+        k = self.embed_keys(x2)
+        pos = (q * k).sum(1)
+        loss, logs = self.contrast(q, pos, self.queue.all(), progress, generator)
+        self.stash(lambda: self._step_state(k))
+        return {"loss": loss, **logs}
+
+    def _step_state(self, k: Tensor) -> None:
+        momentum_update_(self.key_encoder, self.encoder, self.key_momentum)
+        momentum_update_(self.key_head, self.head, self.key_momentum)
+        self.queue.enqueue(self.gather(k))
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.encoder(x)

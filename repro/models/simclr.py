@@ -1,0 +1,91 @@
+"""SimCLR (Chen et al., 2020): in-batch negatives.
+
+An encoder and a 2-layer MLP head embed both views of the batch into ``z`` ``(2B, D)`` (rows
+``i`` and ``i + B`` are the two views of item ``i``). Every row is an anchor; its positive is the
+other view of its item, and its pool is the other ``2B - 2`` rows (itself and its positive
+removed), so the similarities form a ``(2B, 2B - 2)`` matrix with a different pool per anchor.
+The sampler picks from each anchor's pool (uniform: all of it, i.e. NT-Xent; ring: its ring);
+the loss is the mean over all ``2B`` anchors, and gradients flow through the pool embeddings
+as well. Under DDP the pool is the global batch (``2B * world - 2`` rows). No state.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from repro.estimators import info_nce_loss
+from repro.models.backbones import build_backbone
+from repro.models.base import ContrastiveModel, negatives_from_similarities, similarity_logs, \
+    two_views
+from repro.models.heads import mlp_head
+from repro.samplers import NegativeSampler
+
+__all__ = ["SimCLR", "in_batch_similarities"]
+
+
+def in_batch_similarities(z: Tensor, z_all: Tensor, offset: int = 0) -> tuple[Tensor, Tensor]:
+    """Positive and pool similarities of the two-view batch ``z``.
+
+    Args:
+        z: ``(2B, D)`` L2-normalised embeddings, rows ``i`` and ``i + B`` views of one item.
+        z_all: ``(M, D)`` every candidate, ``z`` itself at rows ``offset .. offset + 2B - 1``
+            (``z_all = z`` in one process; the gathered global batch under DDP).
+        offset: where ``z`` sits in ``z_all``.
+
+    Returns:
+        ``pos`` ``(2B,)`` and ``pool`` ``(2B, M - 2)``: each row's similarities to every row of
+        ``z_all`` except itself and its positive, in ``z_all`` order.
+    """
+    n = z.shape[0]
+    if n % 2 or n < 2:
+        raise ValueError(f"z must stack two views of B items, (2B, D); got {n} rows")
+    rows = torch.arange(n, device=z.device)
+    self_col = offset + rows
+    pos_col = offset + (rows + n // 2) % n
+    sims = z @ z_all.t()
+    keep = torch.ones_like(sims, dtype=torch.bool)
+    keep[rows, self_col] = False
+    keep[rows, pos_col] = False
+    return sims[rows, pos_col], sims[keep].view(n, sims.shape[1] - 2)
+
+
+class SimCLR(ContrastiveModel):
+    """SimCLR with any negative sampler over the in-batch pool.
+
+    Args:
+        sampler: picks from each anchor's ``2B - 2`` candidates (built with
+            ``num_negatives=None``).
+        temperature: ``tau``.
+        backbone: :func:`~repro.models.backbones.build_backbone` options.
+        embedding_dim: ``D`` (128).
+    """
+
+    def __init__(self, sampler: NegativeSampler, temperature: float, *,
+                 backbone: Mapping[str, Any], embedding_dim: int = 128) -> None:
+        super().__init__(sampler, temperature)
+        self.backbone_config = {**backbone, "in_channels": 3}
+        self.encoder = build_backbone(**self.backbone_config)
+        self.feature_dim = self.encoder.feature_dim
+        self.head = mlp_head(self.feature_dim, embedding_dim)
+
+    def embed(self, x: Tensor) -> Tensor:
+        """``(B, 3, H, W)`` -> ``(B, D)`` L2-normalised."""
+        return F.normalize(self.head(self.encoder(x)), dim=1)
+
+    def forward(self, batch: Mapping[str, Any], progress: float = 1.0,
+                generator: Optional[torch.Generator] = None) -> dict[str, Any]:
+        x1, x2 = two_views(batch)
+        z = self.embed(torch.cat([x1, x2]))  # one pass: batch norm over both views
+        z_all = self.gather_with_grad(z)
+        pos, pool = in_batch_similarities(z, z_all, offset=self.rank * z.shape[0])
+        neg = negatives_from_similarities(self.sampler, pool, progress=progress,
+                                          generator=generator)
+        loss = info_nce_loss(pos, neg, self.temperature)
+        return {"loss": loss, **similarity_logs(pos, neg)}
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.encoder(x)

@@ -1,0 +1,341 @@
+"""Pretrain one (base model, sampler, dataset, seed) run.
+
+    python -m repro.pretrain --config config/default.yaml --model ir --sampler ring \\
+        --dataset shapes --seed 0 --out results/pretrain/shapes/ir-ring/seed0
+
+    torchrun --nproc_per_node=4 -m repro.pretrain ...     # DDP, one process per GPU (or CPU)
+
+Writes into ``--out``:
+
+- ``last.pt``        resumable state, rewritten atomically after every epoch (not a workflow output,
+                     so an interrupted Snakemake job keeps it);
+- ``log.csv``        one row per step: ``epoch, step, loss, w_l, lr, time_s``;
+- ``checkpoint.pt``  the final model (``encoder``: the query backbone with torchvision key names,
+                     ``backbone``: its architecture, ``model``: the whole base model, ``config``);
+- ``result.json``    the result record (stage ``pretrain``, metric ``final_loss``).
+
+With ``--resume`` (the workflow always passes it) a run restarts from ``last.pt`` at the last
+finished epoch. Every epoch seeds its own RNGs from ``(seed, epoch)``, so a resumed run reaches
+exactly the result of an uninterrupted one on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from repro.config import load_config, run_spec
+from repro.io import atomic_torch_save, atomic_write_text
+from repro.results import config_hash, make_record, write_record
+
+__all__ = ["run_spec", "model_from_spec", "train", "main", "LOG_COLUMNS"]
+
+LOG_COLUMNS = ("epoch", "step", "loss", "w_l", "lr", "time_s")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+# --------------------------------------------------------------------------------------------
+# Distributed helpers (torchrun sets RANK / WORLD_SIZE / LOCAL_RANK).
+# --------------------------------------------------------------------------------------------
+
+
+def _init_distributed(device_kind: str) -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _pick_device(requested: str, gpus: int) -> torch.device:
+    if requested == "cpu" or (requested == "auto" and (gpus == 0 or not torch.cuda.is_available())):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but no CUDA device is visible")
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def _epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    return (seed * 1_000_003 + epoch * 7919 + rank * 104_729) % (2**31)
+
+
+def _lr_at(base_lr: float, progress: float) -> float:
+    """Cosine decay to zero over training (MoCo v2's schedule)."""
+    return base_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+# --------------------------------------------------------------------------------------------
+# Logging
+# --------------------------------------------------------------------------------------------
+
+
+def _read_log(path: Path, before_epoch: int) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as fh:
+        return [row for row in csv.DictReader(fh) if int(row["epoch"]) < before_epoch]
+
+
+def _write_log(path: Path, rows: list[Mapping[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------
+
+
+def model_from_spec(spec: Mapping[str, Any], dataset_size: int):
+    """The base model a run spec describes (untrained), with its sampler."""
+    from repro.data import get_spec
+    from repro.models import build_model
+
+    p = spec["pretrain"]
+    ds_spec = get_spec(spec["dataset"])
+    return build_model(
+        spec["model"],
+        sampler_config=spec["sampler"],
+        dataset_size=dataset_size,
+        backbone=p["backbone"],
+        embedding_dim=p.get("embedding_dim", 128),
+        temperature=p.get("temperature", 0.07),
+        mean=ds_spec.mean,
+        std=ds_spec.std,
+        **spec["model_options"],
+    )
+
+
+def _build(spec: Mapping[str, Any], device: torch.device):
+    from repro.data import TwoViewDataset, build_dataset, get_spec, pretrain_transform
+
+    base = build_dataset(spec["dataset"], spec["pretrain"].get("data_root"), "train")
+    subset = spec["pretrain"].get("subset")
+    if subset is not None and subset < len(base):
+        keep = torch.randperm(len(base), generator=torch.Generator().manual_seed(0))[:subset]
+        base = torch.utils.data.Subset(base, keep.tolist())
+    dataset = TwoViewDataset(base, pretrain_transform(get_spec(spec["dataset"])))
+    return dataset, model_from_spec(spec, len(dataset)).to(device)
+
+
+def train(spec: Mapping[str, Any], out: Path, *, resume: bool = True, device: str = "auto",
+          progress_bar: bool = True, stop_after_epoch: Optional[int] = None) -> dict[str, Any]:
+    """Run (or resume) one pretraining run; returns the result record (rank 0) or ``{}``.
+
+    Args:
+        spec: a :func:`run_spec`.
+        out: the run folder.
+        resume: continue from ``out/last.pt`` when it exists and was written by this spec.
+        device: ``auto`` (CUDA when ``pretrain.gpus > 0`` and available), ``cpu`` or ``cuda``.
+        progress_bar: show tqdm bars (rank 0 only).
+        stop_after_epoch: stop (as if killed) once this many epochs are done; for tests.
+    """
+    p = spec["pretrain"]
+    torch.set_num_threads(int(p.get("threads", 1)))
+    dev = _pick_device(device, int(p.get("gpus", 0)))
+    rank, world = _init_distributed(dev.type)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    spec_hash = config_hash(spec)
+    last = out / "last.pt"
+
+    _seed_everything(spec["seed"])  # model initialisation
+    dataset, model = _build(spec, dev)
+    if world > 1:
+        model.set_process_group()  # models all-gather what their bank/queue/batch needs
+        ddp = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == "cuda" else None,
+            broadcast_buffers=False)
+    else:
+        ddp = model
+    optimizer = torch.optim.SGD(model.parameters(), lr=p["lr"], momentum=p.get("momentum", 0.9),
+                                weight_decay=p.get("weight_decay", 0.0))
+    epochs, batch_size = int(p["epochs"]), int(p["batch_size"])
+    per_rank_batch = max(batch_size // world, 1)
+    if len(dataset) < per_rank_batch * world:
+        raise ValueError(f"dataset {spec['dataset']!r} has {len(dataset)} items, fewer than one "
+                         f"batch of {per_rank_batch * world}: lower pretrain.batch_size")
+    steps_per_epoch = len(dataset) // (per_rank_batch * world)
+    total_steps = epochs * steps_per_epoch
+
+    start_epoch, rows, elapsed = 0, [], 0.0
+    if resume and last.exists():
+        state = torch.load(last, map_location=dev, weights_only=False)
+        if state.get("spec_hash") == spec_hash:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            start_epoch, elapsed = int(state["epoch"]), float(state.get("elapsed", 0.0))
+            rows = _read_log(out / "log.csv", start_epoch)
+            if rank == 0:
+                print(f"resuming {out} after epoch {start_epoch}/{epochs}", file=sys.stderr)
+        elif rank == 0:
+            stale = last.with_name(f"last.{state.get('spec_hash', 'unknown')}.pt")
+            os.replace(last, stale)
+            print(f"{last} was written by another configuration: kept as {stale.name}, "
+                  f"starting afresh", file=sys.stderr)
+
+    sampler_name = spec["sampler"]["name"]
+    loss_value = float("nan")
+    for epoch in range(start_epoch, epochs):
+        epoch_start = time.time()
+        seed = _epoch_seed(spec["seed"], epoch, rank)
+        _seed_everything(seed)  # augmentations drawn in this process
+        loader_gen = torch.Generator().manual_seed(_epoch_seed(spec["seed"], epoch))
+        sample_gen = torch.Generator(device=dev).manual_seed(seed)
+        if world > 1:
+            part = torch.utils.data.distributed.DistributedSampler(
+                dataset, num_replicas=world, rank=rank, shuffle=True, seed=spec["seed"],
+                drop_last=True)
+            part.set_epoch(epoch)
+            loader = DataLoader(dataset, batch_size=per_rank_batch, sampler=part, drop_last=True,
+                                num_workers=int(p.get("num_workers", 0)), generator=loader_gen)
+        else:
+            loader = DataLoader(dataset, batch_size=per_rank_batch, shuffle=True, drop_last=True,
+                                num_workers=int(p.get("num_workers", 0)), generator=loader_gen)
+        model.train()
+        bar = tqdm(loader, total=steps_per_epoch, desc=f"{spec['model']}-{spec['sampler_label']} "
+                   f"epoch {epoch + 1}/{epochs}", disable=not progress_bar or rank != 0,
+                   leave=False, file=sys.stderr, mininterval=1.0)
+        for i, batch in enumerate(bar):
+            step = epoch * steps_per_epoch + i
+            progress = step / max(total_steps, 1)
+            lr = _lr_at(p["lr"], progress)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = {"index": batch["index"].to(dev), "label": batch["label"].to(dev),
+                     "views": tuple(v.to(dev, non_blocking=True) for v in batch["views"])}
+            outputs = ddp(batch, progress=progress, generator=sample_gen)
+            loss = outputs["loss"]
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"loss became {loss.item()} at epoch {epoch + 1}, step {step} "
+                    f"({spec['model']}-{spec['sampler_label']} on {spec['dataset']}, lr={lr:.4g}, "
+                    f"temperature={p.get('temperature')}). Lower pretrain.lr or raise the "
+                    f"temperature; the last good epoch is in {last}.")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            model.update_state()
+            loss_value = loss.item()
+            w_l = model.sampler.params(progress).get("w_l_now", "")
+            rows.append({"epoch": epoch, "step": step, "loss": f"{loss_value:.6f}",
+                         "w_l": f"{w_l:.4f}" if w_l != "" else "", "lr": f"{lr:.6g}",
+                         "time_s": f"{elapsed + time.time() - epoch_start:.2f}"})
+            bar.set_postfix(loss=f"{loss_value:.3f}")
+        bar.close()
+        elapsed += time.time() - epoch_start
+        if rank == 0:
+            _write_log(out / "log.csv", rows)
+            atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                               "epoch": epoch + 1, "elapsed": elapsed, "spec_hash": spec_hash,
+                               "spec": dict(spec)}, last)
+            print(f"epoch {epoch + 1}/{epochs} loss {loss_value:.4f} "
+                  f"({time.time() - epoch_start:.1f}s)", file=sys.stderr)
+        if world > 1:
+            dist.barrier()
+        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < epochs:
+            return {}
+
+    if rank != 0:
+        return {}
+    last_epoch = [float(r["loss"]) for r in rows if int(r["epoch"]) == epochs - 1]
+    final_loss = sum(last_epoch) / len(last_epoch) if last_epoch else loss_value
+    backbone = dict(model.backbone_config)  # build_backbone(**backbone) rebuilds model.encoder
+    atomic_torch_save({
+        "encoder": model.encoder.state_dict(),
+        "backbone": backbone,
+        "model": model.state_dict(),
+        "config": dict(spec),
+        "spec_hash": spec_hash,
+        "epoch": epochs,
+        "feature_dim": model.feature_dim,
+        "dataset_size": len(dataset),
+    }, out / "checkpoint.pt")
+    record = make_record(
+        stage="pretrain", model=spec["model"], sampler=spec["sampler_label"],
+        sampler_params=model.sampler.params(1.0), dataset=spec["dataset"], seed=spec["seed"],
+        metrics={"final_loss": final_loss}, scale=spec["scale"], config=spec,
+        wall_time_s=elapsed, protocol=f"{sampler_name} negatives",
+        extra={"epochs": epochs, "steps": total_steps, "world_size": world,
+               "device": str(dev), "dataset_size": len(dataset)},
+    )
+    write_record(out / "result.json", record)
+    return record
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m repro.pretrain",
+        description="Pretrain one base model with one negative sampler on one dataset. "
+                    "Resumable (checkpoint every epoch), deterministic on CPU, DDP under torchrun.",
+        epilog="Example: python -m repro.pretrain --config config/default.yaml --model moco "
+               "--sampler ring --dataset shapes --seed 0 --out results/pretrain/shapes/moco-ring/seed0",
+    )
+    parser.add_argument("--config", help="workflow config YAML (e.g. config/default.yaml)")
+    parser.add_argument("--spec-json", help="a run spec as JSON (what the Snakemake rule passes)")
+    parser.add_argument("--model", help="base model: a key of the config's `models`")
+    parser.add_argument("--sampler", help="sampler label: a key of the config's `samplers`")
+    parser.add_argument("--dataset", help="pretraining dataset (digits, shapes, cifar10, ...)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="run folder")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from OUT/last.pt if it was written by the same spec")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    args = parser.parse_args(argv)
+
+    if args.spec_json:
+        spec = json.loads(args.spec_json)
+    else:
+        missing = [n for n in ("model", "sampler", "dataset") if getattr(args, n) is None]
+        if missing:
+            parser.error(f"without --spec-json, give --{' --'.join(missing)}")
+        if args.config is None:
+            parser.error("give --config FILE (a workflow YAML) or --spec-json")
+        spec = run_spec(load_config(args.config), args.model, args.sampler, args.dataset,
+                        args.seed)
+    try:
+        train(spec, Path(args.out), resume=args.resume, device=args.device,
+              progress_bar=not args.no_progress)
+    except TrainingDiverged as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

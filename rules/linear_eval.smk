@@ -1,0 +1,29 @@
+LINEAR_DIR = f"{RESULTS}/linear_eval/{{dataset}}/{{model}}-{{sampler}}/seed{{seed}}"
+
+
+def linear_eval_targets():
+    """Linear evaluation of every pretrained run, on its pretraining dataset (as in the paper)."""
+    return expand(f"{LINEAR_DIR}/result.json", dataset=config["pretrain"]["datasets"],
+                  model=list(config["models"]), sampler=list(config["samplers"]),
+                  seed=config["seeds"])
+
+
+rule linear_eval:
+    """Linear classifier on frozen features of one pretrained checkpoint."""
+    input:
+        checkpoint=f"{PRETRAIN_DIR}/checkpoint.pt",
+    output:
+        record=f"{LINEAR_DIR}/result.json",
+    params:
+        le=config["linear_eval"],
+        data_root=config["pretrain"].get("data_root") or "",
+        out=lambda w, output: str(Path(output.record).parent),
+    threads: int(config["pretrain"].get("threads", 1))
+    log:
+        f"{LINEAR_DIR}/stderr.txt",
+    shell:
+        "{PY} -m repro.linear_eval --checkpoint {input.checkpoint} --dataset {wildcards.dataset}"
+        " $([ -n '{params.data_root}' ] && echo --data-root '{params.data_root}')"
+        " --epochs {params.le[epochs]} --lr {params.le[lr]} --batch-size {params.le[batch_size]}"
+        " --weight-decay {params.le[weight_decay]} --seed {wildcards.seed} --threads {threads}"
+        " --out {params.out} 2> {log}"

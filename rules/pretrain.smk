@@ -1,0 +1,49 @@
+import json
+from pathlib import Path
+
+from repro.config import run_spec
+
+PRETRAIN_DIR = f"{RESULTS}/pretrain/{{dataset}}/{{model}}-{{sampler}}/seed{{seed}}"
+
+
+def pretrain_targets():
+    """result.json of every (dataset, model, sampler, seed) the config asks for."""
+    return expand(f"{PRETRAIN_DIR}/result.json", dataset=config["pretrain"]["datasets"],
+                  model=list(config["models"]), sampler=list(config["samplers"]),
+                  seed=config["seeds"])
+
+
+def _gpus(wildcards):
+    """GPUs of one run (pretrain.gpus, or its pretrain.per_dataset override)."""
+    spec = run_spec(config, wildcards.model, wildcards.sampler, wildcards.dataset,
+                    int(wildcards.seed))
+    return int(spec["pretrain"].get("gpus", 0))
+
+
+def _launcher(wildcards):
+    gpus = _gpus(wildcards)
+    if gpus > 1:
+        torchrun = Path(PY).with_name("torchrun")
+        return f"{torchrun} --standalone --nproc_per_node={gpus}"
+    return PY
+
+
+rule pretrain:
+    """One (model, sampler, dataset, seed) pretraining run; resumes after an interruption."""
+    output:
+        checkpoint=f"{PRETRAIN_DIR}/checkpoint.pt",
+        log=f"{PRETRAIN_DIR}/log.csv",
+        record=f"{PRETRAIN_DIR}/result.json",
+    params:
+        spec=lambda w: json.dumps(
+            run_spec(config, w.model, w.sampler, w.dataset, int(w.seed)), sort_keys=True),
+        out=lambda w, output: str(Path(output.record).parent),
+        launcher=_launcher,
+    threads: int(config["pretrain"].get("threads", 1))
+    resources:
+        gpu=_gpus,
+    log:
+        f"{PRETRAIN_DIR}/stderr.txt",
+    shell:
+        "{params.launcher} -m repro.pretrain --spec-json {params.spec:q} --out {params.out}"
+        " --resume --no-progress 2> {log}"

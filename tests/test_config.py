@@ -1,0 +1,66 @@
+"""Workflow configs: schema validation, defaults, and one run's spec."""
+
+import copy
+
+import pytest
+
+from repro.config import load_config, run_spec, validate_config
+from repro.results import config_hash
+
+
+@pytest.fixture(scope="module")
+def default():
+    return load_config("config/default.yaml")
+
+
+def test_shipped_configs_validate(default):
+    paper = load_config("config/paper.yaml")
+    assert default["scale"] == "default" and paper["scale"] == "paper"
+    assert paper["pretrain"]["epochs"] == 200 and paper["pretrain"]["temperature"] == 0.07
+    assert paper["models"]["ir"]["num_negatives"] == 4096
+
+
+def test_invalid_value_is_refused_naming_the_key(default):
+    bad = copy.deepcopy(default)
+    bad["pretrain"]["lr"] = -1.0
+    with pytest.raises(ValueError, match=r"pretrain\.lr"):
+        validate_config(bad)
+    bad = copy.deepcopy(default)
+    bad["pretrain"]["per_dataset"] = {"mnist": {"epochs": 1}}
+    with pytest.raises(ValueError, match="per_dataset"):
+        validate_config(bad)
+
+
+def test_missing_config_file_names_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.yaml"):
+        load_config(tmp_path / "nowhere.yaml")
+
+
+def test_per_dataset_override_applies_only_to_its_dataset(default):
+    config = copy.deepcopy(default)
+    config["pretrain"]["per_dataset"] = {"digits": {"backbone": {"cifar_stem": False},
+                                                    "epochs": 3}}
+    validate_config(config)
+    digits = run_spec(config, "moco", "ring", "digits", 0)["pretrain"]
+    shapes = run_spec(config, "moco", "ring", "shapes", 0)["pretrain"]
+    assert digits["backbone"] == {**default["pretrain"]["backbone"], "cifar_stem": False}
+    assert digits["epochs"] == 3 and shapes["epochs"] == default["pretrain"]["epochs"]
+    assert shapes["backbone"] == default["pretrain"]["backbone"]
+    assert "per_dataset" not in digits and "datasets" not in digits
+
+
+def test_run_spec_hash_ignores_settings_outside_the_run(default):
+    config = copy.deepcopy(default)
+    before = config_hash(run_spec(config, "ir", "ring", "shapes", 0))
+    config["report"]["tables_dir"] = "elsewhere"
+    config["linear_eval"]["epochs"] = 99
+    assert config_hash(run_spec(config, "ir", "ring", "shapes", 0)) == before
+    config["samplers"]["ring"]["w_l"] = 0.8
+    assert config_hash(run_spec(config, "ir", "ring", "shapes", 0)) != before
+
+
+def test_unknown_model_or_sampler_in_a_run_is_refused(default):
+    with pytest.raises(ValueError, match="byol"):
+        run_spec(default, "byol", "ring", "shapes", 0)
+    with pytest.raises(ValueError, match="hard"):
+        run_spec(default, "ir", "hard", "shapes", 0)

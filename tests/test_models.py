@@ -1,0 +1,381 @@
+"""Base models x samplers: losses, gradients, state updates, Ring(0, 1) == uniform, round trip."""
+
+import io
+
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from repro.estimators import info_nce_loss
+from repro.models import MODELS, build_model, model_names
+from repro.models.base import negatives_from_pool
+from repro.models.cmc import IMAGENET_MEAN, IMAGENET_STD, normalize_lab, rgb_to_lab
+from repro.models.moco import momentum_update_
+from repro.models.simclr import in_batch_similarities
+from repro.samplers import RingSampler, UniformSampler
+
+TINY = {"arch": "resnet18", "cifar_stem": True, "width": 0.0625}
+SAMPLERS = {"uniform": {"name": "uniform"},
+            "ring": {"name": "ring", "w_l": 0.5, "w_u": 0.95, "anneal_fraction": 0.5}}
+WHOLE_RING = {"name": "ring", "w_l": 0.0, "w_u": 1.0}
+DATASET_SIZE, BATCH = 32, 8
+
+
+def _model(name, sampler=SAMPLERS["uniform"], seed=0, **options):
+    torch.manual_seed(seed)
+    kwargs = dict(sampler_config=sampler, dataset_size=DATASET_SIZE, backbone=TINY,
+                  embedding_dim=8, temperature=0.2, num_negatives=12, queue_size=20,
+                  key_momentum=0.9)
+    kwargs.update(options)
+    return build_model(name, **kwargs)
+
+
+def _batch(seed=1, start=0):
+    g = torch.Generator().manual_seed(seed)
+    views = tuple(torch.randn(BATCH, 3, 16, 16, generator=g) for _ in range(2))
+    return {"index": torch.arange(start, start + BATCH), "views": views,
+            "label": torch.zeros(BATCH, dtype=torch.long)}
+
+
+def _gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+@pytest.mark.parametrize("name", model_names())
+def test_every_model_and_sampler_gives_a_finite_loss_with_gradients_in_the_encoder(name, sampler):
+    model = _model(name, SAMPLERS[sampler])
+    out = model(_batch(), progress=1.0, generator=_gen())
+    assert out["loss"].dim() == 0 and torch.isfinite(out["loss"])
+    assert all(isinstance(out[k], float) for k in ("pos_sim", "neg_sim", "num_negatives"))
+    out["loss"].backward()
+    grads = [p.grad for p in model.encoder.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert model.encoder.conv1.weight.grad.abs().sum() > 0
+
+
+def test_model_names_and_unknown_model_lists_the_choices():
+    assert model_names() == ["cmc", "ir", "moco", "simclr"] == sorted(MODELS)
+    with pytest.raises(ValueError, match=r"choose one of \['cmc', 'ir', 'moco', 'simclr'\]"):
+        _model("byol")
+
+
+def test_builder_gives_k_negatives_to_bank_models_and_the_whole_pool_to_others():
+    assert _model("ir").sampler == UniformSampler(num_negatives=12)
+    assert _model("cmc", SAMPLERS["ring"]).sampler.num_negatives == 12
+    assert _model("moco").sampler == UniformSampler(num_negatives=None)
+    assert isinstance(_model("simclr", SAMPLERS["ring"]).sampler, RingSampler)
+    assert _model("simclr", SAMPLERS["ring"]).sampler.num_negatives is None
+    with pytest.raises(ValueError, match="model's options"):
+        _model("ir", {"name": "uniform", "num_negatives": 3})
+
+
+def test_forward_changes_no_state_until_update_state():
+    model = _model("ir")
+    bank = model.bank.all().clone()
+    model(_batch(), generator=_gen())
+    assert torch.equal(model.bank.all(), bank)
+    model.update_state()
+    assert not torch.equal(model.bank.all(), bank)
+
+
+def test_forward_in_eval_mode_stashes_no_update():
+    model = _model("moco").eval()
+    keys = model.queue.all().clone()
+    with torch.no_grad():
+        model(_batch(), generator=_gen())
+    model.update_state()
+    assert torch.equal(model.queue.all(), keys) and int(model.queue.ptr) == 0
+
+
+def test_ir_update_state_moves_the_batch_bank_entries_by_the_momentum_formula():
+    model = _model("ir", bank_momentum=0.5)
+    batch = _batch(start=10)
+    before = model.bank.all().clone()
+    model(batch, generator=_gen())
+    model.update_state()
+    with torch.no_grad():
+        q = model.embed(batch["views"][0])  # BN in train mode: batch statistics, same q
+    idx = batch["index"]
+    torch.testing.assert_close(model.bank.get(idx), F.normalize(0.5 * before[idx] + 0.5 * q))
+    rest = torch.ones(DATASET_SIZE, dtype=torch.bool)
+    rest[idx] = False
+    assert torch.equal(model.bank.all()[rest], before[rest])
+
+
+def test_ir_positive_is_the_anchor_own_bank_entry():
+    model = _model("ir")
+    batch = _batch()
+    with torch.no_grad():
+        model.bank.memory[batch["index"]] = model.embed(batch["views"][0])
+    out = model(batch, generator=_gen())
+    assert out["pos_sim"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_cmc_update_state_moves_each_bank_towards_its_own_view():
+    model = _model("cmc", bank_momentum=0.25)
+    batch = _batch()
+    before_l, before_ab = model.bank_l.all().clone(), model.bank_ab.all().clone()
+    model(batch, generator=_gen())
+    model.update_state()
+    with torch.no_grad():
+        l, ab = model.lab_views(batch["views"][0])
+        z_l = F.normalize(model.head_l(model.encoder_l(l)))
+        z_ab = F.normalize(model.head_ab(model.encoder_ab(ab)))
+    idx = batch["index"]
+    torch.testing.assert_close(model.bank_l.get(idx),
+                               F.normalize(0.25 * before_l[idx] + 0.75 * z_l))
+    torch.testing.assert_close(model.bank_ab.get(idx),
+                               F.normalize(0.25 * before_ab[idx] + 0.75 * z_ab))
+
+
+def test_moco_update_state_applies_the_key_ema_and_enqueues_the_keys():
+    model = _model("moco", key_momentum=0.9)
+    assert all(torch.equal(k, q) for k, q in
+               zip(model.key_encoder.parameters(), model.encoder.parameters()))
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    batch = _batch()
+    key_before = [p.clone() for p in model.key_encoder.parameters()]
+    out = model(batch, generator=_gen())
+    with torch.no_grad():
+        k = model.embed_keys(batch["views"][1])
+    out["loss"].backward()
+    opt.step()
+    model.update_state()
+    for kb, ka, q in zip(key_before, model.key_encoder.parameters(), model.encoder.parameters()):
+        torch.testing.assert_close(ka, 0.9 * kb + 0.1 * q)
+    assert not all(torch.equal(a, b) for a, b in zip(key_before, model.key_encoder.parameters()))
+    torch.testing.assert_close(model.queue.all()[:BATCH], k)
+    assert int(model.queue.ptr) == BATCH
+    assert all(p.grad is None for p in model.key_encoder.parameters())
+    assert all(not p.requires_grad for p in model.key_head.parameters())
+
+
+def test_moco_queue_wraps_around_over_steps():
+    model = _model("moco", queue_size=20)  # 8 does not divide 20
+    for step in range(3):
+        model(_batch(seed=step), generator=_gen())
+        model.update_state()
+    assert int(model.queue.ptr) == 24 % 20
+
+
+def test_momentum_update_formula():
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    wa, wb = a.weight.clone(), b.weight.clone()
+    momentum_update_(a, b, 0.75)
+    torch.testing.assert_close(a.weight, 0.75 * wa + 0.25 * wb)
+
+
+@pytest.mark.parametrize("name", ["moco", "simclr"])
+def test_whole_ring_gives_exactly_the_uniform_loss_on_whole_pool_models(name):
+    uniform, ring = _model(name, SAMPLERS["uniform"]), _model(name, WHOLE_RING)
+    ring.load_state_dict(uniform.state_dict())
+    a = uniform(_batch(), progress=0.7, generator=_gen())
+    b = ring(_batch(), progress=0.7, generator=_gen())
+    assert torch.equal(a["loss"], b["loss"])
+
+
+@pytest.mark.parametrize("name", ["ir", "cmc"])
+def test_whole_ring_matches_the_uniform_loss_with_the_same_generator_seed(name):
+    uniform, ring = _model(name, SAMPLERS["uniform"]), _model(name, WHOLE_RING)
+    ring.load_state_dict(uniform.state_dict())
+    a = uniform(_batch(), progress=0.7, generator=_gen(5))
+    b = ring(_batch(), progress=0.7, generator=_gen(5))
+    # Same draws; uniform takes K dot products, the ring gathers from the (B, N) matrix.
+    torch.testing.assert_close(a["loss"], b["loss"], rtol=1e-6, atol=1e-6)
+    c = uniform(_batch(), progress=0.7, generator=_gen(6))
+    assert not torch.allclose(a["loss"], c["loss"])  # the draw does matter
+
+
+def test_ring_on_the_queue_keeps_the_annealed_ring():
+    model = _model("moco", {"name": "ring", "w_l": 0.5, "w_u": 1.0, "anneal_fraction": 0.5})
+    assert model(_batch(), progress=0.0, generator=_gen())["num_negatives"] == 20
+    assert model(_batch(), progress=0.5, generator=_gen())["num_negatives"] == 10
+
+
+def test_uniform_picks_match_the_dense_similarities():
+    g = torch.Generator().manual_seed(0)
+    q = F.normalize(torch.randn(4, 6, generator=g))
+    pool = F.normalize(torch.randn(30, 6, generator=g))
+    sparse = negatives_from_pool(UniformSampler(5), q, pool, progress=1.0, generator=_gen(3))
+    idx = torch.randint(0, 30, (4, 5), generator=_gen(3))
+    torch.testing.assert_close(sparse, (q @ pool.t()).gather(1, idx))
+    ring = RingSampler(w_l=0.8, w_u=1.0, num_negatives=None)
+    top = negatives_from_pool(ring, q, pool, progress=1.0)
+    torch.testing.assert_close(top.sort(1).values, (q @ pool.t()).topk(6).values.sort(1).values)
+
+
+def test_simclr_pool_excludes_self_and_positive():
+    z = F.normalize(torch.randn(6, 4))  # B = 3
+    pos, pool = in_batch_similarities(z, z)
+    sims = z @ z.t()
+    assert pool.shape == (6, 4)
+    for i in range(6):
+        partner = (i + 3) % 6
+        assert pos[i] == sims[i, partner]
+        others = [j for j in range(6) if j not in (i, partner)]
+        assert torch.equal(pool[i], sims[i, others])
+
+
+def test_simclr_uniform_is_nt_xent_and_gradients_flow_through_the_pool():
+    z = F.normalize(torch.randn(6, 4)).requires_grad_()
+    pos, pool = in_batch_similarities(z, z)
+    loss = info_nce_loss(pos, pool, 0.5)
+    logits = (z @ z.t()) / 0.5
+    logits = logits.masked_fill(torch.eye(6, dtype=torch.bool), float("-inf"))
+    target = (torch.arange(6) + 3) % 6
+    torch.testing.assert_close(loss, F.cross_entropy(logits, target))
+    pool.sum().backward()  # pool entries alone reach every row of z
+    assert (z.grad.abs().sum(1) > 0).all()
+
+
+def test_rgb_to_lab_on_known_colours():
+    rgb = torch.tensor([[1, 1, 1], [0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1.0]])
+    lab = rgb_to_lab(rgb.t().reshape(1, 3, 5, 1)).reshape(3, 5).t()
+    expected = torch.tensor([[100.0, 0, 0], [0, 0, 0], [53.24, 80.09, 67.20],
+                             [87.73, -86.18, 83.18], [32.30, 79.19, -107.86]])
+    torch.testing.assert_close(lab, expected, atol=0.02, rtol=0)
+
+
+def test_cmc_undoes_the_pipeline_normalisation_before_lab():
+    model = _model("cmc")
+    raw = torch.rand(2, 3, 8, 8)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    l, ab = model.lab_views((raw - mean) / std)
+    lab = normalize_lab(rgb_to_lab(raw))
+    torch.testing.assert_close(torch.cat([l, ab], 1), lab, atol=1e-4, rtol=1e-4)
+    white_l, _ = model.lab_views((torch.ones(1, 3, 2, 2) - mean) / std)
+    torch.testing.assert_close(white_l, torch.ones(1, 1, 2, 2))
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_features_are_frozen_backbone_features_of_feature_dim(name):
+    model = _model(name).eval()
+    feats = model.features(torch.randn(3, 3, 16, 16))
+    assert feats.shape == (3, model.feature_dim)
+    enc_dim = 32  # width 0.0625: 4 base channels * 8
+    assert model.feature_dim == (2 * enc_dim if name == "cmc" else enc_dim)
+
+
+@pytest.mark.parametrize("name", ["ir", "moco", "simclr"])
+def test_encoder_has_torchvision_resnet_keys(name):
+    model = _model(name, backbone={"arch": "resnet18", "cifar_stem": False, "width": 1.0})
+    expected = {k for k in torchvision.models.resnet18(weights=None).state_dict()
+                if not k.startswith("fc.")}
+    assert set(model.encoder.state_dict()) == expected
+    assert model.backbone_config == {"arch": "resnet18", "cifar_stem": False, "width": 1.0,
+                                     "in_channels": 3}
+
+
+def test_cmc_encoder_is_the_l_encoder_described_by_backbone_config():
+    model = _model("cmc")
+    assert model.encoder is model.encoder_l and model.backbone_config["in_channels"] == 1
+    assert not any(k.startswith("encoder.") for k in model.state_dict())
+
+
+@pytest.mark.parametrize("sampler", sorted(SAMPLERS))
+@pytest.mark.parametrize("name", model_names())
+def test_training_steps_stay_finite(name, sampler):
+    model = _model(name, SAMPLERS[sampler])
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for step in range(3):
+        out = model(_batch(seed=step, start=8 * step), progress=step / 3, generator=_gen(step))
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        model.update_state()
+        assert torch.isfinite(out["loss"])
+    state = model.state_dict().values()
+    assert all(torch.isfinite(v).all() for v in state if v.is_floating_point())
+    for buf in ("bank", "bank_l", "queue"):
+        if hasattr(model, buf):
+            torch.testing.assert_close(getattr(model, buf).all().norm(dim=1),
+                                       torch.ones(getattr(model, buf).size))
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_state_dict_round_trip_gives_the_same_loss(name):
+    model = _model(name, SAMPLERS["ring"])
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model(_batch(), generator=_gen())["loss"].backward()
+    opt.step()
+    model.update_state()  # banks / queue / key encoder now differ from a fresh model's
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    buf.seek(0)
+    fresh = _model(name, SAMPLERS["ring"], seed=123)
+    fresh.load_state_dict(torch.load(buf))
+    a = model(_batch(seed=9), progress=0.8, generator=_gen(4))["loss"]
+    b = fresh(_batch(seed=9), progress=0.8, generator=_gen(4))["loss"]
+    assert torch.equal(a, b)
+
+
+def test_bad_batches_name_the_problem():
+    model = _model("ir")
+    with pytest.raises(ValueError, match="views"):
+        model({"index": torch.arange(BATCH)})
+    bad = _batch(start=DATASET_SIZE - 2)
+    with pytest.raises(ValueError, match="dataset_size"):
+        model(bad)
+    with pytest.raises(ValueError, match="temperature"):
+        _model("moco", temperature=0.0)
+
+
+def _ddp_worker(rank, world, init_file, out_dir):
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world)
+    half = BATCH // world
+    batch = _batch()
+    local = {"index": batch["index"][rank * half:(rank + 1) * half],
+             "views": tuple(v[rank * half:(rank + 1) * half] for v in batch["views"])}
+    ir, moco = _model("ir"), _model("moco")  # same seed: identical bank / queue on every rank
+    for model in (ir, moco):
+        model.set_process_group()
+        model(local, generator=_gen(rank))
+    with torch.no_grad():  # train-mode BN: the same local batch statistics as in forward
+        result = {"ir_embedding": ir.embed(local["views"][0]),
+                  "moco_embedding": moco.embed_keys(local["views"][1])}
+    for model in (ir, moco):
+        model.update_state()  # all-gathers the stashed rows of both ranks
+    result.update(ir_pool=ir.bank.all(), moco_pool=moco.queue.all())
+    simclr = _model("simclr").eval()
+    simclr.set_process_group()
+    result["simclr_loss"] = simclr(local)["loss"].detach()
+    torch.save(result, f"{out_dir}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_under_ddp_banks_and_queues_stay_identical_and_simclr_uses_the_global_batch(tmp_path):
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path)),
+                                nprocs=2)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
+    assert torch.equal(r0["ir_pool"], r1["ir_pool"])
+    assert torch.equal(r0["moco_pool"], r1["moco_pool"])
+    before = _model("ir").bank.all()
+    q = torch.cat([r0["ir_embedding"], r1["ir_embedding"]])
+    torch.testing.assert_close(r0["ir_pool"][:BATCH], F.normalize(0.5 * before[:BATCH] + 0.5 * q))
+    keys = torch.cat([r0["moco_embedding"], r1["moco_embedding"]])
+    torch.testing.assert_close(r0["moco_pool"][:BATCH], keys)
+    # Eval mode (no batch statistics): every anchor sees the same 2B - 2 negatives as in one
+    # process, so the mean of the per-process losses is the single-process loss.
+    single = _model("simclr").eval()(_batch())["loss"]
+    torch.testing.assert_close((r0["simclr_loss"] + r1["simclr_loss"]) / 2, single.detach())
+
+
+@pytest.mark.parametrize("pool_size", [30, 200])  # dense product (N <= 16 K) / gathered rows
+def test_uniform_negatives_and_gradients_agree_on_both_computation_paths(pool_size):
+    g = torch.Generator().manual_seed(1)
+    q = F.normalize(torch.randn(4, 6, generator=g)).requires_grad_()
+    pool = F.normalize(torch.randn(pool_size, 6, generator=g))
+    neg = negatives_from_pool(UniformSampler(5), q, pool, progress=1.0, generator=_gen(7))
+    idx = torch.randint(0, pool_size, (4, 5), generator=_gen(7))
+    expected = torch.einsum("bd,bkd->bk", q, pool[idx])
+    torch.testing.assert_close(neg, expected)
+    (grad,) = torch.autograd.grad(neg.exp().sum(), q)
+    (expected_grad,) = torch.autograd.grad(expected.exp().sum(), q)
+    torch.testing.assert_close(grad, expected_grad)

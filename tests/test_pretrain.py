@@ -1,0 +1,120 @@
+"""Pretraining CLI: resumable and deterministic, clear failure on NaN, DDP under torchrun."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from repro.config import run_spec
+from repro.pretrain import main, train
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _config(model_options=None, **pretrain):
+    p = {"datasets": ["shapes"], "data_root": None,
+         "backbone": {"arch": "resnet18", "cifar_stem": True, "width": 0.0625},
+         "embedding_dim": 16, "temperature": 0.2, "epochs": 2, "batch_size": 16, "lr": 0.05,
+         "momentum": 0.9, "weight_decay": 0.0005, "num_workers": 0, "threads": 1, "subset": 64}
+    p.update(pretrain)
+    return {"scale": "test", "seeds": [0],
+            "models": {"ir": {"num_negatives": 16}, "moco": {"queue_size": 32},
+                       "cmc": {"num_negatives": 16}, "simclr": {}, **(model_options or {})},
+            "samplers": {"uniform": {"name": "uniform"},
+                         "ring": {"name": "ring", "w_l": 0.5, "w_u": 0.95,
+                                  "anneal_fraction": 0.5}},
+            "pretrain": p}
+
+
+def _losses(path):
+    with open(path) as fh:
+        return [(r["epoch"], r["step"], r["loss"], r["w_l"]) for r in csv.DictReader(fh)]
+
+
+@pytest.mark.parametrize("model", ["ir", "moco"])
+def test_resume_after_interruption_reaches_the_same_result(tmp_path, model):
+    spec = run_spec(_config(), model, "ring", "shapes", 0)
+    straight = train(spec, tmp_path / "straight", progress_bar=False)
+    assert train(spec, tmp_path / "split", progress_bar=False, stop_after_epoch=1) == {}
+    assert not (tmp_path / "split" / "checkpoint.pt").exists()
+    resumed = train(spec, tmp_path / "split", resume=True, progress_bar=False)
+    assert resumed["metrics"] == straight["metrics"]
+    assert _losses(tmp_path / "straight" / "log.csv") == _losses(tmp_path / "split" / "log.csv")
+    a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=False)["model"]
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_outputs_checkpoint_log_and_record(tmp_path):
+    spec = run_spec(_config(epochs=1), "simclr", "uniform", "shapes", 0)
+    record = train(spec, tmp_path, progress_bar=False)
+    assert record["stage"] == "pretrain" and record["scale"] == "test"
+    assert json.loads((tmp_path / "result.json").read_text())["metrics"]["final_loss"] > 0
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert {"encoder", "backbone", "model", "config", "dataset_size"} <= set(ckpt)
+    assert not any(k.startswith("fc.") for k in ckpt["encoder"])
+    rows = _losses(tmp_path / "log.csv")
+    assert len(rows) == 64 // 16 and all(r[3] == "" for r in rows)  # uniform: no w_l
+
+
+def test_ring_log_records_the_annealed_w_l(tmp_path):
+    spec = run_spec(_config(epochs=2), "ir", "ring", "shapes", 0)
+    train(spec, tmp_path, progress_bar=False)
+    w_l = [float(r[3]) for r in _losses(tmp_path / "log.csv")]
+    assert w_l[0] == 0.0 and w_l == sorted(w_l) and w_l[-1] == pytest.approx(0.5)
+
+
+def test_resume_ignores_a_last_checkpoint_from_another_config(tmp_path, capsys):
+    train(run_spec(_config(epochs=2), "ir", "uniform", "shapes", 0), tmp_path,
+          progress_bar=False, stop_after_epoch=1)
+    other = run_spec(_config(epochs=1, lr=0.01), "ir", "uniform", "shapes", 0)
+    train(other, tmp_path, resume=True, progress_bar=False)
+    assert "another configuration" in capsys.readouterr().err
+    assert len(list(tmp_path.glob("last.*.pt"))) == 1  # the old state is kept, not lost
+
+
+def test_nan_loss_stops_with_a_clear_message(tmp_path, capsys):
+    spec = run_spec(_config(temperature=1e-40), "moco", "uniform", "shapes", 0)
+    code = main(["--spec-json", json.dumps(spec), "--out", str(tmp_path), "--no-progress"])
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "loss became nan" in err and "temperature" in err
+    assert not (tmp_path / "result.json").exists()
+
+
+def test_missing_dataset_names_path_and_how_to_get_it(tmp_path, capsys):
+    spec = run_spec(_config(data_root=str(tmp_path / "nowhere")), "ir", "uniform", "shapes", 0)
+    spec["dataset"] = "cifar10"
+    code = main(["--spec-json", json.dumps(spec), "--out", str(tmp_path / "run"),
+                 "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "nowhere" in err and "cifar" in err.lower()
+
+
+def test_help_explains_the_cli():
+    proc = subprocess.run([sys.executable, "-m", "repro.pretrain", "--help"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0 and "--resume" in proc.stdout and "torchrun" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_ddp_with_two_cpu_processes(tmp_path):
+    spec = run_spec(_config(epochs=1, batch_size=16), "moco", "ring", "shapes", 0)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "repro.pretrain",
+         "--spec-json", json.dumps(spec), "--out", str(tmp_path), "--no-progress"],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((tmp_path / "result.json").read_text())
+    assert record["extra"]["world_size"] == 2
+    # 64 items, global batch 16 -> 4 steps, each rank logs... rank 0 writes the log.
+    assert len(_losses(tmp_path / "log.csv")) == 4
