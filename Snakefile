@@ -42,6 +42,8 @@ wildcard_constraints:
 include: "rules/toy.smk"
 include: "rules/pretrain.smk"
 include: "rules/linear_eval.smk"
+include: "rules/fewshot.smk"
+include: "rules/detection.smk"
 
 
 rule all:
@@ -49,3 +51,5 @@ rule all:
         rules.toy.output,
         pretrain_targets(),
         linear_eval_targets(),
+        fewshot_targets(),
+        detection_targets(),

@@ -1,0 +1,102 @@
+# Detection / segmentation / keypoint fine-tuning of pretrained query encoders
+# (python -m transfer.detection.train). Uses PY, RESULTS and config from the Snakefile, and
+# _transfer_runs from rules/fewshot.smk when included after it (defined here otherwise).
+
+DETECTION_CHECKPOINT = f"{RESULTS}/pretrain/{{dataset}}/{{model}}-{{sampler}}/seed{{seed}}/checkpoint.pt"
+DETECTION_DIR = f"{RESULTS}/detection/{{task}}/{{dataset}}/{{model}}-{{sampler}}/seed{{seed}}"
+DETECTION_DATA = f"{RESULTS}/detection/data/shapes_coco"
+DETECTION_TASKS = ("voc_det", "coco_mask", "coco_kpt")
+
+if "_transfer_runs" not in globals():
+
+    def _transfer_runs(block):
+        pairs = [(m, s) for m in config["models"] for s in config["samplers"]]
+        wanted = block.get("runs")
+        if wanted is None:
+            return pairs
+        unknown = [r for r in wanted if tuple(r.split("-", 1)) not in pairs]
+        if unknown:
+            raise ValueError(f"runs {unknown} are not model-sampler pairs of the config")
+        return [tuple(r.split("-", 1)) for r in wanted]
+
+
+def detection_targets():
+    """result.json of every (task, pretraining dataset, model, sampler, seed) asked for."""
+    det = config.get("detection") or {}
+    datasets = det.get("datasets") or config["pretrain"]["datasets"]
+    return [f"{RESULTS}/detection/{task}/{dataset}/{model}-{sampler}/seed{seed}/result.json"
+            for task in det.get("tasks", [])
+            for dataset in datasets
+            for model, sampler in _transfer_runs(det)
+            for seed in config["seeds"]]
+
+
+def _detection_data(task):
+    """(--data, --data-root) of a task: the generated shapes, or the real VOC / COCO folders."""
+    det = config.get("detection") or {}
+    if det.get("data", "generated") == "generated":
+        return "generated", DETECTION_DATA
+    if task == "voc_det":
+        return "voc", det.get("voc_root", "data/VOCdevkit")
+    return "coco", det.get("coco_root", "data/coco")
+
+
+def _detection_inputs(wildcards):
+    inputs = {"checkpoint": DETECTION_CHECKPOINT.format(
+        dataset=wildcards.dataset, model=wildcards.model, sampler=wildcards.sampler,
+        seed=wildcards.seed)}
+    if _detection_data(wildcards.task)[0] == "generated":
+        inputs["data"] = f"{DETECTION_DATA}/annotations/instances_val2017.json"
+    return inputs
+
+
+def _detection_options(wildcards):
+    det = config.get("detection") or {}
+    data, root = _detection_data(wildcards.task)
+    iterations = det.get("iterations")
+    if isinstance(iterations, dict):
+        iterations = iterations.get(wildcards.task)
+    gpus = int(det.get("gpus", 0))
+    flags = {"--data": data, "--data-root": root, "--backend": det.get("backend", "auto"),
+             "--iterations": iterations, "--batch-size": det.get("batch_size"),
+             "--lr": det.get("lr"), "--min-size": det.get("min_size"),
+             "--max-size": det.get("max_size"), "--norm": det.get("norm"),
+             "--fpn-channels": det.get("fpn_channels"), "--head-width": det.get("head_width"),
+             "--num-gpus": max(1, gpus), "--device": "cuda" if gpus else "cpu"}
+    return " ".join(f"{k} {v}" for k, v in flags.items() if v is not None)
+
+
+rule detection_data:
+    """The generated COCO-format shapes dataset (boxes, masks, keypoints)."""
+    output:
+        f"{DETECTION_DATA}/annotations/instances_val2017.json",
+        f"{DETECTION_DATA}/annotations/person_keypoints_val2017.json",
+    params:
+        g={"train": 48, "val": 16, "size": 96,
+           **((config.get("detection") or {}).get("generated") or {})},
+    log:
+        f"{RESULTS}/detection/data/log.txt",
+    shell:
+        "{PY} -m transfer.detection.synthetic {DETECTION_DATA}"
+        " --train {params.g[train]} --val {params.g[val]} --size {params.g[size]} > {log} 2>&1"
+
+
+rule detection:
+    """Fine-tune one checkpoint on one detection task; COCO-style AP record."""
+    input:
+        unpack(_detection_inputs),
+    output:
+        record=f"{DETECTION_DIR}/result.json",
+    params:
+        options=_detection_options,
+    wildcard_constraints:
+        task="|".join(DETECTION_TASKS),
+    threads: int(config["pretrain"].get("threads", 1))
+    resources:
+        gpu=int((config.get("detection") or {}).get("gpus", 0)),
+    log:
+        f"{DETECTION_DIR}/stderr.txt",
+    shell:
+        "{PY} -m transfer.detection.train --checkpoint {input.checkpoint} --task {wildcards.task}"
+        " --out {output.record} --seed {wildcards.seed} --threads {threads} {params.options}"
+        " --no-progress 2> {log}"

@@ -1,0 +1,279 @@
+"""Detection transfer: checkpoint -> detectron2 conversion, shipped configs, the generated COCO
+dataset, COCO-style AP, and the torchvision fine-tuning backend end to end (CPU, tiny)."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+import yaml
+
+from transfer.detection.convert import (PIXEL_MEAN, PIXEL_STD, convert_state_dict,
+                                        detectron2_to_torchvision_name, infer_backbone,
+                                        main as convert_main, torchvision_to_detectron2_name)
+from transfer.detection.train import CONFIG_DIR, learning_rate, main as train_main, pick_backend
+
+
+def _checkpoint(path: Path, backbone: dict) -> Path:
+    from repro.models.backbones import build_backbone
+
+    torch.manual_seed(0)
+    encoder = build_backbone(**backbone)
+    config = {"model": "moco", "sampler_label": "ring", "sampler": {"name": "ring", "w_l": 0.9},
+              "dataset": "shapes", "seed": 0, "scale": "default"}
+    torch.save({"encoder": encoder.state_dict(), "backbone": backbone, "model": {},
+                "config": config, "epoch": 1}, path)
+    return path
+
+
+TINY = {"arch": "resnet18", "cifar_stem": True, "width": 0.125, "in_channels": 3}
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    from transfer.detection.synthetic import make_shapes_coco
+
+    return make_shapes_coco(tmp_path_factory.mktemp("shapes"), num_train=8, num_val=4,
+                            image_size=64, seed=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Conversion
+# ---------------------------------------------------------------------------------------------
+
+
+def test_resnet50_conversion_maps_every_key_keeps_shapes_and_drops_fc():
+    state = torchvision.models.resnet50(weights=None).state_dict()
+    converted = convert_state_dict(state)
+    backbone_keys = [k for k in state if not k.startswith("fc.")
+                     and not k.endswith("num_batches_tracked")]
+    assert len(converted) == len(backbone_keys) == 265
+    assert not any("fc" in k for k in converted)
+    for key in backbone_keys:
+        new = torchvision_to_detectron2_name(key)
+        assert converted[new].shape == tuple(state[key].shape)
+        np.testing.assert_array_equal(converted[new], state[key].numpy())
+        assert detectron2_to_torchvision_name(new) == key  # round trip
+    for name in ("stem.conv1.weight", "stem.conv1.norm.running_var", "res2.0.conv3.norm.bias",
+                 "res2.0.shortcut.weight", "res2.0.shortcut.norm.weight", "res5.2.conv2.weight"):
+        assert name in converted
+    assert infer_backbone(state) == {"arch": "resnet50", "cifar_stem": False, "width": 1.0,
+                                     "in_channels": 3}
+
+
+def test_conversion_refuses_a_key_that_is_not_a_resnet_backbone_key():
+    with pytest.raises(KeyError, match="not a torchvision ResNet backbone key"):
+        torchvision_to_detectron2_name("head.0.weight")
+    assert torchvision_to_detectron2_name("fc.weight") is None
+    assert torchvision_to_detectron2_name("layer1.0.bn1.num_batches_tracked") is None
+
+
+def test_convert_cli_writes_detectron2_pickle_and_matching_settings(tmp_path, capsys):
+    backbone = {"arch": "resnet50", "cifar_stem": False, "width": 0.25, "in_channels": 3}
+    ckpt = _checkpoint(tmp_path / "checkpoint.pt", backbone)
+    out = tmp_path / "model.pkl"
+    assert convert_main([str(ckpt), str(out)]) == 0
+    blob = pickle.loads(out.read_bytes())
+    assert blob["__author__"] == "ring-repro" and blob["matching_heuristics"] is True
+    encoder = torch.load(ckpt, weights_only=False)["encoder"]
+    assert blob["model"]["res4.5.conv3.weight"].shape == tuple(encoder["layer3.5.conv3.weight"].shape)
+    assert all(isinstance(v, np.ndarray) for v in blob["model"].values())
+    settings = yaml.safe_load((tmp_path / "model.yaml").read_text())
+    assert settings["INPUT"]["FORMAT"] == "RGB"
+    assert settings["MODEL"]["PIXEL_MEAN"] == [123.675, 116.28, 103.53]
+    assert settings["MODEL"]["PIXEL_STD"] == [58.395, 57.12, 57.375]
+    resnets = settings["MODEL"]["RESNETS"]
+    assert resnets["STRIDE_IN_1X1"] is False and resnets["DEPTH"] == 50
+    assert resnets["RES2_OUT_CHANNELS"] == 64 and resnets["STEM_OUT_CHANNELS"] == 16
+    assert settings["MODEL"]["WEIGHTS"] == str(out.resolve())
+
+
+def test_converting_a_cifar_stem_encoder_warns_that_detectron2_cannot_load_its_stem(tmp_path,
+                                                                                    capsys):
+    ckpt = _checkpoint(tmp_path / "checkpoint.pt", TINY)
+    assert convert_main([str(ckpt), str(tmp_path / "m.pkl")]) == 0
+    assert "CIFAR stem" in capsys.readouterr().err
+    assert "WARNING" in (tmp_path / "m.yaml").read_text()
+    assert convert_main([str(tmp_path / "missing.pt"), str(tmp_path / "x.pkl")]) == 2
+
+
+@pytest.mark.parametrize("name", ["voc_det_R_50_C4_24k.yaml", "coco_mask_R_50_FPN_1x.yaml",
+                                  "coco_kpt_R_50_FPN_1x.yaml"])
+def test_shipped_configs_resolve_their_base_and_match_the_conversion(name):
+    config = yaml.safe_load((CONFIG_DIR / name).read_text())
+    base = yaml.safe_load((CONFIG_DIR / config["_BASE_"]).read_text())
+    model = base["MODEL"]
+    assert model["PIXEL_MEAN"] == PIXEL_MEAN and model["PIXEL_STD"] == PIXEL_STD
+    assert base["INPUT"]["FORMAT"] == "RGB"
+    assert model["RESNETS"]["STRIDE_IN_1X1"] is False
+    assert model["BACKBONE"]["FREEZE_AT"] == 0 and model["RESNETS"]["NORM"] == "SyncBN"
+    assert config["DATASETS"]["TRAIN"] and config["SOLVER"]["MAX_ITER"] > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Data and evaluation
+# ---------------------------------------------------------------------------------------------
+
+
+def test_generated_dataset_is_valid_coco_with_masks_and_keypoints_inside_boxes(shapes):
+    from pycocotools.coco import COCO
+
+    instances = COCO(str(shapes / "annotations" / "instances_train2017.json"))
+    assert len(instances.getImgIds()) == 8 and len(instances.getCatIds()) == 3
+    for ann in instances.loadAnns(instances.getAnnIds()):
+        mask = instances.annToMask(ann)
+        assert abs(mask.sum() - ann["area"]) <= 0.2 * ann["area"]  # polygon vs raster
+        x, y, w, h = ann["bbox"]
+        ys, xs = np.nonzero(mask)
+        assert xs.min() >= x - 1 and xs.max() <= x + w and ys.min() >= y - 1
+    keypoints = COCO(str(shapes / "annotations" / "person_keypoints_val2017.json"))
+    for ann in keypoints.loadAnns(keypoints.getAnnIds()):
+        k = np.array(ann["keypoints"]).reshape(5, 3)
+        visible = k[k[:, 2] > 0]
+        x, y, w, h = ann["bbox"]
+        assert ann["num_keypoints"] == len(visible) >= 4
+        assert (visible[:, 0] >= x - 1).all() and (visible[:, 0] <= x + w + 1).all()
+        assert (visible[:, 1] >= y - 1).all() and (visible[:, 1] <= y + h + 1).all()
+
+
+def test_generated_dataset_is_deterministic_per_seed(tmp_path):
+    from transfer.detection.synthetic import make_shapes_coco
+
+    a = make_shapes_coco(tmp_path / "a", num_train=2, num_val=1, image_size=48, seed=3)
+    b = make_shapes_coco(tmp_path / "b", num_train=2, num_val=1, image_size=48, seed=3)
+    for rel in ("annotations/instances_train2017.json", "train2017/000000000002.png"):
+        assert (a / rel).read_bytes() == (b / rel).read_bytes()
+
+
+@pytest.mark.parametrize("head,annotations,iou_types", [
+    ("mask", "instances", ("bbox", "segm")),
+    ("keypoints", "person_keypoints", ("bbox", "keypoints")),
+])
+def test_ground_truth_as_predictions_scores_100_ap(shapes, head, annotations, iou_types):
+    from transfer.detection.coco_eval import coco_ap, to_coco_results
+    from transfer.detection.data import CocoDetection
+
+    dataset = CocoDetection(shapes / "annotations" / f"{annotations}_val2017.json",
+                            shapes / "val2017", head)
+    outputs, ids = [], []
+    for i in range(len(dataset)):
+        _, target = dataset[i]
+        out = {"boxes": target["boxes"], "labels": target["labels"],
+               "scores": torch.ones(len(target["labels"]))}
+        if head == "mask":
+            out["masks"] = target["masks"][:, None].float()
+        else:
+            out["keypoints"] = target["keypoints"]
+        outputs.append(out)
+        ids.append(int(target["image_id"]))
+    results = to_coco_results(outputs, ids, dataset.category_ids, iou_types)
+    for iou_type in iou_types:
+        ap = coco_ap(dataset.coco, results[iou_type], iou_type, ids)
+        assert ap["AP"] == pytest.approx(100.0) and ap["AP50"] == pytest.approx(100.0)
+    assert coco_ap(dataset.coco, [], "bbox", ids) == {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}
+
+
+def test_training_flip_moves_boxes_and_masks_together(shapes):
+    from transfer.detection.data import CocoDetection, _hflip
+
+    dataset = CocoDetection(shapes / "annotations" / "instances_train2017.json",
+                            shapes / "train2017", "mask")
+    x, target = dataset[0]
+    fx, ft = _hflip(x, target)
+    for box, mask in zip(ft["boxes"], ft["masks"]):
+        ys, xs = np.nonzero(mask.numpy())
+        assert abs(xs.min() - box[0].item()) <= 1 and abs(xs.max() + 1 - box[2].item()) <= 1
+    assert torch.equal(fx.flip(-1), x)
+
+
+def test_voc_xml_becomes_coco_with_zero_based_boxes_and_difficult_as_crowd(tmp_path):
+    from transfer.detection.data import voc_to_coco
+
+    base = tmp_path / "VOC2007"
+    (base / "ImageSets" / "Main").mkdir(parents=True)
+    (base / "Annotations").mkdir()
+    (base / "ImageSets" / "Main" / "test.txt").write_text("000001\n")
+    (base / "Annotations" / "000001.xml").write_text(
+        "<annotation><size><width>50</width><height>40</height></size>"
+        "<object><name>dog</name><difficult>0</difficult><bndbox><xmin>1</xmin><ymin>11</ymin>"
+        "<xmax>21</xmax><ymax>31</ymax></bndbox></object>"
+        "<object><name>cat</name><difficult>1</difficult><bndbox><xmin>5</xmin><ymin>5</ymin>"
+        "<xmax>9</xmax><ymax>9</ymax></bndbox></object></annotation>")
+    coco = voc_to_coco(tmp_path, "2007", "test")
+    dog, cat = coco["annotations"]
+    assert dog["bbox"] == [0.0, 10.0, 21.0, 21.0] and dog["iscrowd"] == 0
+    assert cat["iscrowd"] == 1 and len(coco["categories"]) == 20
+    assert coco["images"][0]["file_name"] == "VOC2007/JPEGImages/000001.jpg"
+    with pytest.raises(FileNotFoundError, match="VOC2012"):
+        voc_to_coco(tmp_path, "2012", "trainval")
+
+
+# ---------------------------------------------------------------------------------------------
+# Models and training
+# ---------------------------------------------------------------------------------------------
+
+
+def test_learning_rate_warms_up_then_steps_down_tenfold():
+    assert learning_rate(0, 0.02, 100, 10) == pytest.approx(0.02 * 0.001)
+    assert learning_rate(10, 0.02, 100, 10) == pytest.approx(0.02)
+    assert learning_rate(75, 0.02, 100, 10) == pytest.approx(0.002)
+    assert learning_rate(99, 0.02, 100, 10) == pytest.approx(0.0002)
+
+
+def test_detector_backbone_holds_the_pretrained_weights_and_can_freeze_bn():
+    from repro.models.backbones import build_backbone
+    from transfer.detection.models import build_detector
+
+    torch.manual_seed(0)
+    encoder = build_backbone(**TINY).state_dict()
+    model = build_detector("mask", "fpn", encoder, TINY, 3, min_size=64, max_size=64,
+                           fpn_channels=16, head_width=16)
+    assert torch.equal(model.backbone.body.stem[0].weight, encoder["conv1.weight"])
+    assert torch.equal(model.backbone.body.layers[3][1].conv2.weight,
+                       encoder["layer4.1.conv2.weight"])
+    frozen = build_detector("box", "c4", encoder, TINY, 3, min_size=64, max_size=64, norm="frozen")
+    norms = [m for m in frozen.backbone.modules()
+             if isinstance(m, (torch.nn.BatchNorm2d, torchvision.ops.FrozenBatchNorm2d))]
+    assert norms and all(isinstance(m, torchvision.ops.FrozenBatchNorm2d) for m in norms)
+    with pytest.raises(ValueError, match="box detection only"):
+        build_detector("mask", "c4", encoder, TINY, 3)
+
+
+@pytest.mark.parametrize("task,iou_types", [
+    ("voc_det", ("bbox",)),
+    ("coco_mask", ("bbox", "segm")),
+    ("coco_kpt", ("bbox", "keypoints")),
+])
+def test_torchvision_backend_fine_tunes_and_writes_a_detection_record(tmp_path, shapes, task,
+                                                                      iou_types):
+    from repro.results import read_record
+
+    ckpt = _checkpoint(tmp_path / "checkpoint.pt", TINY)
+    out = tmp_path / task / "result.json"
+    assert train_main(["--checkpoint", str(ckpt), "--task", task, "--data", "generated",
+                       "--data-root", str(shapes), "--backend", "torchvision",
+                       "--iterations", "2", "--min-size", "64", "--max-size", "64",
+                       "--fpn-channels", "16", "--head-width", "16", "--out", str(out),
+                       "--no-progress"]) == 0
+    record = read_record(out)
+    assert record["stage"] == "detection" and record["extra"]["backend"] == "torchvision"
+    assert record["extra"]["task"] == task and record["eval_dataset"] == "shapes_coco"
+    expected = {f"{t}_{m}" for t in iou_types for m in ("AP", "AP50", "AP75")}
+    assert set(record["metrics"]) == expected
+    assert all(0.0 <= v <= 100.0 for v in record["metrics"].values())
+    assert "pycocotools" in record["protocol"] and task in record["protocol"]
+    assert (out.parent / "log.csv").exists()
+
+
+def test_detectron2_backend_without_detectron2_is_a_clear_error():
+    from transfer.detection.train import detectron2_available
+
+    if detectron2_available():
+        pytest.skip("detectron2 is installed here")
+    with pytest.raises(ImportError, match="not on PyPI"):
+        pick_backend("detectron2")
+    assert pick_backend("auto") == "torchvision"

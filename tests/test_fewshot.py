@@ -1,0 +1,287 @@
+"""Meta-Dataset few-shot transfer: episode sampler, classifiers, sources (real TFDS code path with
+mocked examples, never a download), and the CLI end to end on a tiny checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from transfer.fewshot.classifiers import (l2_normalise, logistic_regression_predict, mean_ci95,
+                                          nearest_centroid_predict)
+from transfer.fewshot.episodes import (EpisodeConfig, sample_episode, shots_per_class,
+                                       support_size)
+from transfer.fewshot.evaluate import domain_linear_eval, main, run_episodes
+
+
+def _labels(counts: list[int]) -> np.ndarray:
+    return np.concatenate([np.full(n, c) for c, n in enumerate(counts)])
+
+
+def _clusters(num_classes: int, per_class: int, dim: int = 16, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(num_classes, dim)) * 5
+    labels = np.repeat(np.arange(num_classes), per_class)
+    return l2_normalise(centres[labels] + rng.normal(size=(len(labels), dim))), labels
+
+
+# ---------------------------------------------------------------------------------------------
+# Episodes
+# ---------------------------------------------------------------------------------------------
+
+
+def test_variable_episodes_respect_meta_dataset_bounds():
+    rng = np.random.default_rng(0)
+    counts = list(rng.integers(2, 300, size=80))
+    labels = _labels(counts)
+    ways = set()
+    for _ in range(200):
+        ep = sample_episode(labels, rng)
+        ways.add(ep.way)
+        assert 5 <= ep.way <= 50
+        assert len(ep.support) <= 500
+        assert set(ep.support).isdisjoint(ep.query)
+        per_class_query = np.bincount(ep.query_labels, minlength=ep.way)
+        q = per_class_query[0]
+        assert (per_class_query == q).all() and 1 <= q <= 10
+        shots = np.bincount(ep.support_labels, minlength=ep.way)
+        class_sizes = np.array([counts[c] for c in ep.classes])
+        assert (shots >= 1).all() and (shots <= class_sizes - q).all()
+        # episode labels point at the right source classes
+        assert (labels[ep.support] == ep.classes[ep.support_labels]).all()
+        assert (labels[ep.query] == ep.classes[ep.query_labels]).all()
+    assert len(ways) > 10  # the way really varies
+
+
+def test_fixed_way_shot_query_give_exact_episode_sizes():
+    labels = _labels([30] * 12)
+    ep = sample_episode(labels, np.random.default_rng(1), EpisodeConfig(way=5, shot=3, query=15))
+    assert ep.way == 5
+    assert np.bincount(ep.support_labels).tolist() == [3] * 5
+    assert np.bincount(ep.query_labels).tolist() == [15] * 5
+
+
+def test_source_with_fewer_classes_than_min_way_uses_every_class():
+    labels = _labels([10, 10, 10])
+    ep = sample_episode(labels, np.random.default_rng(0))
+    assert ep.way == 3 and ep.classes.tolist() == [0, 1, 2]
+
+
+def test_singleton_classes_are_never_sampled_and_one_usable_class_is_refused():
+    labels = np.array([0, 0, 0, 1, 2, 3])  # only class 0 has 2+ examples
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        sample_episode(labels, np.random.default_rng(0))
+
+
+def test_shots_total_stays_within_support_size_and_every_class_gets_one():
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        counts = rng.integers(3, 400, size=rng.integers(5, 50))
+        q = 1
+        total = support_size(counts, q, rng)
+        shots = shots_per_class(counts, q, total, rng)
+        assert (shots >= 1).all()
+        assert shots.sum() <= total
+        assert total <= 500
+
+
+def test_episode_config_rejects_impossible_settings():
+    with pytest.raises(ValueError, match="min_way"):
+        EpisodeConfig(min_way=10, max_way=5)
+    with pytest.raises(ValueError, match="shot"):
+        EpisodeConfig(shot=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Classifiers and statistics
+# ---------------------------------------------------------------------------------------------
+
+
+def test_both_classifiers_are_perfect_on_well_separated_clusters():
+    x, y = _clusters(6, 20)
+    support = np.concatenate([np.flatnonzero(y == c)[:5] for c in range(6)])
+    query = np.setdiff1d(np.arange(len(y)), support)
+    for predict in (nearest_centroid_predict, logistic_regression_predict):
+        assert (predict(x[support], y[support], x[query]) == y[query]).all()
+
+
+def test_nearest_centroid_uses_cosine_similarity():
+    support = np.array([[1.0, 0.0], [0.0, 10.0]])  # class 1 is far in Euclidean distance
+    query = np.array([[0.1, 1.0]])
+    assert nearest_centroid_predict(support, np.array([0, 1]), query).tolist() == [1]
+
+
+def test_mean_ci95_is_normal_interval_of_the_mean():
+    values = np.array([50.0, 60.0, 70.0, 80.0])
+    mean, half = mean_ci95(values)
+    assert mean == pytest.approx(65.0)
+    assert half == pytest.approx(1.96 * np.std(values, ddof=1) / 2.0)
+    assert mean_ci95(np.array([42.0])) == (42.0, 0.0)
+
+
+def test_run_episodes_scores_every_classifier_on_the_same_episodes():
+    x, y = _clusters(8, 15)
+    out = run_episodes(x, y, 12, seed=0)
+    assert set(out["accuracy"]) == {"logreg", "centroid"}
+    assert out["accuracy"]["centroid"].shape == (12,)
+    assert out["accuracy"]["centroid"].min() > 90.0
+    again = run_episodes(x, y, 12, seed=0, classifiers=("centroid",))
+    np.testing.assert_array_equal(again["accuracy"]["centroid"], out["accuracy"]["centroid"])
+    with pytest.raises(ValueError, match="unknown classifiers"):
+        run_episodes(x, y, 2, classifiers=("svm",))
+
+
+def test_domain_linear_eval_holds_out_part_of_every_class():
+    x, y = _clusters(5, 10)
+    out = domain_linear_eval(x, y, holdout=0.2)
+    assert out["test"] == 5 * 2 and out["train"] == 5 * 8
+    assert out["accuracy"] == pytest.approx(100.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_download(monkeypatch):
+    """Make any TFDS download or preparation attempt fail the test."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a download / preparation was attempted")
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", refuse)
+    monkeypatch.setattr(tfds.download.DownloadManager, "download", refuse)
+    monkeypatch.setattr(tfds.download.DownloadManager, "download_and_extract", refuse)
+    return tfds
+
+
+def _write_tfds_metadata(tfds, name: str, data_dir, split: str, n: int) -> None:
+    """The metadata files a prepared dataset has (dataset_info.json, features.json), no data."""
+    builder = tfds.builder(name, data_dir=str(data_dir))
+    builder.info.set_splits(tfds.core.SplitDict(
+        [tfds.core.SplitInfo(name=split, shard_lengths=[n], num_bytes=0)]))
+    builder.data_path.mkdir(parents=True)
+    builder.info.write_to_directory(builder.data_path)
+
+
+def test_missing_tfds_dataset_names_builder_data_dir_and_fix_without_downloading(
+        tmp_path, no_download):
+    from transfer.fewshot.sources import SourceNotPrepared, load_source
+
+    with pytest.raises(SourceNotPrepared) as err:
+        load_source("dtd", image_size=16, data_dir=str(tmp_path))
+    message = str(err.value)
+    assert "'dtd'" in message and str(tmp_path) in message and "tfds build dtd" in message
+    assert not any(tmp_path.rglob("*.tfrecord*"))
+
+
+def test_tfds_source_reads_prepared_split_through_tfds_without_downloading(tmp_path,
+                                                                            no_download):
+    from transfer.fewshot.sources import load_source
+
+    tfds = no_download
+    _write_tfds_metadata(tfds, "dtd", tmp_path, "test", 120)
+    with tfds.testing.mock_data(num_examples=120, data_dir=str(tmp_path)):
+        pool = load_source("dtd", image_size=20, data_dir=str(tmp_path), max_per_class=2)
+    assert pool.images.shape[1:] == (20, 20, 3) and pool.images.dtype == np.uint8
+    assert pool.labels.max() < 47 and np.bincount(pool.labels).max() <= 2
+    assert pool.info["builder"] == "dtd" and pool.info["split"] == "test"
+
+
+def test_mscoco_source_crops_the_largest_object():
+    from transfer.fewshot.sources import _largest_object_crop
+
+    image = np.zeros((100, 200, 3), dtype=np.uint8)
+    example = {"image": image,
+               "objects": {"bbox": np.array([[0.0, 0.0, 0.1, 0.1], [0.5, 0.5, 1.0, 1.0]]),
+                           "label": np.array([3, 7])}}
+    crop, label = _largest_object_crop(example)
+    assert label == 7 and crop.shape == (50, 100, 3)
+
+
+def test_image_folder_source_reads_class_subfolders(tmp_path):
+    from transfer.fewshot.sources import SourceNotPrepared, load_source
+
+    for c, colour in enumerate(["red", "blue"]):
+        (tmp_path / "fungi" / f"class{c}").mkdir(parents=True)
+        for i in range(3):
+            Image.new("L" if i else "RGB", (30, 40), colour if not i else 100).save(
+                tmp_path / "fungi" / f"class{c}" / f"{i}.png")
+    pool = load_source("fungi", image_size=8, folder_root=str(tmp_path))
+    assert pool.images.shape == (6, 8, 8, 3) and pool.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    with pytest.raises(SourceNotPrepared, match="ilsvrc_2012"):
+        load_source("ilsvrc_2012", image_size=8, folder_root=str(tmp_path))
+    with pytest.raises(ValueError, match="unknown few-shot source"):
+        load_source("nope", image_size=8)
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end
+# ---------------------------------------------------------------------------------------------
+
+
+def _checkpoint(path, dataset: str = "shapes"):
+    from repro.models.backbones import build_backbone
+
+    backbone = {"arch": "resnet18", "cifar_stem": True, "width": 0.125, "in_channels": 3}
+    torch.manual_seed(0)
+    encoder = build_backbone(**backbone)
+    config = {"model": "moco", "sampler_label": "ring",
+              "sampler": {"name": "ring", "w_l": 0.9, "w_u": 0.99}, "dataset": dataset,
+              "seed": 0, "scale": "default"}
+    torch.save({"encoder": encoder.state_dict(), "backbone": backbone, "model": {},
+                "config": config, "epoch": 1}, path)
+    return path
+
+
+def test_cli_writes_a_fewshot_record_with_accuracy_and_ci(tmp_path, no_download, capsys):
+    from repro.results import read_record
+
+    tfds = no_download
+    ckpt = _checkpoint(tmp_path / "checkpoint.pt")
+    _write_tfds_metadata(tfds, "visual_domain_decathlon/gtsrb", tmp_path, "validation", 200)
+    out = tmp_path / "result.json"
+    with tfds.testing.mock_data(num_examples=200, data_dir=str(tmp_path)):
+        rc = main(["--checkpoint", str(ckpt), "--source", "traffic_sign", "--data-dir",
+                   str(tmp_path), "--episodes", "4", "--image-size", "16", "--out", str(out),
+                   "--no-progress", "--max-way", "8"])
+    assert rc == 0, capsys.readouterr().err
+    record = read_record(out)
+    assert record["stage"] == "fewshot" and record["eval_dataset"] == "traffic_sign"
+    assert (record["model"], record["sampler"], record["dataset"]) == ("moco", "ring", "shapes")
+    for name in ("accuracy", "accuracy_logreg", "accuracy_centroid"):
+        assert 0.0 <= record["metrics"][name] <= 100.0 and name in record["ci95"]
+    assert "domain_linear_accuracy" in record["metrics"]
+    assert "meta-dataset episodes" in record["protocol"] and "logreg" in record["protocol"]
+    assert record["extra"]["episodes"] == 4 and record["extra"]["data"]["backend"] == "tfds"
+    assert 5 <= record["extra"]["way_range"][0] <= record["extra"]["way_range"][1] <= 8
+    json.dumps(record)
+
+
+def test_cli_reports_an_unprepared_source_as_a_clear_error(tmp_path, no_download, capsys):
+    ckpt = _checkpoint(tmp_path / "checkpoint.pt")
+    rc = main(["--checkpoint", str(ckpt), "--source", "omniglot", "--data-dir",
+               str(tmp_path / "tfds"), "--out", str(tmp_path / "r.json"), "--no-progress"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "omniglot" in err and "tfds build omniglot" in err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_offline_source_runs_end_to_end(tmp_path):
+    data = pytest.importorskip("repro.data")
+    if not hasattr(data, "build_dataset"):
+        pytest.skip("repro.data.build_dataset not available yet")
+    from repro.results import read_record
+
+    ckpt = _checkpoint(tmp_path / "checkpoint.pt")
+    out = tmp_path / "result.json"
+    assert main(["--checkpoint", str(ckpt), "--source", "shapes", "--episodes", "3",
+                 "--out", str(out), "--no-progress", "--max-per-class", "20"]) == 0
+    record = read_record(out)
+    assert record["extra"]["data"]["backend"] == "repro.data"

@@ -1,0 +1,162 @@
+"""A small generated COCO-format dataset: squares, triangles and circles with boxes, masks and
+keypoints, for tests and the offline default workflow.
+
+    python -m transfer.detection.synthetic results/detection/data/shapes_coco --train 48 --val 16
+
+Layout (the COCO 2017 one, so the same reader serves both)::
+
+    ROOT/train2017/000000000001.png ...          ROOT/val2017/...
+    ROOT/annotations/instances_{train,val}2017.json         3 categories, box + mask
+    ROOT/annotations/person_keypoints_{train,val}2017.json  1 category "shape", 5 keypoints
+
+Every image holds 1-3 objects, each in its own cell of a 2x2 grid (no occlusion). Masks are
+polygons (squares, triangles) or compressed RLE (circles). Keypoints: the 4 corners of a square,
+the 4 extreme points of a circle, the 3 vertices of a triangle (4th: not labelled, v=0), and the
+centre, all visible (v=2) otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+__all__ = ["CATEGORIES", "KEYPOINT_NAMES", "SPLITS", "make_shapes_coco", "main"]
+
+CATEGORIES = [{"id": 1, "name": "square", "supercategory": "shape"},
+              {"id": 2, "name": "triangle", "supercategory": "shape"},
+              {"id": 3, "name": "circle", "supercategory": "shape"}]
+KEYPOINT_NAMES = ["point_1", "point_2", "point_3", "point_4", "centre"]
+KEYPOINT_CATEGORY = {"id": 1, "name": "shape", "supercategory": "shape",
+                     "keypoints": KEYPOINT_NAMES, "skeleton": [[1, 2], [2, 3], [3, 4], [4, 1]]}
+SPLITS = ("train2017", "val2017")
+
+
+def _shape(kind: str, x0: float, y0: float, s: float) -> dict[str, Any]:
+    """Outline (polygon or circle) and 5 keypoints ``(5, 3)`` of a shape in the box
+    ``[x0, x0 + s] x [y0, y0 + s]``."""
+    cx, cy = x0 + s / 2, y0 + s / 2
+    if kind == "square":
+        poly = [(x0, y0), (x0 + s, y0), (x0 + s, y0 + s), (x0, y0 + s)]
+        kpts = [(*p, 2) for p in poly] + [(cx, cy, 2)]
+    elif kind == "triangle":
+        poly = [(cx, y0), (x0 + s, y0 + s), (x0, y0 + s)]
+        centroid = (sum(p[0] for p in poly) / 3, sum(p[1] for p in poly) / 3)
+        kpts = [(*p, 2) for p in poly] + [(0, 0, 0), (*centroid, 2)]
+    else:
+        poly = None
+        kpts = [(cx, y0, 2), (x0 + s, cy, 2), (cx, y0 + s, 2), (x0, cy, 2), (cx, cy, 2)]
+    return {"polygon": poly, "keypoints": np.array(kpts, dtype=np.float64)}
+
+
+def _draw(draw: ImageDraw.ImageDraw, kind: str, shape: dict[str, Any], box: tuple,
+          fill: Any) -> None:
+    if kind == "circle":
+        draw.ellipse(box, fill=fill)
+    else:
+        draw.polygon(shape["polygon"], fill=fill)
+
+
+def _split(split: str, num_images: int, image_size: int, rng: np.random.Generator,
+           root: Path, first_id: int) -> tuple[dict, dict]:
+    from pycocotools import mask as mask_utils
+
+    (root / split).mkdir(parents=True, exist_ok=True)
+    images, instances, keypoints = [], [], []
+    cell = image_size / 2
+    ann_id = first_id * 10
+    for i in range(num_images):
+        image_id = first_id + i
+        noise = rng.integers(0, 40, size=(image_size, image_size, 3))
+        background = (rng.integers(0, 100, size=3) + noise).clip(0, 255).astype(np.uint8)
+        image = Image.fromarray(background)
+        draw = ImageDraw.Draw(image)
+        cells = rng.permutation(4)[:rng.integers(1, 4)]
+        for c in cells:
+            kind = CATEGORIES[int(rng.integers(0, 3))]["name"]
+            s = float(rng.uniform(0.45, 0.9) * cell)
+            x0 = float((c % 2) * cell + rng.uniform(0, cell - s))
+            y0 = float((c // 2) * cell + rng.uniform(0, cell - s))
+            box = (x0, y0, x0 + s, y0 + s)
+            shape = _shape(kind, x0, y0, s)
+            _draw(draw, kind, shape, box, tuple(int(v) for v in rng.integers(130, 256, size=3)))
+            silhouette = Image.new("L", (image_size, image_size), 0)
+            _draw(ImageDraw.Draw(silhouette), kind, shape, box, 1)
+            binary = np.asfortranarray(np.asarray(silhouette, dtype=np.uint8))
+            ys, xs = np.nonzero(binary)
+            bbox = [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1),
+                    float(ys.max() - ys.min() + 1)]
+            if kind == "circle":
+                rle = mask_utils.encode(binary)
+                segmentation: Any = {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+            else:
+                segmentation = [[round(v, 2) for p in shape["polygon"] for v in p]]
+            kpts = shape["keypoints"]
+            ann_id += 1
+            common = {"id": ann_id, "image_id": image_id, "bbox": bbox,
+                      "area": float(binary.sum()), "iscrowd": 0, "segmentation": segmentation}
+            category = next(c["id"] for c in CATEGORIES if c["name"] == kind)
+            instances.append({**common, "category_id": category})
+            keypoints.append({**common, "category_id": 1,
+                              "keypoints": [round(float(v), 2) for v in kpts.reshape(-1)],
+                              "num_keypoints": int((kpts[:, 2] > 0).sum())})
+        name = f"{image_id:012d}.png"
+        image.save(root / split / name)
+        images.append({"id": image_id, "file_name": name, "width": image_size,
+                       "height": image_size})
+    info = {"description": "ring-repro generated shapes (transfer.detection.synthetic)",
+            "version": "1.0"}
+    return ({"info": info, "licenses": [], "images": images, "annotations": instances,
+             "categories": CATEGORIES},
+            {"info": info, "licenses": [], "images": images, "annotations": keypoints,
+             "categories": [KEYPOINT_CATEGORY]})
+
+
+def make_shapes_coco(root: str | Path, *, num_train: int = 48, num_val: int = 16,
+                     image_size: int = 96, seed: int = 0) -> Path:
+    """Write the dataset under ``root`` (see the module docstring); returns ``root``.
+
+    Deterministic for a given ``seed``. Existing files are overwritten.
+    """
+    from repro.io import atomic_write_json
+
+    if num_train < 1 or num_val < 1:
+        raise ValueError("need at least one train and one val image")
+    if image_size < 32:
+        raise ValueError(f"image_size must be at least 32, got {image_size}")
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    for split, n, first in (("train2017", num_train, 1), ("val2017", num_val, 1 + num_train)):
+        instances, keypoints = _split(split, n, image_size, rng, root, first)
+        atomic_write_json(root / "annotations" / f"instances_{split}.json", instances)
+        atomic_write_json(root / "annotations" / f"person_keypoints_{split}.json", keypoints)
+    return root
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m transfer.detection.synthetic",
+        description="Generate a small COCO-format dataset of shapes (boxes, masks, keypoints).")
+    parser.add_argument("root", help="output folder (COCO 2017 layout)")
+    parser.add_argument("--train", type=int, default=48, help="train images")
+    parser.add_argument("--val", type=int, default=16, help="val images")
+    parser.add_argument("--size", type=int, default=96, help="image side in pixels")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        make_shapes_coco(args.root, num_train=args.train, num_val=args.val,
+                         image_size=args.size, seed=args.seed)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps({"root": args.root, "train": args.train, "val": args.val}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

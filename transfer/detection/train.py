@@ -1,0 +1,401 @@
+"""Fine-tune a pretrained encoder for detection, instance segmentation or keypoints; one record.
+
+    python -m transfer.detection.train --checkpoint results/pretrain/shapes/moco-ring/seed0/checkpoint.pt \\
+        --task coco_mask --data generated --data-root results/detection/data/shapes_coco \\
+        --iterations 20 --out results/detection/coco_mask/shapes/moco-ring/seed0/result.json
+
+Backends (``--backend auto`` picks the first available):
+
+- ``detectron2``: converts the checkpoint (:mod:`transfer.detection.convert`), merges the shipped
+  config of the task (``transfer/detection/configs/``) with the conversion settings and
+  ``--opts``, trains with ``DefaultTrainer`` (``--num-gpus`` processes) and evaluates with
+  detectron2's COCO / VOC evaluators. This is the paper protocol.
+- ``torchvision``: the same task with ``torchvision.models.detection`` (Faster R-CNN C4 for
+  ``voc_det``, Mask / Keypoint R-CNN with FPN for the COCO tasks; see
+  :mod:`transfer.detection.models`), one process, SGD with warm-up and two LR steps (at 75% and
+  92% of the iterations, as 18k/22k of 24k), COCO-style AP with pycocotools.
+
+The record (stage ``detection``) carries ``bbox_AP``, ``bbox_AP50``, ``bbox_AP75`` and, for the
+mask / keypoint tasks, ``segm_*`` / ``keypoints_*`` (percent), and ``extra.backend``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+
+from transfer.detection.data import TASKS, Task
+
+__all__ = ["CONFIG_DIR", "detectron2_available", "pick_backend", "learning_rate",
+           "train_torchvision", "train_detectron2", "run", "main"]
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def detectron2_available() -> bool:
+    return importlib.util.find_spec("detectron2") is not None
+
+
+def pick_backend(requested: str) -> str:
+    """``auto`` -> ``detectron2`` when importable, else ``torchvision``."""
+    if requested == "auto":
+        return "detectron2" if detectron2_available() else "torchvision"
+    if requested == "detectron2" and not detectron2_available():
+        raise ImportError("--backend detectron2 asked for, but detectron2 is not installed (it is "
+                          "not on PyPI: build it from github.com/facebookresearch/detectron2), or "
+                          "use --backend torchvision")
+    if requested not in ("detectron2", "torchvision"):
+        raise ValueError(f"unknown backend {requested!r}; auto, detectron2 or torchvision")
+    return requested
+
+
+def learning_rate(iteration: int, base_lr: float, max_iter: int, warmup: int,
+                  steps: Sequence[float] = (0.75, 0.9167), gamma: float = 0.1) -> float:
+    """Linear warm-up from ``base_lr / 1000`` over ``warmup`` iterations, then ``gamma`` at each
+    ``steps`` fraction of ``max_iter`` (detectron2's WarmupMultiStepLR)."""
+    factor = gamma ** sum(iteration >= int(s * max_iter) for s in steps)
+    if iteration < warmup:
+        alpha = iteration / warmup
+        factor *= 0.001 * (1 - alpha) + alpha
+    return base_lr * factor
+
+
+def _cycle(loader):
+    while True:
+        yield from loader
+
+
+def train_torchvision(encoder_state, backbone, task: Task, out_dir: Path, *, data: str,
+                      data_root: str, iterations: int, batch_size: int, lr: float,
+                      weight_decay: float, warmup: int, min_size: int, max_size: int,
+                      norm: str, fpn_channels: int, head_width: Optional[int],
+                      max_train_images: Optional[int], max_test_images: Optional[int],
+                      seed: int, device: str, progress: bool) -> tuple[dict, dict]:
+    """Fine-tune and evaluate with torchvision; returns ``(metrics, extra)``."""
+    from torch.utils.data import DataLoader
+
+    from transfer.detection.coco_eval import evaluate_detector
+    from transfer.detection.data import collate, task_datasets
+    from transfer.detection.models import build_detector
+
+    torch.manual_seed(seed)
+    train_set, test_set = task_datasets(task, data, data_root, cache=out_dir, seed=seed,
+                                        max_train_images=max_train_images,
+                                        max_test_images=max_test_images)
+    model = build_detector(task.head, task.arch, encoder_state, backbone, test_set.num_classes,
+                           num_keypoints=test_set.num_keypoints or 17, min_size=min_size,
+                           max_size=max_size, norm=norm, fpn_channels=fpn_channels,
+                           head_width=head_width).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, collate_fn=collate,
+                        generator=torch.Generator().manual_seed(seed), drop_last=False)
+    batches = _cycle(loader)
+    steps: Any = range(iterations)
+    if progress:
+        from tqdm import tqdm
+
+        steps = tqdm(steps, desc=f"{task.name} fine-tune", file=sys.stderr, mininterval=1.0)
+    log_rows = []
+    model.train()
+    for it in steps:
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(it, lr, iterations, warmup)
+        images, targets = next(batches)
+        images = [im.to(device) for im in images]
+        targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+        losses = model(images, targets)
+        loss = sum(losses.values())
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"loss became {loss.item()} at iteration {it}: lower --lr")
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        log_rows.append({"iteration": it, "loss": loss.item(),
+                         "lr": optimizer.param_groups[0]["lr"],
+                         **{k: v.item() for k, v in losses.items()}})
+    if log_rows:
+        with open(out_dir / "log.csv", "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(log_rows[0]))
+            writer.writeheader()
+            writer.writerows(log_rows)
+    metrics = evaluate_detector(model, test_set, task.iou_types, device=device,
+                                batch_size=batch_size, progress=progress)
+    kind = {"box": "Faster", "mask": "Mask", "keypoints": "Keypoint"}[task.head]
+    extra = {"architecture": f"torchvision {kind} R-CNN {task.arch.upper()}",
+             "train_images": len(train_set), "test_images": len(test_set),
+             "final_loss": log_rows[-1]["loss"] if log_rows else None,
+             "norm": norm, "min_size": min_size, "max_size": max_size,
+             "fpn_channels": fpn_channels, "head_width": head_width}
+    return metrics, extra
+
+
+def train_detectron2(checkpoint: Path, task: Task, out_dir: Path, *, data: str, data_root: str,
+                     iterations: Optional[int], batch_size: Optional[int], lr: Optional[float],
+                     num_gpus: int, opts: Sequence[str], seed: int) -> tuple[dict, dict]:
+    """Fine-tune and evaluate with detectron2 (the paper protocol); returns ``(metrics, extra)``.
+
+    ``data=coco`` / ``voc`` use detectron2's builtin datasets (``DETECTRON2_DATASETS`` =
+    ``data_root``); ``generated`` registers the generated COCO JSONs. With ``num_gpus > 1`` the
+    workers are spawned by ``detectron2.engine.launch`` and rank 0 writes the metrics.
+    """
+    import json
+    import os
+
+    from detectron2.engine import launch
+
+    from transfer.detection.convert import convert_checkpoint
+
+    weights = out_dir / "backbone_d2.pkl"
+    convert_checkpoint(checkpoint, weights, out_dir / "backbone_d2.yaml")
+    if data in ("coco", "voc"):
+        os.environ.setdefault("DETECTRON2_DATASETS", str(data_root))
+    job = {"task": task.name, "out_dir": str(out_dir), "data": data, "data_root": str(data_root),
+           "iterations": iterations, "batch_size": batch_size, "lr": lr,
+           "num_gpus": num_gpus, "opts": list(opts), "seed": seed}
+    metrics_file = out_dir / "detectron2_metrics.json"
+    metrics_file.unlink(missing_ok=True)
+    if num_gpus > 1:
+        launch(_detectron2_worker, num_gpus, dist_url="auto", args=(job,))
+    else:
+        _detectron2_worker(job)
+    results = json.loads(metrics_file.read_text())
+    metrics = {f"{iou}_{name}": float(value) for iou, values in results.items()
+               for name, value in values.items() if name in ("AP", "AP50", "AP75")}
+    return metrics, {"architecture": f"detectron2 {task.detectron2_config}",
+                     "detectron2_config": task.detectron2_config, "weights": str(weights),
+                     "num_gpus": num_gpus}
+
+
+def _detectron2_cfg(job: dict[str, Any]):
+    from detectron2.config import get_cfg
+
+    task, out_dir = TASKS[job["task"]], Path(job["out_dir"])
+    cfg = get_cfg()
+    cfg.merge_from_file(str(CONFIG_DIR / task.detectron2_config))
+    cfg.merge_from_file(str(out_dir / "backbone_d2.yaml"))
+    if job["data"] == "generated":
+        _register_generated(task, Path(job["data_root"]), cfg)
+    if job["num_gpus"] <= 1:  # SyncBN needs a process group: one GPU is plain BN
+        for node in (cfg.MODEL.RESNETS, cfg.MODEL.FPN, cfg.MODEL.ROI_BOX_HEAD,
+                     cfg.MODEL.ROI_MASK_HEAD):
+            if node.get("NORM") == "SyncBN":
+                node.NORM = "BN"
+    if job["iterations"]:
+        cfg.SOLVER.MAX_ITER = job["iterations"]
+        cfg.SOLVER.STEPS = tuple(int(f * job["iterations"]) for f in (0.75, 0.9167))
+    if job["batch_size"]:
+        cfg.SOLVER.IMS_PER_BATCH = job["batch_size"]
+    if job["lr"]:
+        cfg.SOLVER.BASE_LR = job["lr"]
+    cfg.SEED = job["seed"]
+    cfg.OUTPUT_DIR = str(out_dir / "detectron2")
+    cfg.merge_from_list(job["opts"])
+    cfg.freeze()
+    return cfg
+
+
+def _detectron2_worker(job: dict[str, Any]) -> None:
+    """Train + test in one detectron2 process; rank 0 writes ``detectron2_metrics.json``."""
+    import json
+
+    from detectron2.engine import DefaultTrainer
+    from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
+    from detectron2.utils import comm
+
+    class Trainer(DefaultTrainer):
+        @classmethod
+        def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+            if "voc" in dataset_name:
+                return PascalVOCDetectionEvaluator(dataset_name)
+            return COCOEvaluator(dataset_name, output_dir=cfg.OUTPUT_DIR)
+
+    cfg = _detectron2_cfg(job)
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=True)
+    trainer.train()
+    results = Trainer.test(cfg, trainer.model)
+    if comm.is_main_process():
+        from repro.io import atomic_write_json
+
+        atomic_write_json(Path(job["out_dir"]) / "detectron2_metrics.json",
+                          {k: dict(v) for k, v in results.items()})
+
+
+def _register_generated(task: Task, root: Path, cfg) -> None:
+    import json
+
+    from detectron2.data import MetadataCatalog
+    from detectron2.data.datasets import register_coco_instances
+
+    names = []
+    for split in ("train2017", "val2017"):
+        name = f"ring_shapes_{task.annotations}_{split}"
+        json_file = root / "annotations" / f"{task.annotations}_{split}.json"
+        if name not in MetadataCatalog.list():
+            register_coco_instances(name, {}, str(json_file), str(root / split))
+            categories = json.loads(json_file.read_text())["categories"]
+            if task.head == "keypoints":
+                MetadataCatalog.get(name).set(keypoint_names=categories[0]["keypoints"],
+                                              keypoint_flip_map=[])
+        names.append(name)
+    categories = json.loads((root / "annotations" / f"{task.annotations}_val2017.json")
+                            .read_text())["categories"]
+    cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = (names[0],), (names[1],)
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = len(categories)
+    if task.head == "keypoints":
+        cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS = len(categories[0]["keypoints"])
+        cfg.TEST.KEYPOINT_OKS_SIGMAS = [0.05] * len(categories[0]["keypoints"])
+
+
+def run(checkpoint: str | Path, task_name: str, out: str | Path, *, data: str = "generated",
+        data_root: Optional[str] = None, backend: str = "auto", iterations: Optional[int] = None,
+        batch_size: Optional[int] = None, lr: Optional[float] = None,
+        weight_decay: float = 1e-4, warmup: Optional[int] = None,
+        min_size: int = 800, max_size: int = 1333, norm: str = "bn", fpn_channels: int = 256,
+        head_width: Optional[int] = None, max_train_images: Optional[int] = None,
+        max_test_images: Optional[int] = None, num_gpus: int = 1, opts: Sequence[str] = (),
+        seed: int = 0, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
+    """Fine-tune one checkpoint on one task and write the record to ``out``; returns it."""
+    from repro.checkpoint import load_checkpoint
+    from repro.results import make_record, write_record
+
+    if task_name not in TASKS:
+        raise ValueError(f"unknown task {task_name!r}; one of {sorted(TASKS)}")
+    task = TASKS[task_name]
+    backend = pick_backend(backend)
+    start = time.time()
+    out = Path(out)
+    out_dir = out.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = load_checkpoint(checkpoint)
+    if data == "generated":
+        root = Path(data_root or out_dir / "shapes_coco")
+        if not (root / "annotations").exists():
+            from transfer.detection.synthetic import make_shapes_coco
+
+            make_shapes_coco(root, seed=0)
+        data_root = str(root)
+    if data_root is None:
+        raise ValueError(f"--data {data} needs --data-root (the COCO 2017 folder, or VOCdevkit)")
+    settings = {"task": task_name, "data": data, "backend": backend, "iterations": iterations,
+                "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
+                "seed": seed}
+    if backend == "torchvision":
+        iterations = iterations or task.iterations
+        batch_size, lr = batch_size or 2, lr or 0.02
+        warmup = max(1, min(100, iterations // 10)) if warmup is None else warmup
+        settings.update(iterations=iterations, batch_size=batch_size, lr=lr, warmup=warmup)
+        metrics, extra = train_torchvision(
+            state["encoder"], state["backbone"], task, out_dir, data=data, data_root=data_root,
+            iterations=iterations, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+            warmup=warmup, min_size=min_size, max_size=max_size, norm=norm,
+            fpn_channels=fpn_channels, head_width=head_width,
+            max_train_images=max_train_images, max_test_images=max_test_images, seed=seed,
+            device=device, progress=progress)
+        protocol = (f"{task_name}: {extra['architecture']} fine-tuned "
+                    f"{iterations} iterations (batch {batch_size}, BN {norm}), "
+                    f"COCO-style AP (pycocotools)")
+    else:
+        metrics, extra = train_detectron2(
+            Path(checkpoint), task, out_dir, data=data, data_root=data_root,
+            iterations=iterations, batch_size=batch_size, lr=lr, num_gpus=num_gpus, opts=opts,
+            seed=seed)
+        protocol = f"{task_name}: detectron2 {task.detectron2_config}"
+    spec = state.get("config") or {}
+    record = make_record(
+        stage="detection", model=spec.get("model", "unknown"),
+        sampler=spec.get("sampler_label", "unknown"), sampler_params=spec.get("sampler"),
+        dataset=spec.get("dataset", "unknown"),
+        eval_dataset={"generated": "shapes_coco", "coco": "coco2017_val",
+                      "voc": "voc2007_test"}[data],
+        seed=int(spec.get("seed", seed)), metrics=metrics, scale=spec.get("scale", "default"),
+        config={"pretrain": spec, "detection": settings}, wall_time_s=time.time() - start,
+        protocol=protocol,
+        extra={**settings, **extra, "data_root": str(data_root), "checkpoint": str(checkpoint),
+               "device": device if backend == "torchvision" else f"{num_gpus} gpu(s)"},
+    )
+    write_record(out, record)
+    return record
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m transfer.detection.train",
+        description="Fine-tune a pretrained encoder on a detection task (voc_det: Faster R-CNN "
+                    "R50-C4; coco_mask: Mask R-CNN R50-FPN 1x; coco_kpt: Keypoint R-CNN R50-FPN "
+                    "1x) with detectron2 when installed, else torchvision, and write a result "
+                    "record with COCO-style AP / AP50 / AP75.")
+    parser.add_argument("--checkpoint", required=True, help="pretraining checkpoint.pt")
+    parser.add_argument("--task", required=True, choices=sorted(TASKS))
+    parser.add_argument("--out", required=True, help="result record to write (result.json)")
+    parser.add_argument("--data", choices=("generated", "coco", "voc"), default="generated",
+                        help="generated shapes (made in --data-root if missing), COCO 2017, or "
+                             "a VOCdevkit folder")
+    parser.add_argument("--data-root", default=None, help="dataset folder")
+    parser.add_argument("--backend", choices=("auto", "detectron2", "torchvision"),
+                        default="auto")
+    parser.add_argument("--iterations", type=int, default=None,
+                        help="training iterations (default: the paper schedule, 24k VOC / "
+                             "90k COCO; use e.g. 20 for a smoke run)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="images per iteration (default: detectron2 config's 16; "
+                             "torchvision 2)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="base learning rate (default: the config's 0.02)")
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="warm-up iterations (default: 10%% of the iterations, at most 100)")
+    parser.add_argument("--min-size", type=int, default=800,
+                        help="shorter image side (torchvision backend)")
+    parser.add_argument("--max-size", type=int, default=1333,
+                        help="longer side cap (torchvision backend)")
+    parser.add_argument("--norm", choices=("bn", "frozen"), default="bn",
+                        help="backbone BN: fine-tuned (MoCo recipe) or frozen (torchvision)")
+    parser.add_argument("--fpn-channels", type=int, default=256)
+    parser.add_argument("--head-width", type=int, default=None,
+                        help="shrink the heads to this width (tiny CPU runs)")
+    parser.add_argument("--max-train-images", type=int, default=None)
+    parser.add_argument("--max-test-images", type=int, default=None)
+    parser.add_argument("--num-gpus", type=int, default=1, help="detectron2 processes")
+    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[],
+                        help="detectron2 config overrides (KEY VALUE ...), last")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (torchvision backend)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        record = run(args.checkpoint, args.task, args.out, data=args.data,
+                     data_root=args.data_root, backend=args.backend, iterations=args.iterations,
+                     batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                     warmup=args.warmup, min_size=args.min_size, max_size=args.max_size,
+                     norm=args.norm, fpn_channels=args.fpn_channels, head_width=args.head_width,
+                     max_train_images=args.max_train_images,
+                     max_test_images=args.max_test_images, num_gpus=args.num_gpus,
+                     opts=args.opts, seed=args.seed, device=args.device,
+                     progress=not args.no_progress)
+    except (FileNotFoundError, ValueError, ImportError, FloatingPointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    metrics = ", ".join(f"{k} {v:.1f}" for k, v in record["metrics"].items())
+    print(f"{args.task} ({record['extra']['backend']}): {metrics}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
