@@ -44,6 +44,7 @@ include: "rules/pretrain.smk"
 include: "rules/linear_eval.smk"
 include: "rules/fewshot.smk"
 include: "rules/detection.smk"
+include: "rules/report.smk"
 
 
 rule all:
@@ -53,3 +54,4 @@ rule all:
         linear_eval_targets(),
         fewshot_targets(),
         detection_targets(),
+        rules.report.input,

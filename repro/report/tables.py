@@ -1,0 +1,351 @@
+"""Tables 1-3 of the paper from result records, beside the paper's reported numbers.
+
+Each table is a pure function of the records (:func:`repro.results.load_records`) and of the
+paper's numbers (:mod:`repro.report.reported`):
+
+* :func:`comparison_frame` gives the tidy comparison: one row per (task, pretraining dataset,
+  model, sampler, metric[, backend], scale) with ``n_seeds, mean, ci95, ci_kind, paper,
+  paper_status, delta``. Records of different ``scale`` labels never share a row.
+* :func:`wide_frame` lays it out for reading: one row per cell of the paper, the paper's
+  number, then an ``ours (scale=...)`` and a delta column per scale.
+* :func:`write_table` writes ``<name>.md`` and ``<name>.tex`` (via ``tabulate``) and the tidy
+  ``<name>.csv``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+from repro.report.stats import Summary, format_delta, format_summary, summarize
+
+__all__ = [
+    "TableSpec",
+    "TABLES",
+    "MODEL_LABELS",
+    "method_label",
+    "comparison_frame",
+    "wide_frame",
+    "render_markdown",
+    "render_latex",
+    "write_table",
+]
+
+MODEL_LABELS = {"ir": "IR", "cmc": "CMC", "moco": "MoCo", "simclr": "SimCLR"}
+MODEL_ORDER = ("ir", "cmc", "moco", "simclr")
+SAMPLER_ORDER = ("uniform", "ring")
+DATASET_LABELS = {"cifar10": "CIFAR10", "cifar100": "CIFAR100", "stl10": "STL10",
+                  "imagenet": "ImageNet", "voc_det": "VOC detection",
+                  "coco_mask": "COCO instance seg.", "coco_kpt": "COCO keypoints"}
+# Meta-Dataset's ten sources (Triantafillou et al., 2020), in its usual order.
+META_DATASET_SOURCES = ("ilsvrc_2012", "omniglot", "aircraft", "cu_birds", "dtd", "quickdraw",
+                        "fungi", "vgg_flower", "traffic_sign", "mscoco")
+DETECTION_METRIC_ORDER = ("bbox_AP", "bbox_AP50", "bbox_AP75", "segm_AP", "segm_AP50",
+                          "segm_AP75", "keypoints_AP", "keypoints_AP50", "keypoints_AP75")
+NO_PAPER = "n/a (no paper number)"
+NOT_TRANSCRIBED = "not transcribed"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """What one table shows.
+
+    Args:
+        name: file stem under the tables folder (``table1_linear_eval``).
+        stage: records of this stage feed the table.
+        title: the table's caption.
+        task_header: column header of ``eval_dataset`` (dataset / source / task).
+        metrics: metrics to show (``None``: every metric of the stage, in ``metric_order``).
+        paper_tasks: the eval datasets the paper reports on, in display order; other tasks
+            (our offline datasets) have no paper number.
+        metric_order: display order of metrics.
+        extra_keys: ``record["extra"]`` fields that split cells and get a column (backend).
+        show_metric: whether the metric gets a column.
+    """
+
+    name: str
+    stage: str
+    title: str
+    task_header: str
+    metrics: Optional[tuple[str, ...]]
+    paper_tasks: tuple[str, ...]
+    metric_order: tuple[str, ...] = ()
+    extra_keys: tuple[str, ...] = ()
+    show_metric: bool = False
+    reported_file: str = field(default="")
+
+    @property
+    def reported_csv(self) -> str:
+        return self.reported_file or f"{self.name}.csv"
+
+
+TABLES: dict[str, TableSpec] = {
+    "table1": TableSpec(
+        name="table1_linear_eval", stage="linear_eval",
+        title="Table 1: linear evaluation, top-1 accuracy (%) on frozen features",
+        task_header="dataset", metrics=("top1",),
+        paper_tasks=("cifar10", "cifar100", "stl10", "imagenet")),
+    "table2": TableSpec(
+        name="table2_fewshot", stage="fewshot",
+        title="Table 2: Meta-Dataset few-shot transfer, accuracy (%) per source",
+        task_header="source", metrics=("accuracy",), paper_tasks=META_DATASET_SOURCES),
+    "table3": TableSpec(
+        name="table3_detection", stage="detection",
+        title="Table 3: detection, instance segmentation and keypoints (AP)",
+        task_header="task", metrics=None, paper_tasks=("voc_det", "coco_mask", "coco_kpt"),
+        metric_order=DETECTION_METRIC_ORDER, extra_keys=("backend",), show_metric=True),
+}
+
+_VARIANT_KEYS = ("w_l", "w_u", "schedule", "w_l_start", "anneal_fraction")
+
+
+def method_label(model: str, sampler: str) -> str:
+    """Paper-style label: ``uniform`` -> ``"IR"`` (NCE), ``ring`` -> ``"IR + Ring"``, any other
+    sampler label ``s`` -> ``"IR + s"``."""
+    name = MODEL_LABELS.get(model, model)
+    if sampler == "uniform":
+        return name
+    if sampler == "ring":
+        return f"{name} + Ring"
+    return f"{name} + {sampler}"
+
+
+def _rank(value: Any, order: Sequence[Any]) -> tuple[int, str]:
+    return (order.index(value), "") if value in order else (len(order), str(value))
+
+
+def _params_key(params: Any) -> str:
+    if not isinstance(params, Mapping):
+        return ""
+    return json.dumps({k: params[k] for k in _VARIANT_KEYS if k in params}, sort_keys=True)
+
+
+def _variant_suffix(key: str) -> str:
+    params = json.loads(key) if key else {}
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+def _select(records, spec: TableSpec):
+    """The stage's rows, with ``task``, ``pretrained_on``, extra keys and the sampler label
+    split by parameters where one label covers several sampler configurations."""
+    frame = records[records["stage"] == spec.stage].copy()
+    if spec.metrics is not None:
+        frame = frame[frame["metric"].isin(spec.metrics)]
+    if frame.empty:
+        return frame
+    frame["task"] = frame["eval_dataset"].fillna(frame["dataset"])
+    frame["pretrained_on"] = frame["dataset"]
+    extras = frame["extra"] if "extra" in frame else [None] * len(frame)
+    for key in spec.extra_keys:
+        frame[key] = [str(e.get(key, "")) if isinstance(e, Mapping) else "" for e in extras]
+    params = frame["sampler_params"] if "sampler_params" in frame else [None] * len(frame)
+    frame["_pkey"] = [_params_key(p) for p in params]
+    variants = frame.groupby(["model", "sampler"])["_pkey"].nunique()
+    split = {k for k, n in variants.items() if n > 1}
+    frame["sampler"] = [
+        f"{s} [{_variant_suffix(pk)}]" if (m, s) in split else s
+        for m, s, pk in zip(frame["model"], frame["sampler"], frame["_pkey"])
+    ]
+    return frame
+
+
+def comparison_frame(records, reported, spec: TableSpec):
+    """Tidy comparison of our runs with the paper for one table.
+
+    Args:
+        records: long DataFrame from :func:`repro.results.load_records`.
+        reported: DataFrame from :func:`repro.report.reported.load_reported`.
+        spec: which table.
+
+    Returns:
+        One row per (task, pretrained_on, model, sampler, metric, *extra_keys, scale), plus one
+        row (``scale`` empty, ``n_seeds`` 0) per paper cell with no run. Columns: those keys,
+        ``method, n_seeds, mean, ci95, ci_kind, paper, paper_status, paper_source, delta``.
+        ``paper_status`` is ``reported`` / ``not transcribed`` / ``n/a (no paper number)``.
+    """
+    import pandas as pd
+
+    keys = ["task", "pretrained_on", "model", "sampler", "metric", *spec.extra_keys]
+    frame = _select(records, spec)
+    paper_index: dict[tuple, Mapping[str, Any]] = {}
+    for row in reported.to_dict("records"):
+        paper_index[(row["eval_dataset"], row["model"], row["sampler"], row["metric"])] = row
+
+    def paper_of(task: str, model: str, sampler: str, metric: str):
+        row = paper_index.get((task, model, sampler, metric))
+        if row is not None and not math.isnan(row["value"]):
+            return row["value"], "reported", _source(row)
+        if row is not None or task in spec.paper_tasks:
+            return None, NOT_TRANSCRIBED, _source(row) if row is not None else ""
+        return None, NO_PAPER, ""
+
+    rows, seen = [], set()
+    if not frame.empty:
+        for group, part in frame.groupby(keys + ["scale"], sort=False, dropna=False):
+            g = dict(zip(keys + ["scale"], group))
+            per_seed = part.groupby("seed")
+            values = per_seed["value"].mean()
+            cis = per_seed["ci95"].first() if "ci95" in part else []
+            s = summarize(values.tolist(), list(cis))
+            paper, status, source = paper_of(g["task"], g["model"], g["sampler"], g["metric"])
+            seen.add((g["task"], g["model"], g["sampler"], g["metric"]))
+            rows.append({**g, "n_seeds": s.n, "mean": s.mean, "ci95": s.ci95,
+                         "ci_kind": s.ci_kind, "paper": paper, "paper_status": status,
+                         "paper_source": source,
+                         "delta": None if paper is None else s.mean - paper})
+    for (task, model, sampler, metric), row in paper_index.items():
+        if (task, model, sampler, metric) in seen:
+            continue
+        if spec.metrics is not None and metric not in spec.metrics:
+            continue
+        paper, status, source = paper_of(task, model, sampler, metric)
+        rows.append({"task": task, "pretrained_on": "", "model": model, "sampler": sampler,
+                     "metric": metric, **{k: "" for k in spec.extra_keys}, "scale": "",
+                     "n_seeds": 0, "mean": None, "ci95": None, "ci_kind": None,
+                     "paper": paper, "paper_status": status, "paper_source": source,
+                     "delta": None})
+    columns = keys + ["scale", "method", "n_seeds", "mean", "ci95", "ci_kind", "paper",
+                      "paper_status", "paper_source", "delta"]
+    out = pd.DataFrame(rows, columns=[c for c in columns if c != "method"])
+    if out.empty:
+        return pd.DataFrame(columns=columns)
+    out["method"] = [method_label(m, s) for m, s in zip(out["model"], out["sampler"])]
+    order = sorted(range(len(out)), key=lambda i: _sort_key(out.iloc[i], spec))
+    return out.iloc[order].reset_index(drop=True)[columns]
+
+
+def _source(row: Optional[Mapping[str, Any]]) -> str:
+    if row is None:
+        return ""
+    return " ".join(str(row.get(k) or "") for k in ("source", "version")).strip()
+
+
+def _sort_key(row, spec: TableSpec) -> tuple:
+    base_sampler = str(row["sampler"]).split(" [")[0]
+    return (_rank(row["task"], spec.paper_tasks), _rank(row["model"], MODEL_ORDER),
+            _rank(base_sampler, SAMPLER_ORDER), str(row["sampler"]),
+            _rank(row["metric"], spec.metric_order), str(row["pretrained_on"]),
+            *(str(row[k]) for k in spec.extra_keys), str(row["scale"]))
+
+
+def _paper_text(row, digits: int) -> str:
+    if row["paper_status"] == "reported":
+        return f"{row['paper']:.{digits}f}"
+    return row["paper_status"]
+
+
+def wide_frame(tidy, spec: TableSpec, digits: int = 2, pm: str = "±"):
+    """Reading layout: one row per (task, pretrained on, method, metric, extras); columns
+    ``paper (reported)`` then, per scale label found, ``ours (scale=S)`` and
+    ``Δ ours − paper (scale=S)``. Cells without runs say ``not run``."""
+    import pandas as pd
+
+    scales = sorted({s for s in tidy["scale"] if s}, key=lambda s: (s == "paper", s))
+    keys = ["task", "pretrained_on", "model", "sampler", "metric", *spec.extra_keys]
+    rows: dict[tuple, dict[str, str]] = {}
+    for _, row in tidy.iterrows():
+        key = tuple(row[k] for k in keys)
+        if key not in rows:
+            # A paper-only row merges into a run row of the same cell, if there is one.
+            rows[key] = {
+                spec.task_header: DATASET_LABELS.get(row["task"], row["task"]),
+                "pretrained on": DATASET_LABELS.get(row["pretrained_on"],
+                                                    row["pretrained_on"]) or "—",
+                "method": row["method"],
+                **({"metric": row["metric"]} if spec.show_metric else {}),
+                **{k: row[k] or "—" for k in spec.extra_keys},
+                "paper (reported)": _paper_text(row, digits),
+            }
+        if row["scale"]:
+            s = Summary(row["mean"], None if pd.isna(row["ci95"]) else row["ci95"],
+                        int(row["n_seeds"]), row["ci_kind"])
+            rows[key][f"ours (scale={row['scale']})"] = format_summary(s, digits, pm)
+            paper = row["paper"] if row["paper_status"] == "reported" else None
+            rows[key][f"Δ ours − paper (scale={row['scale']})"] = format_delta(s, paper, digits)
+    header = [spec.task_header, "pretrained on", "method",
+              *(["metric"] if spec.show_metric else []), *spec.extra_keys, "paper (reported)"]
+    for s in scales:
+        header += [f"ours (scale={s})", f"Δ ours − paper (scale={s})"]
+    if not scales:
+        header += ["ours (no runs found)"]
+    wide = pd.DataFrame(list(rows.values()), columns=header)
+    for s in scales:
+        wide[f"ours (scale={s})"] = wide[f"ours (scale={s})"].fillna("not run")
+        wide[f"Δ ours − paper (scale={s})"] = wide[f"Δ ours − paper (scale={s})"].fillna("—")
+    if not scales:
+        wide["ours (no runs found)"] = "not run"
+    return wide
+
+
+def _notes(tidy, reported, spec: TableSpec) -> list[str]:
+    notes = [
+        "Cells: mean ± 95% CI across seeds (Student t), with the number of seeds n; a single "
+        "seed shows the protocol's own 95% CI if it has one, else no interval.",
+        "Scales are never mixed: each `ours (scale=S)` column holds only records of scale S.",
+        "paper (reported): transcribed from the paper into "
+        f"tables/reported/{spec.reported_csv}; `{NOT_TRANSCRIBED}` = the paper reports this "
+        f"cell but its number is not in that file yet; `{NO_PAPER}` = the paper has no such "
+        "cell (our offline datasets, or runs beyond the paper's grid).",
+    ]
+    if reported["value"].notna().sum() == 0:
+        notes.append("No paper number of this table has been transcribed yet "
+                     "(see tables/reported/README.md).")
+    sources = sorted({s for s in tidy.get("paper_source", []) if s})
+    if sources:
+        notes.append("Sources: " + "; ".join(sources) + ".")
+    return notes
+
+
+def render_markdown(wide, title: str, notes: Sequence[str]) -> str:
+    """A Markdown document: title, pipe table, notes."""
+    from tabulate import tabulate
+
+    body = tabulate(wide.values.tolist(), headers=list(wide.columns), tablefmt="pipe",
+                    disable_numparse=True)
+    return f"## {title}\n\n{body}\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                  "^": r"\textasciicircum{}"}
+_LATEX_UNICODE = {"±": r"$\pm$", "Δ": r"$\Delta$", "−": "$-$", "—": "---"}
+
+
+def _latex_escape(text: str) -> str:
+    out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    for char, tex in _LATEX_UNICODE.items():
+        out = out.replace(char, tex)
+    return out
+
+
+def render_latex(wide, title: str, notes: Sequence[str]) -> str:
+    """A LaTeX ``table`` (booktabs-free ``tabular`` from ``tabulate``), caption and notes."""
+    from tabulate import tabulate
+
+    cells = [[_latex_escape(c) for c in row] for row in wide.values.tolist()]
+    body = tabulate(cells, headers=[_latex_escape(h) for h in wide.columns],
+                    tablefmt="latex_raw", disable_numparse=True)
+    comments = "\n".join(f"% {_latex_escape(n)}" for n in notes)
+    return (f"{comments}\n\\begin{{table}}[t]\n\\centering\n\\small\n"
+            f"\\caption{{{_latex_escape(title)}}}\n{body}\n\\end{{table}}\n")
+
+
+def write_table(records, reported, spec: TableSpec, out_dir: str | os.PathLike) -> list[Path]:
+    """Write ``<out_dir>/<spec.name>.{md,tex,csv}``; returns the paths."""
+    from repro.io import atomic_write, atomic_write_text
+
+    tidy = comparison_frame(records, reported, spec)
+    wide = wide_frame(tidy, spec)
+    notes = _notes(tidy, reported, spec)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{spec.name}.{ext}" for ext in ("md", "tex", "csv")]
+    md, tex = render_markdown(wide, spec.title, notes), render_latex(wide, spec.title, notes)
+    atomic_write_text(paths[0], md)
+    atomic_write_text(paths[1], tex)
+    atomic_write(paths[2], lambda tmp: tidy.round(6).to_csv(tmp, index=False))
+    return paths

@@ -1,0 +1,86 @@
+# Tables and figures from the result records (repro.report); nothing here trains.
+#   snakemake tables/table1_linear_eval.md      one table, from the records it needs
+#   snakemake report                            every table and figure
+# Uses PY, RESULTS and config from the Snakefile. The record lists come from the other rule
+# files (linear_eval_targets(), pretrain_targets(), fewshot_targets(), detection_targets());
+# a list whose rule file is not included counts as empty, so these rules also work alone.
+
+_REPORT = config.get("report") or {}
+TABLES_DIR = _REPORT.get("tables_dir", "tables")
+FIGURES_DIR = _REPORT.get("figures_dir", "figures")
+REPORTED_DIR = _REPORT.get("reported_dir", f"{TABLES_DIR}/reported")
+_ANNEAL = _REPORT.get("anneal", {})
+
+
+def _report_targets(*names):
+    """The union of the record lists that the named target functions give (if defined)."""
+    found = []
+    for name in names:
+        func = globals().get(name)
+        if callable(func):
+            found += [str(t) for t in func()]
+    return found
+
+
+def _toy_estimates():
+    return [f"{RESULTS}/toy/estimates.csv"] if hasattr(rules, "toy") else []
+
+
+_TABLE_INPUTS = {
+    "table1_linear_eval": ("table1", ("linear_eval_targets",)),
+    "table2_fewshot": ("table2", ("fewshot_targets",)),
+    "table3_detection": ("table3", ("detection_targets",)),
+}
+
+for _stem, (_key, _funcs) in _TABLE_INPUTS.items():
+
+    rule:
+        name:
+            _stem
+        input:
+            records=lambda w, _funcs=_funcs: _report_targets(*_funcs),
+            reported=f"{REPORTED_DIR}/{_stem}.csv",
+        output:
+            md=f"{TABLES_DIR}/{_stem}.md",
+            tex=f"{TABLES_DIR}/{_stem}.tex",
+            csv=f"{TABLES_DIR}/{_stem}.csv",
+        params:
+            key=_key,
+        shell:
+            "{PY} -m repro.report tables --results {RESULTS} --out {TABLES_DIR}"
+            " --reported {REPORTED_DIR} --only {params.key}"
+
+
+_FIGURE_INPUTS = {
+    "loss_curves": lambda w: _report_targets("pretrain_targets"),
+    "anneal_schedules": lambda w: _report_targets("pretrain_targets", "linear_eval_targets"),
+    "toy_bias_variance": lambda w: _toy_estimates(),
+    "ring_bounds": lambda w: _report_targets("linear_eval_targets"),
+}
+
+for _stem, _inputs in _FIGURE_INPUTS.items():
+
+    rule:
+        name:
+            f"figure_{_stem}"
+        input:
+            _inputs,
+        output:
+            png=f"{FIGURES_DIR}/{_stem}.png",
+            pdf=f"{FIGURES_DIR}/{_stem}.pdf",
+        params:
+            stem=_stem,
+            w_l=_ANNEAL.get("w_l", 0.9),
+            w_l_start=_ANNEAL.get("w_l_start", 0.0),
+            anneal_fraction=_ANNEAL.get("anneal_fraction", 0.5),
+        shell:
+            "{PY} -m repro.report figures --results {RESULTS} --out {FIGURES_DIR}"
+            " --only {params.stem} --w-l {params.w_l} --w-l-start {params.w_l_start}"
+            " --anneal-fraction {params.anneal_fraction}"
+
+
+rule report:
+    """Every table and figure."""
+    input:
+        [f"{TABLES_DIR}/{stem}.{ext}" for stem in _TABLE_INPUTS for ext in ("md", "tex", "csv")],
+        [f"{FIGURES_DIR}/{stem}.{ext}" for stem in _FIGURE_INPUTS for ext in ("png", "pdf")],

@@ -1,0 +1,275 @@
+"""Tables and figures from result records (repro.report) and the report rules."""
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from repro.report import make_figures, make_tables
+from repro.report.__main__ import main as report_main
+from repro.report.figures import load_loss_logs, plot_ring_bounds
+from repro.report.reported import REPORTED_COLUMNS, load_reported
+from repro.report.stats import format_delta, format_summary, summarize, t_ci95
+from repro.report.tables import TABLES, comparison_frame, wide_frame
+from repro.results import load_records, make_record, write_record
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORTED = ROOT / "tables" / "reported"
+
+
+def _write(root, stage, model, sampler, dataset, seed, metrics, *, scale="default",
+           eval_dataset=None, ci95=None, params=None, extra=None):
+    folder = root / stage / (eval_dataset or dataset) / f"{model}-{sampler}-{scale}" / f"seed{seed}"
+    if params is not None:
+        folder = folder.with_name(folder.name + "-" + "-".join(f"{v}" for v in params.values()))
+    record = make_record(stage=stage, model=model, sampler=sampler, dataset=dataset, seed=seed,
+                         metrics=metrics, scale=scale, config={"seed": seed}, wall_time_s=1.0,
+                         sampler_params=params or {"name": sampler}, eval_dataset=eval_dataset,
+                         ci95=ci95, extra=extra)
+    write_record(folder / "result.json", record)
+    return folder
+
+
+def _reported(tmp_path, rows):
+    path = tmp_path / "reported.csv"
+    frame = pd.DataFrame(rows, columns=list(REPORTED_COLUMNS))
+    frame.to_csv(path, index=False)
+    return load_reported(path)
+
+
+# ---- statistics ----------------------------------------------------------------------------
+
+
+def test_t_ci95_matches_the_student_t_closed_form():
+    mean, half, n = t_ci95([1.0, 2.0, 3.0])
+    # s = 1, t_{0.975, 2} = 4.302652729749464
+    assert (mean, n) == (2.0, 3)
+    assert half == pytest.approx(4.302652729749464 / math.sqrt(3), rel=1e-9)
+
+
+def test_single_seed_cell_shows_protocol_ci_or_n1_and_missing_cell_says_not_run():
+    assert format_summary(summarize([70.0], [0.8])) == "70.00 ± 0.80 (n=1, protocol CI)"
+    assert format_summary(summarize([70.0])) == "70.00 (n=1)"
+    assert format_summary(None) == "not run"
+    assert format_summary(summarize([1.0, 3.0]), pm="+-").startswith("2.00 +- ")
+
+
+def test_delta_is_ours_minus_paper_and_na_without_paper_number():
+    s = summarize([80.0, 82.0])
+    assert format_delta(s, 79.5) == "+1.50"
+    assert format_delta(s, None) == "n/a"
+    assert format_delta(None, 79.5) == "—"
+
+
+def test_t_ci95_refuses_empty_and_non_finite_values():
+    with pytest.raises(ValueError, match="at least one"):
+        t_ci95([])
+    with pytest.raises(ValueError, match="not finite"):
+        t_ci95([1.0, float("nan")])
+
+
+# ---- reported numbers ----------------------------------------------------------------------
+
+
+def test_committed_reported_csvs_load_and_every_number_names_its_source():
+    for spec in TABLES.values():
+        frame = load_reported(REPORTED / spec.reported_csv)
+        with_value = frame[frame["value"].notna()]
+        assert (with_value["source"].str.strip() != "").all(), spec.reported_csv
+        assert (with_value["version"].str.strip() != "").all(), spec.reported_csv
+
+
+def test_reported_csv_with_a_non_numeric_value_is_refused_naming_the_line(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text(",".join(REPORTED_COLUMNS) + "\nir,ring,cifar10,top1,8l.2,Table 1,v1,\n")
+    with pytest.raises(ValueError, match="line"):
+        load_reported(path)
+
+
+def test_reported_csv_listing_a_cell_twice_is_refused(tmp_path):
+    row = "ir,ring,cifar10,top1,80.0,Table 1,v1,"
+    path = tmp_path / "dup.csv"
+    path.write_text(",".join(REPORTED_COLUMNS) + f"\n{row}\n{row}\n")
+    with pytest.raises(ValueError, match="twice"):
+        load_reported(path)
+
+
+# ---- tables --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    for seed, (nce, ring) in enumerate([(80.0, 83.0), (82.0, 84.0), (81.0, 85.0)]):
+        _write(root, "linear_eval", "ir", "uniform", "cifar10", seed, {"top1": nce})
+        _write(root, "linear_eval", "ir", "ring", "cifar10", seed, {"top1": ring})
+    _write(root, "linear_eval", "ir", "ring", "cifar10", 0, {"top1": 90.0}, scale="paper")
+    _write(root, "linear_eval", "moco", "uniform", "shapes", 0, {"top1": 55.0})
+    _write(root, "fewshot", "ir", "ring", "shapes", 0, {"accuracy": 61.0}, eval_dataset="omniglot",
+           ci95={"accuracy": 0.9})
+    _write(root, "detection", "moco", "ring", "shapes", 0, {"bbox_AP": 30.0, "segm_AP": 25.0},
+           eval_dataset="coco_mask", extra={"backend": "torchvision"})
+    for seed in (0, 1):
+        for w_l, w_u, v in [(0.5, 0.99, 60.0), (0.9, 0.99, 64.0), (0.8, 0.95, 62.0)]:
+            _write(root, "linear_eval", "simclr", "ring", "digits", seed, {"top1": v + seed},
+                   params={"name": "ring", "w_l": w_l, "w_u": w_u, "schedule": "linear"})
+    for sampler in ("uniform", "ring"):
+        folder = _write(root, "pretrain", "ir", sampler, "shapes", 0, {"final_loss": 5.0})
+        w_l = "0.4500" if sampler == "ring" else ""
+        (folder / "log.csv").write_text("epoch,step,loss,w_l,lr,time_s\n"
+                                        f"0,0,6.0,{w_l},0.1,1.0\n0,1,5.5,{w_l},0.1,2.0\n"
+                                        f"1,2,5.0,{w_l},0.1,3.0\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def records(results):
+    return load_records(results)
+
+
+def _cell(tidy, **match):
+    rows = tidy
+    for key, value in match.items():
+        rows = rows[rows[key] == value]
+    assert len(rows) == 1, rows
+    return rows.iloc[0]
+
+
+def test_table1_cell_is_mean_and_t_ci_over_seeds_beside_the_paper_number(records, tmp_path):
+    reported = _reported(tmp_path, [["ir", "uniform", "cifar10", "top1", 79.0, "Table 1",
+                                     "arXiv:2010.02037v1", ""]])
+    tidy = comparison_frame(records, reported, TABLES["table1"])
+    cell = _cell(tidy, task="cifar10", model="ir", sampler="uniform", scale="default")
+    assert cell["n_seeds"] == 3 and cell["mean"] == pytest.approx(81.0)
+    assert cell["ci95"] == pytest.approx(4.302652729749464 / math.sqrt(3))
+    assert cell["paper"] == 79.0 and cell["delta"] == pytest.approx(2.0)
+    wide = wide_frame(tidy, TABLES["table1"])
+    row = wide[(wide["dataset"] == "CIFAR10") & (wide["method"] == "IR")].iloc[0]
+    assert row["paper (reported)"] == "79.00"
+    assert row["ours (scale=default)"] == "81.00 ± 2.48 (n=3)"
+    assert row["Δ ours − paper (scale=default)"] == "+2.00"
+
+
+def test_scales_are_never_mixed_in_one_cell(records):
+    tidy = comparison_frame(records, load_reported(REPORTED / "table1_linear_eval.csv"),
+                            TABLES["table1"])
+    default = _cell(tidy, task="cifar10", model="ir", sampler="ring", scale="default")
+    paper = _cell(tidy, task="cifar10", model="ir", sampler="ring", scale="paper")
+    assert (default["n_seeds"], default["mean"]) == (3, pytest.approx(84.0))
+    assert (paper["n_seeds"], paper["mean"]) == (1, 90.0)
+    wide = wide_frame(tidy, TABLES["table1"])
+    assert {"ours (scale=default)", "ours (scale=paper)"} <= set(wide.columns)
+    row = wide[(wide["dataset"] == "CIFAR10") & (wide["method"] == "IR + Ring")].iloc[0]
+    assert row["ours (scale=paper)"] == "90.00 (n=1)"
+
+
+def test_missing_runs_say_not_run_and_offline_datasets_have_no_paper_number(records):
+    reported = load_reported(REPORTED / "table1_linear_eval.csv")
+    wide = wide_frame(comparison_frame(records, reported, TABLES["table1"]), TABLES["table1"])
+    cmc = wide[(wide["dataset"] == "STL10") & (wide["method"] == "CMC")].iloc[0]
+    assert cmc["ours (scale=default)"] == "not run"
+    shapes = wide[(wide["dataset"] == "shapes") & (wide["method"] == "MoCo")].iloc[0]
+    assert shapes["paper (reported)"] == "n/a (no paper number)"
+    assert shapes["ours (scale=default)"] == "55.00 (n=1)"
+    assert shapes["Δ ours − paper (scale=default)"] == "n/a"
+
+
+def test_one_sampler_label_with_several_ring_bounds_gets_one_row_per_bounds(records):
+    tidy = comparison_frame(records, load_reported(REPORTED / "table1_linear_eval.csv"),
+                            TABLES["table1"])
+    digits = tidy[tidy["task"] == "digits"]
+    assert len(digits) == 3 and (digits["n_seeds"] == 2).all()
+    assert any("w_l=0.9" in s and "w_u=0.99" in s for s in digits["sampler"])
+
+
+def test_fewshot_single_run_shows_the_protocol_ci(records):
+    tidy = comparison_frame(records, load_reported(REPORTED / "table2_fewshot.csv"),
+                            TABLES["table2"])
+    cell = _cell(tidy, task="omniglot", model="ir", sampler="ring")
+    assert (cell["ci_kind"], cell["ci95"], cell["pretrained_on"]) == ("protocol", 0.9, "shapes")
+    assert cell["paper_status"] == "not transcribed"  # a Meta-Dataset source the paper uses
+
+
+def test_detection_table_has_a_row_per_metric_with_its_backend(records):
+    tidy = comparison_frame(records, load_reported(REPORTED / "table3_detection.csv"),
+                            TABLES["table3"])
+    assert list(tidy["metric"]) == ["bbox_AP", "segm_AP"]
+    assert set(tidy["backend"]) == {"torchvision"}
+    wide = wide_frame(tidy, TABLES["table3"])
+    assert {"metric", "backend"} <= set(wide.columns)
+
+
+def test_cli_writes_markdown_latex_and_csv_for_every_table(results, tmp_path):
+    assert report_main(["tables", "--results", str(results), "--out", str(tmp_path),
+                        "--reported", str(REPORTED)]) == 0
+    for spec in TABLES.values():
+        md = (tmp_path / f"{spec.name}.md").read_text()
+        tex = (tmp_path / f"{spec.name}.tex").read_text()
+        assert "paper (reported)" in md and "ours (scale=default)" in md
+        assert "\\begin{tabular}" in tex and "±" not in tex
+        assert not pd.read_csv(tmp_path / f"{spec.name}.csv").empty
+    assert "$\\pm$" in (tmp_path / "table1_linear_eval.tex").read_text()
+
+
+def test_missing_results_folder_is_a_clear_error(tmp_path, capsys):
+    assert report_main(["tables", "--results", str(tmp_path / "nope"),
+                        "--out", str(tmp_path)]) == 2
+    assert "no results folder" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown table"):
+        make_tables(tmp_path, tmp_path, only=["table9"])
+
+
+# ---- figures -------------------------------------------------------------------------------
+
+
+def test_loss_logs_carry_the_run_identity_and_the_ring_w_l(records):
+    logs = load_loss_logs(records)
+    assert len(logs) == 6 and set(logs["sampler"]) == {"uniform", "ring"}
+    ring = logs[logs["sampler"] == "ring"]
+    assert (ring["w_l"] == 0.45).all() and logs[logs["sampler"] == "uniform"]["w_l"].isna().all()
+    assert ring["progress"].max() == 1.0
+
+
+def test_ring_bounds_figure_draws_a_heatmap_only_when_bounds_vary(records):
+    fig = plot_ring_bounds(records)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "SimCLR on digits (scale=default)" in titles
+    empty = plot_ring_bounds(records[records["model"] != "simclr"])
+    assert "No ring-bound sweep" in " ".join(t.get_text() for ax in empty.axes
+                                            for t in ax.texts)
+
+
+def test_every_figure_is_written_as_png_and_pdf_even_without_records(results, tmp_path):
+    paths = make_figures(results, tmp_path / "full")
+    assert sorted(p.name for p in paths) == sorted(
+        f"{n}.{ext}" for n in ("loss_curves", "anneal_schedules", "toy_bias_variance",
+                               "ring_bounds") for ext in ("png", "pdf"))
+    empty_root = tmp_path / "empty"
+    empty_root.mkdir()
+    for path in paths + make_figures(empty_root, tmp_path / "empty_out"):
+        assert path.stat().st_size > 1000
+
+
+# ---- the report rules ----------------------------------------------------------------------
+
+
+def test_report_rule_regenerates_one_table_from_records_alone(results, tmp_path):
+    snakefile = tmp_path / "Snakefile"
+    snakefile.write_text(
+        "import sys\n"
+        "config.setdefault('report', {'reported_dir': %r})\n"
+        "PY = sys.executable\nRESULTS = %r\n"
+        "include: %r\n" % (str(REPORTED), str(results), str(ROOT / "rules" / "report.smk")))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    proc = subprocess.run([snakemake, "-s", str(snakefile), "-d", str(tmp_path), "--cores", "1",
+                           "tables/table1_linear_eval.md"], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    md = (tmp_path / "tables" / "table1_linear_eval.md").read_text()
+    assert "81.00 ± 2.48 (n=3)" in md
+    assert (tmp_path / "tables" / "table1_linear_eval.tex").exists()
