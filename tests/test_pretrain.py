@@ -118,3 +118,34 @@ def test_ddp_with_two_cpu_processes(tmp_path):
     assert record["extra"]["world_size"] == 2
     # 64 items, global batch 16 -> 4 steps, each rank logs... rank 0 writes the log.
     assert len(_losses(tmp_path / "log.csv")) == 4
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
+    """SIGKILL the CLI after its first checkpoint; `--resume` then ends where a run that was
+    never killed ends, weight for weight."""
+    import signal
+    import time
+
+    spec = run_spec(_config(epochs=4, subset=128), "ir", "ring", "shapes", 0)
+    straight = train(spec, tmp_path / "straight", progress_bar=False)
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "repro.pretrain", "--spec-json", json.dumps(spec),
+           "--out", str(out), "--resume", "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not (out / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "checkpoint.pt").exists()
+    epoch = torch.load(out / "last.pt", weights_only=False)["epoch"]
+    assert 1 <= epoch < 4
+    resumed = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming" in resumed.stderr
+    a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((out / "result.json").read_text())["metrics"] == straight["metrics"]
