@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["SCHEMA_PATH", "load_config", "validate_config", "run_spec"]
+__all__ = ["SCHEMA_PATH", "load_config", "validate_config", "run_spec", "transfer_runs"]
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 
@@ -84,3 +84,18 @@ def run_spec(config: Mapping[str, Any], model: str, sampler: str, dataset: str,
         "scale": config.get("scale", "default"),
         "pretrain": pretrain,
     }
+
+
+def transfer_runs(config: Mapping[str, Any], block: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(model, sampler)`` pairs a transfer block (``fewshot``, ``detection``) asks for: its
+    ``runs`` ("model-sampler" labels), or every configured model x sampler when ``runs`` is
+    null. A label that is not a configured pair raises ``ValueError`` listing the pairs."""
+    pairs = [(m, s) for m in config["models"] for s in config["samplers"]]
+    wanted = block.get("runs")
+    if wanted is None:
+        return pairs
+    unknown = [r for r in wanted if tuple(r.split("-", 1)) not in pairs]
+    if unknown:
+        raise ValueError(f"runs {unknown} are not model-sampler pairs of the config "
+                         f"({[f'{m}-{s}' for m, s in pairs]})")
+    return [tuple(r.split("-", 1)) for r in wanted]

@@ -1,23 +1,12 @@
 # Detection / segmentation / keypoint fine-tuning of pretrained query encoders
-# (python -m transfer.detection.train). Uses PY, RESULTS and config from the Snakefile, and
-# _transfer_runs from rules/fewshot.smk when included after it (defined here otherwise).
+# (python -m transfer.detection.train). Uses PY, RESULTS and config from the Snakefile,
+# PRETRAIN_DIR from rules/pretrain.smk.
 
-DETECTION_CHECKPOINT = f"{RESULTS}/pretrain/{{dataset}}/{{model}}-{{sampler}}/seed{{seed}}/checkpoint.pt"
+from repro.config import transfer_runs
+
 DETECTION_DIR = f"{RESULTS}/detection/{{task}}/{{dataset}}/{{model}}-{{sampler}}/seed{{seed}}"
 DETECTION_DATA = f"{RESULTS}/detection/data/shapes_coco"
 DETECTION_TASKS = ("voc_det", "coco_mask", "coco_kpt")
-
-if "_transfer_runs" not in globals():
-
-    def _transfer_runs(block):
-        pairs = [(m, s) for m in config["models"] for s in config["samplers"]]
-        wanted = block.get("runs")
-        if wanted is None:
-            return pairs
-        unknown = [r for r in wanted if tuple(r.split("-", 1)) not in pairs]
-        if unknown:
-            raise ValueError(f"runs {unknown} are not model-sampler pairs of the config")
-        return [tuple(r.split("-", 1)) for r in wanted]
 
 
 def detection_targets():
@@ -27,7 +16,7 @@ def detection_targets():
     return [f"{RESULTS}/detection/{task}/{dataset}/{model}-{sampler}/seed{seed}/result.json"
             for task in det.get("tasks", [])
             for dataset in datasets
-            for model, sampler in _transfer_runs(det)
+            for model, sampler in transfer_runs(config, det)
             for seed in config["seeds"]]
 
 
@@ -42,7 +31,7 @@ def _detection_data(task):
 
 
 def _detection_inputs(wildcards):
-    inputs = {"checkpoint": DETECTION_CHECKPOINT.format(
+    inputs = {"checkpoint": f"{PRETRAIN_DIR}/checkpoint.pt".format(
         dataset=wildcards.dataset, model=wildcards.model, sampler=wildcards.sampler,
         seed=wildcards.seed)}
     if _detection_data(wildcards.task)[0] == "generated":

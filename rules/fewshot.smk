@@ -1,22 +1,9 @@
 # Meta-Dataset few-shot transfer of every pretrained query encoder (python -m transfer.fewshot).
-# Uses PY, RESULTS and config from the Snakefile.
+# Uses PY, RESULTS and config from the Snakefile, PRETRAIN_DIR from rules/pretrain.smk.
 
-FEWSHOT_CHECKPOINT = f"{RESULTS}/pretrain/{{dataset}}/{{model}}-{{sampler}}/seed{{seed}}/checkpoint.pt"
+from repro.config import transfer_runs
+
 FEWSHOT_DIR = f"{RESULTS}/fewshot/{{source}}/{{dataset}}/{{model}}-{{sampler}}/seed{{seed}}"
-
-
-def _transfer_runs(block):
-    """(model, sampler) pairs a transfer block asks for: its `runs` ("model-sampler" labels),
-    or every configured model x sampler."""
-    pairs = [(m, s) for m in config["models"] for s in config["samplers"]]
-    wanted = block.get("runs")
-    if wanted is None:
-        return pairs
-    unknown = [r for r in wanted if tuple(r.split("-", 1)) not in pairs]
-    if unknown:
-        raise ValueError(f"runs {unknown} are not model-sampler pairs of the config "
-                         f"({[f'{m}-{s}' for m, s in pairs]})")
-    return [tuple(r.split("-", 1)) for r in wanted]
 
 
 def fewshot_targets():
@@ -26,7 +13,7 @@ def fewshot_targets():
     return [f"{RESULTS}/fewshot/{source}/{dataset}/{model}-{sampler}/seed{seed}/result.json"
             for source in fs.get("sources", [])
             for dataset in datasets
-            for model, sampler in _transfer_runs(fs)
+            for model, sampler in transfer_runs(config, fs)
             for seed in config["seeds"]]
 
 
@@ -42,7 +29,7 @@ def _fewshot_options(fs):
 rule fewshot:
     """Few-shot episodes on one source with one frozen checkpoint."""
     input:
-        checkpoint=FEWSHOT_CHECKPOINT,
+        checkpoint=f"{PRETRAIN_DIR}/checkpoint.pt",
     output:
         record=f"{FEWSHOT_DIR}/result.json",
     params:

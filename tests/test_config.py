@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from repro.config import load_config, run_spec, validate_config
+from repro.config import load_config, run_spec, transfer_runs, validate_config
 from repro.results import config_hash
 
 
@@ -64,3 +64,12 @@ def test_unknown_model_or_sampler_in_a_run_is_refused(default):
         run_spec(default, "byol", "ring", "shapes", 0)
     with pytest.raises(ValueError, match="hard"):
         run_spec(default, "ir", "hard", "shapes", 0)
+
+
+def test_transfer_runs_default_to_the_whole_grid_and_refuse_unknown_pairs(default):
+    assert len(transfer_runs(default, {"runs": None})) == len(default["models"]) * len(
+        default["samplers"])
+    assert transfer_runs(default, {"runs": ["moco-ring", "ir-ring_50_99"]}) == [
+        ("moco", "ring"), ("ir", "ring_50_99")]
+    with pytest.raises(ValueError, match="byol-ring"):
+        transfer_runs(default, {"runs": ["byol-ring"]})

@@ -112,13 +112,7 @@ def imagenet(root: Path, split: str) -> Dataset:
     if not folder.is_dir():
         raise missing("imagenet", folder)
     try:
-        return ImageFolder(str(folder), loader=_rgb_loader)
+        return ImageFolder(str(folder))  # its default loader converts to RGB
     except FileNotFoundError as err:  # no class folders / no images
         raise missing("imagenet", folder, str(err)) from None
 
-
-def _rgb_loader(path: str):
-    from PIL import Image
-
-    with open(path, "rb") as fh:
-        return Image.open(fh).convert("RGB")
