@@ -11,7 +11,8 @@ import pytest
 
 from repro.report import make_figures, make_tables
 from repro.report.__main__ import main as report_main
-from repro.report.figures import load_loss_logs, plot_ring_bounds
+from repro.report.figures import (_ring_rows, load_loss_logs, plot_ring_bounds,
+                                  ring_bound_panels, sampler_colors, schedule_sweep)
 from repro.report.reported import REPORTED_COLUMNS, load_reported
 from repro.report.stats import format_delta, format_summary, summarize, t_ci95
 from repro.report.tables import TABLES, comparison_frame, wide_frame
@@ -237,10 +238,43 @@ def test_loss_logs_carry_the_run_identity_and_the_ring_w_l(records):
 def test_ring_bounds_figure_draws_a_heatmap_only_when_bounds_vary(records):
     fig = plot_ring_bounds(records)
     titles = [ax.get_title() for ax in fig.axes]
-    assert "SimCLR on digits (scale=default)" in titles
+    assert "SimCLR on digits (scale=default)\nschedule=linear" in titles
     empty = plot_ring_bounds(records[records["model"] != "simclr"])
     assert "No ring-bound sweep" in " ".join(t.get_text() for ax in empty.axes
                                             for t in ax.texts)
+
+
+def test_every_sampler_gets_its_own_colour_and_uniform_ring_keep_theirs():
+    colors = sampler_colors(["uniform", "ring", "ring_50_99", "ring_const", "ring"])
+    assert colors["uniform"] == "tab:blue" and colors["ring"] == "tab:red"
+    assert len(set(colors.values())) == len(colors) == 4
+    assert set(sampler_colors(["ring_const"])) == {"ring_const"}
+
+
+def _ring_ablation(tmp_path):
+    """The default config's ring ablations: ring and ring_50_99 (linear annealing, two bounds)
+    and ring_const (the bounds of ring, no annealing)."""
+    linear = {"name": "ring", "schedule": "linear", "w_l_start": 0.0, "anneal_fraction": 0.5}
+    runs = {"ring": ({**linear, "w_l": 0.9, "w_u": 0.99}, 40.0),
+            "ring_50_99": ({**linear, "w_l": 0.5, "w_u": 0.99}, 41.0),
+            "ring_const": ({"name": "ring", "schedule": "constant", "w_l": 0.9, "w_u": 0.99}, 20.0)}
+    for sampler, (params, top1) in runs.items():
+        _write(tmp_path, "linear_eval", "moco", sampler, "shapes", 0, {"top1": top1},
+               params=params)
+    return _ring_rows(load_records(tmp_path), "linear_eval", "top1")
+
+
+def test_ring_bounds_panel_never_averages_runs_with_another_schedule(tmp_path):
+    (key, part), = ring_bound_panels(_ring_ablation(tmp_path))
+    assert key[3] == "anneal_fraction=0.5, schedule=linear, w_l_start=0.0"
+    cells = part.groupby(["w_l", "w_u"])["value"].mean().to_dict()
+    assert cells == {(0.5, 0.99): 41.0, (0.9, 0.99): 40.0}
+
+
+def test_schedule_sweep_compares_schedules_only_at_the_same_bounds(tmp_path):
+    sweep = schedule_sweep(_ring_ablation(tmp_path))
+    assert sorted(sweep["sampler"]) == ["ring", "ring_const"]
+    assert set(zip(sweep["w_l"], sweep["w_u"])) == {(0.9, 0.99)}
 
 
 def test_every_figure_is_written_as_png_and_pdf_even_without_records(results, tmp_path):

@@ -8,7 +8,7 @@
 * :func:`plot_toy`: NCE vs Ring estimates of a known mutual information (Gaussian toy):
   bias and spread per sampler and ring, with lines at the true MI and at ``log(K + 1)``.
 * :func:`plot_ring_bounds`: linear evaluation accuracy against the ring bounds ``(w_l, w_u)``
-  (heatmap), from ring records with varying ``sampler_params``.
+  (heatmap), one panel per set of ring runs that differ only in their bounds.
 
 Every figure names the ``scale`` of the records it shows; with no suitable records a figure
 still gets written, saying what is missing and how to produce it.
@@ -32,17 +32,30 @@ from repro.report.tables import MODEL_LABELS, MODEL_ORDER, method_label  # noqa:
 __all__ = [
     "FIGURES",
     "save_figure",
+    "sampler_colors",
     "empty_figure",
     "load_loss_logs",
     "plot_loss_curves",
     "plot_anneal_schedules",
     "plot_toy",
     "plot_ring_bounds",
+    "schedule_sweep",
+    "ring_bound_panels",
     "make_figures",
 ]
 
 FORMATS = ("png", "pdf")
 SAMPLER_COLORS = {"uniform": "tab:blue", "ring": "tab:red"}
+_OTHER_COLORS = ("tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:olive",
+                 "tab:cyan", "tab:gray")
+
+
+def sampler_colors(samplers: Sequence[str]) -> dict[str, str]:
+    """One distinct colour per sampler label: ``uniform`` blue and ``ring`` red as everywhere,
+    the other labels (ablations) in sorted order from the remaining tab10 colours (cycling)."""
+    others = sorted(set(samplers) - set(SAMPLER_COLORS))
+    colors = {s: _OTHER_COLORS[i % len(_OTHER_COLORS)] for i, s in enumerate(others)}
+    return {**colors, **{s: c for s, c in SAMPLER_COLORS.items() if s in set(samplers)}}
 
 
 def save_figure(fig, out_dir: str | os.PathLike, stem: str,
@@ -128,6 +141,7 @@ def plot_loss_curves(records):
     models = sorted(set(logs["model"]), key=lambda m: (m not in MODEL_ORDER,
                                                        MODEL_ORDER.index(m)
                                                        if m in MODEL_ORDER else 0, m))
+    colors = sampler_colors(list(logs["sampler"]))
     fig, axes = plt.subplots(len(panels), len(models), squeeze=False,
                              figsize=(3.6 * len(models), 2.8 * len(panels)))
     for r, (dataset, scale) in enumerate(panels):
@@ -142,7 +156,7 @@ def plot_loss_curves(records):
                 continue
             twin = None
             for sampler, runs in part.groupby("sampler"):
-                color = SAMPLER_COLORS.get(sampler)
+                color = colors[sampler]
                 window = max(1, int(runs["step"].max()) // 50)
                 runs = runs.sort_values("step").copy()
                 runs["smooth"] = runs.groupby("seed")["loss"].transform(
@@ -186,6 +200,36 @@ def _ring_rows(records, stage: str, metric: str):
     return part
 
 
+def _params_except(params: Mapping, keys: Sequence[str]) -> str:
+    """The sampler options other than ``keys``, as one sortable label ("k=v, ...")."""
+    return ", ".join(f"{k}={params[k]}" for k in sorted(params) if k not in keys and k != "name")
+
+
+def schedule_sweep(ring_rows):
+    """The ring rows whose ``(w_l, w_u)`` were run with more than one schedule, for the same
+    model, evaluation dataset and scale: the only rows where a difference between schedules is
+    not also a difference between bounds."""
+    keys = ["model", "eval_dataset", "scale", "w_l", "w_u"]
+    if ring_rows.empty:
+        return ring_rows
+    schedules = ring_rows.groupby(keys, dropna=False)["schedule"].transform("nunique")
+    return ring_rows[schedules > 1]
+
+
+def ring_bound_panels(ring_rows):
+    """``[((model, eval_dataset, scale, others), rows)]``: one panel per set of runs that
+    differ only in their ring bounds ``(w_l, w_u)`` (``others`` labels the sampler options they
+    share, e.g. the schedule), kept when at least two bounds were run. Runs with another
+    schedule are never averaged into the same cell."""
+    if ring_rows.empty:
+        return []
+    ring_rows = ring_rows.assign(others=[_params_except(p, ("w_l", "w_u"))
+                                         for p in ring_rows["sampler_params"]])
+    return [(key, part) for key, part in
+            ring_rows.groupby(["model", "eval_dataset", "scale", "others"])
+            if part[["w_l", "w_u"]].drop_duplicates().shape[0] > 1]
+
+
 def plot_anneal_schedules(records, w_l: float = 0.9, w_l_start: float = 0.0,
                           anneal_fraction: float = 0.5):
     """Left: ``w_l`` against training progress for every schedule (:func:`anneal`). Right:
@@ -209,14 +253,14 @@ def plot_anneal_schedules(records, w_l: float = 0.9, w_l_start: float = 0.0,
 
     acc = _ring_rows(records, "linear_eval", "top1")
     loss = _ring_rows(records, "pretrain", "final_loss")
-    sweep = [(f, label) for f, label in ((acc, "linear-eval top-1 (%)"),
-                                        (loss, "final pretraining loss"))
-             if f["schedule"].nunique() > 1]
+    sweep = [(f, label) for f, label in ((schedule_sweep(acc), "linear-eval top-1 (%)"),
+                                        (schedule_sweep(loss), "final pretraining loss"))
+             if not f.empty]
     if not sweep:
         right.axis("off")
-        right.text(0.5, 0.5, "No schedule sweep in the records: ring runs with more than one\n"
-                             "sampler schedule are needed (add samplers such as\n"
-                             "ring_step: {name: ring, schedule: step, ...} to the config).",
+        right.text(0.5, 0.5, "No schedule sweep in the records: ring runs with the same\n"
+                             "(w_l, w_u) and more than one schedule are needed (add samplers\n"
+                             "such as ring_step: {name: ring, schedule: step, ...} to the config).",
                    ha="center", va="center", fontsize=9, transform=right.transAxes)
         right.set_title("effect of the schedule", fontsize=9)
     else:
@@ -231,8 +275,12 @@ def _bar_by(ax, frame, key: str, label: str) -> None:
     """Mean (bar) and per-seed values (dots) of ``value`` per ``key`` and ``model``."""
     import seaborn as sns
 
-    frame = frame.assign(method=[f"{MODEL_LABELS.get(m, m)} / {d} ({s})" for m, d, s in
-                                 zip(frame["model"], frame["eval_dataset"], frame["scale"])])
+    method = [f"{MODEL_LABELS.get(m, m)} / {d} ({s})" for m, d, s in
+              zip(frame["model"], frame["eval_dataset"], frame["scale"])]
+    if key == "schedule":  # say which ring the schedules were compared on
+        method = [f"{m}, ring [{wl:g}, {wu:g}]" for m, wl, wu in
+                  zip(method, frame["w_l"], frame["w_u"])]
+    frame = frame.assign(method=method)
     frame[key] = frame[key].astype(str)
     sns.barplot(data=frame, x=key, y="value", hue="method", ax=ax, errorbar=None, alpha=0.6)
     sns.stripplot(data=frame, x=key, y="value", hue="method", ax=ax, dodge=True, legend=False,
@@ -301,12 +349,8 @@ def plot_ring_bounds(records):
     import seaborn as sns
 
     title = "Linear-eval accuracy vs ring bounds (w_l, w_u)"
-    ring = _ring_rows(records, "linear_eval", "top1").dropna(subset=["w_l", "w_u"])
-    panels = []
-    if not ring.empty:
-        for key, part in ring.groupby(["model", "eval_dataset", "scale"]):
-            if part[["w_l", "w_u"]].drop_duplicates().shape[0] > 1:
-                panels.append((key, part))
+    panels = ring_bound_panels(
+        _ring_rows(records, "linear_eval", "top1").dropna(subset=["w_l", "w_u"]))
     if not panels:
         return empty_figure(title, "No ring-bound sweep in the records: this needs "
                                    "linear_eval records of ring runs\nwith at least two "
@@ -317,7 +361,7 @@ def plot_ring_bounds(records):
     fig, axes = plt.subplots(rows, cols, squeeze=False, figsize=(4.4 * cols, 3.6 * rows))
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
-    for ax, ((model, dataset, scale), part) in zip(axes.flat, panels):
+    for ax, ((model, dataset, scale, others), part) in zip(axes.flat, panels):
         grid = part.groupby(["w_l", "w_u"])["value"].mean().unstack("w_u")
         counts = (part.groupby(["w_l", "w_u"])["seed"].nunique().unstack("w_u")
                   .reindex_like(grid).fillna(0))
@@ -326,8 +370,8 @@ def plot_ring_bounds(records):
                   for grid_row, count_row in zip(grid.values, counts.values)]
         sns.heatmap(grid, annot=labels, fmt="", cmap="viridis", ax=ax,
                     cbar_kws={"label": "top-1 (%)"}, annot_kws={"fontsize": 7})
-        ax.set_title(f"{MODEL_LABELS.get(model, model)} on {dataset} (scale={scale})",
-                     fontsize=9)
+        ax.set_title(f"{MODEL_LABELS.get(model, model)} on {dataset} (scale={scale})"
+                     + (f"\n{others}" if others else ""), fontsize=9)
         ax.set_xlabel("w_u (upper percentile)")
         ax.set_ylabel("w_l (lower percentile)")
     fig.suptitle(title)
