@@ -11,11 +11,13 @@ import pytest
 
 from repro.report import make_figures, make_tables
 from repro.report.__main__ import main as report_main
-from repro.report.figures import (_ring_rows, load_loss_logs, plot_ring_bounds,
+from repro.report.figures import (LOSS_CAVEAT, _ring_rows, load_loss_logs,
+                                  plot_anneal_schedules, plot_loss_curves, plot_ring_bounds,
                                   ring_bound_panels, sampler_colors, schedule_sweep)
 from repro.report.reported import REPORTED_COLUMNS, load_reported
 from repro.report.stats import format_delta, format_summary, summarize, t_ci95
-from repro.report.tables import TABLES, comparison_frame, wide_frame
+from repro.report.tables import (TABLES, compact_cells, comparison_frame, idle_paper_cells,
+                                 render_latex, wide_frame)
 from repro.results import load_records, make_record, write_record
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +26,8 @@ REPORTED = ROOT / "tables" / "reported"
 
 def _write(root, stage, model, sampler, dataset, seed, metrics, *, scale="default",
            eval_dataset=None, ci95=None, params=None, extra=None):
-    folder = root / stage / (eval_dataset or dataset) / f"{model}-{sampler}-{scale}" / f"seed{seed}"
+    where = (extra or {}).get("task") or eval_dataset or dataset  # detection: per task
+    folder = root / stage / where / f"{model}-{sampler}-{scale}" / f"seed{seed}"
     if params is not None:
         folder = folder.with_name(folder.name + "-" + "-".join(f"{v}" for v in params.values()))
     record = make_record(stage=stage, model=model, sampler=sampler, dataset=dataset, seed=seed,
@@ -33,6 +36,17 @@ def _write(root, stage, model, sampler, dataset, seed, metrics, *, scale="defaul
                          ci95=ci95, extra=extra)
     write_record(folder / "result.json", record)
     return folder
+
+
+def _detection(root, task, sampler, metrics, *, data="generated", scale="default", seed=0):
+    """A detection record as transfer.detection.train.run writes it: the evaluation data in
+    ``eval_dataset`` and the task in ``extra.task``."""
+    eval_dataset = {"generated": "shapes_coco", "coco": "coco2017_val",
+                    "voc": "voc2007_test"}[data]
+    extra = {"task": task, "data": data, "backend": "torchvision", "iterations": 20,
+             "architecture": "torchvision Mask R-CNN R50"}
+    return _write(root, "detection", "moco", sampler, "shapes", seed, metrics, scale=scale,
+                  eval_dataset=eval_dataset, extra=extra)
 
 
 def _reported(tmp_path, rows):
@@ -109,11 +123,16 @@ def results(tmp_path_factory):
         _write(root, "linear_eval", "ir", "uniform", "cifar10", seed, {"top1": nce})
         _write(root, "linear_eval", "ir", "ring", "cifar10", seed, {"top1": ring})
     _write(root, "linear_eval", "ir", "ring", "cifar10", 0, {"top1": 90.0}, scale="paper")
-    _write(root, "linear_eval", "moco", "uniform", "shapes", 0, {"top1": 55.0})
+    # float32 noise, as a linear probe's accuracy comes out of torch
+    _write(root, "linear_eval", "moco", "uniform", "shapes", 0, {"top1": 55.099998474121094})
     _write(root, "fewshot", "ir", "ring", "shapes", 0, {"accuracy": 61.0}, eval_dataset="omniglot",
            ci95={"accuracy": 0.9})
-    _write(root, "detection", "moco", "ring", "shapes", 0, {"bbox_AP": 30.0, "segm_AP": 25.0},
-           eval_dataset="coco_mask", extra={"backend": "torchvision"})
+    # two tasks on the same generated data, and one record of the older layout (task in
+    # eval_dataset, no extra.task)
+    _detection(root, "voc_det", "ring", {"bbox_AP": 2.0, "bbox_AP50": 6.0})
+    _detection(root, "coco_mask", "ring", {"bbox_AP": 30.0, "segm_AP": 25.0})
+    _write(root, "detection", "moco", "ring", "shapes", 0, {"keypoints_AP": 5.0},
+           eval_dataset="coco_kpt", extra={"backend": "torchvision"})
     for seed in (0, 1):
         for w_l, w_u, v in [(0.5, 0.99, 60.0), (0.9, 0.99, 64.0), (0.8, 0.95, 62.0)]:
             _write(root, "linear_eval", "simclr", "ring", "digits", seed, {"top1": v + seed},
@@ -168,14 +187,16 @@ def test_scales_are_never_mixed_in_one_cell(records):
     assert row["ours (scale=paper)"] == "90.00 (n=1)"
 
 
-def test_missing_runs_say_not_run_and_offline_datasets_have_no_paper_number(records):
-    reported = load_reported(REPORTED / "table1_linear_eval.csv")
+def test_missing_runs_say_not_run_and_offline_datasets_have_no_paper_number(records,
+                                                                            tmp_path):
+    reported = _reported(tmp_path, [["cmc", "uniform", "stl10", "top1", 80.0, "Table 1",
+                                     "arXiv:2010.02037v1", ""]])
     wide = wide_frame(comparison_frame(records, reported, TABLES["table1"]), TABLES["table1"])
     cmc = wide[(wide["dataset"] == "STL10") & (wide["method"] == "CMC")].iloc[0]
-    assert cmc["ours (scale=default)"] == "not run"
+    assert (cmc["paper (reported)"], cmc["ours (scale=default)"]) == ("80.00", "not run")
     shapes = wide[(wide["dataset"] == "shapes") & (wide["method"] == "MoCo")].iloc[0]
     assert shapes["paper (reported)"] == "n/a (no paper number)"
-    assert shapes["ours (scale=default)"] == "55.00 (n=1)"
+    assert shapes["ours (scale=default)"] == "55.10 (n=1)"
     assert shapes["Δ ours − paper (scale=default)"] == "n/a"
 
 
@@ -198,10 +219,98 @@ def test_fewshot_single_run_shows_the_protocol_ci(records):
 def test_detection_table_has_a_row_per_metric_with_its_backend(records):
     tidy = comparison_frame(records, load_reported(REPORTED / "table3_detection.csv"),
                             TABLES["table3"])
-    assert list(tidy["metric"]) == ["bbox_AP", "segm_AP"]
-    assert set(tidy["backend"]) == {"torchvision"}
+    ran = tidy[tidy["n_seeds"] > 0]
+    assert list(zip(ran["task"], ran["metric"])) == [
+        ("voc_det", "bbox_AP"), ("voc_det", "bbox_AP50"), ("coco_mask", "bbox_AP"),
+        ("coco_mask", "segm_AP"), ("coco_kpt", "keypoints_AP")]
+    assert set(ran["backend"]) == {"torchvision"}
     wide = wide_frame(tidy, TABLES["table3"])
     assert {"metric", "backend"} <= set(wide.columns)
+
+
+def test_detection_rows_are_split_by_task_never_averaging_two_tasks_on_the_same_data(records):
+    tidy = comparison_frame(records, load_reported(REPORTED / "table3_detection.csv"),
+                            TABLES["table3"])
+    voc = _cell(tidy, task="voc_det", metric="bbox_AP", scale="default")
+    mask = _cell(tidy, task="coco_mask", metric="bbox_AP", scale="default")
+    assert (voc["n_seeds"], voc["mean"]) == (1, 2.0)
+    assert (mask["n_seeds"], mask["mean"]) == (1, 30.0)
+    assert "shapes_coco" not in set(tidy["task"])
+
+
+def test_detection_table_shows_the_evaluation_data_in_its_own_column(records):
+    tidy = comparison_frame(records, load_reported(REPORTED / "table3_detection.csv"),
+                            TABLES["table3"])
+    wide = wide_frame(tidy, TABLES["table3"])
+    data = dict(zip(wide["task"], wide["evaluated on"]))
+    assert data["VOC detection"] == data["COCO instance seg."] == "shapes_coco"
+    assert data["COCO keypoints"] == "—"  # an older record: task in eval_dataset, data unknown
+
+
+def test_detection_paper_number_keyed_by_task_lands_in_its_task_row(records, tmp_path):
+    reported = _reported(tmp_path, [["moco", "ring", "coco_mask", "bbox_AP", 40.0, "Table 3",
+                                     "arXiv:2010.02037v1", ""]])
+    _detection(tmp_path / "paper", "coco_mask", "ring", {"bbox_AP": 38.5}, data="coco",
+               scale="paper")
+    both = pd.concat([records, load_records(tmp_path / "paper")], ignore_index=True)
+    tidy = comparison_frame(both, reported, TABLES["table3"])
+    generated = _cell(tidy, task="coco_mask", metric="bbox_AP", scale="default")
+    coco = _cell(tidy, task="coco_mask", metric="bbox_AP", scale="paper")
+    assert generated["paper"] == coco["paper"] == 40.0
+    assert coco["delta"] == pytest.approx(-1.5)
+    assert pd.isna(generated["delta"])  # shapes_coco is not the data the paper measured on
+    voc = _cell(tidy, task="voc_det", metric="bbox_AP", scale="default")
+    assert voc["paper_status"] == "not transcribed"
+    wide = wide_frame(tidy, TABLES["table3"])
+    rows = wide[(wide["task"] == "COCO instance seg.") & (wide["metric"] == "bbox_AP")]
+    by_data = {r["evaluated on"]: r for _, r in rows.iterrows()}
+    assert by_data["coco2017_val"]["Δ ours − paper (scale=paper)"] == "-1.50"
+    assert by_data["shapes_coco"]["Δ ours − paper (scale=default)"] == \
+        "n/a (not the paper's data)"
+    assert by_data["shapes_coco"]["paper (reported)"] == "40.00"
+
+
+def test_paper_cells_neither_transcribed_nor_run_fold_into_one_footnote(results, tmp_path):
+    reported = load_reported(REPORTED / "table1_linear_eval.csv")
+    records = load_records(results)
+    tidy = comparison_frame(records, reported, TABLES["table1"])
+    idle = idle_paper_cells(tidy)
+    assert len(idle) == len(reported) - 2  # IR and IR + Ring on CIFAR10 were run
+    wide = wide_frame(tidy, TABLES["table1"])
+    runs = [c for c in wide.columns if c.startswith("ours (")]
+    empty = (wide["paper (reported)"] == "not transcribed") & (wide[runs] == "not run").all(1)
+    assert not empty.any()
+    assert {"IR", "IR + Ring"} <= set(wide[wide["dataset"] == "CIFAR10"]["method"])
+    make_tables(results, tmp_path, REPORTED, only=["table1"])
+    md = (tmp_path / "table1_linear_eval.md").read_text()
+    assert f"Not shown: {len(idle)} paper cell(s)" in md
+    assert "{IR, CMC, MoCo} × {uniform, ring} × {CIFAR100, STL10, ImageNet}" in md
+    assert "| not transcribed       | not run" not in md
+
+
+def test_compact_cells_name_a_full_grid_as_one_product_and_split_the_rest_by_last_label():
+    grid = [(m, s, d) for d in ("C10", "C100") for m in ("IR", "CMC") for s in ("u", "r")]
+    assert compact_cells(grid) == "{IR, CMC} × {u, r} × {C10, C100}"
+    ragged = [c for c in grid if c != ("IR", "u", "C10")]
+    assert compact_cells(ragged) == ("{IR, CMC} × {r} × {C10}; {CMC} × {u} × {C10}; "
+                                     "{IR, CMC} × {u, r} × {C100}")
+    assert compact_cells([]) == ""
+
+
+def test_latex_caption_does_not_repeat_the_table_number(records):
+    spec = TABLES["table1"]
+    wide = wide_frame(comparison_frame(records, load_reported(REPORTED / spec.reported_csv),
+                                       spec), spec)
+    tex = render_latex(wide, spec.title, [])
+    assert "\\caption{linear evaluation" in tex and "Table 1" not in tex
+
+
+def test_csv_numbers_are_rounded_to_four_decimals(results, tmp_path):
+    make_tables(results, tmp_path, REPORTED, only=["table1"])
+    text = (tmp_path / "table1_linear_eval.csv").read_text()
+    assert "55.1," in text and "55.099998" not in text
+    for value in pd.read_csv(tmp_path / "table1_linear_eval.csv")[["mean", "ci95"]].stack().dropna():
+        assert value == round(value, 4)
 
 
 def test_cli_writes_markdown_latex_and_csv_for_every_table(results, tmp_path):
@@ -233,6 +342,36 @@ def test_loss_logs_carry_the_run_identity_and_the_ring_w_l(records):
     ring = logs[logs["sampler"] == "ring"]
     assert (ring["w_l"] == 0.45).all() and logs[logs["sampler"] == "uniform"]["w_l"].isna().all()
     assert ring["progress"].max() == 1.0
+
+
+def _suptitle(fig) -> str:
+    return fig._suptitle.get_text() if fig._suptitle is not None else ""
+
+
+def test_loss_curves_have_one_shared_legend_a_loss_caveat_and_a_band_only_with_seeds(results,
+                                                                                    tmp_path):
+    fig = plot_loss_curves(load_records(results))
+    assert "band" not in _suptitle(fig)  # one seed per line
+    assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in fig.axes)
+    assert LOSS_CAVEAT in [t.get_text() for t in fig.texts]
+    for seed in (0, 1):
+        folder = _write(tmp_path, "pretrain", "ir", "uniform", "shapes", seed,
+                        {"final_loss": 5.0})
+        (folder / "log.csv").write_text("epoch,step,loss,w_l,lr,time_s\n"
+                                        f"0,0,{6 + seed},,0.1,1.0\n0,1,5.0,,0.1,2.0\n")
+    assert "band = min..max over seeds" in _suptitle(plot_loss_curves(load_records(tmp_path)))
+
+
+def test_ring_bounds_panels_follow_the_table_model_order_on_one_colour_scale(tmp_path):
+    for model, (low, high) in {"cmc": (40.0, 42.0), "ir": (60.0, 64.0)}.items():
+        for w_l, value in ((0.5, low), (0.9, high)):
+            _write(tmp_path, "linear_eval", model, "ring", "shapes", 0, {"top1": value},
+                   params={"name": "ring", "w_l": w_l, "w_u": 0.99, "schedule": "linear"})
+    fig = plot_ring_bounds(load_records(tmp_path))
+    panels = [ax for ax in fig.axes if ax.collections and ax.get_title()]
+    assert [ax.get_title().split(" on ")[0] for ax in panels] == ["IR", "CMC"]
+    assert {ax.collections[0].get_clim() for ax in panels} == {(40.0, 64.0)}
+    assert any("42.0" in t.get_text() for t in panels[1].texts)  # numbers stay annotated
 
 
 def test_ring_bounds_figure_draws_a_heatmap_only_when_bounds_vary(records):
@@ -269,6 +408,17 @@ def test_ring_bounds_panel_never_averages_runs_with_another_schedule(tmp_path):
     assert key[3] == "anneal_fraction=0.5, schedule=linear, w_l_start=0.0"
     cells = part.groupby(["w_l", "w_u"])["value"].mean().to_dict()
     assert cells == {(0.5, 0.99): 41.0, (0.9, 0.99): 40.0}
+
+
+def test_anneal_figure_draws_accuracy_and_final_loss_per_schedule(tmp_path):
+    _ring_ablation(tmp_path)
+    for sampler, schedule, loss in (("ring", "linear", 4.0), ("ring_const", "constant", 3.0)):
+        # pretraining records name the sampler in "sampler", not "name"
+        _write(tmp_path, "pretrain", "moco", sampler, "shapes", 0, {"final_loss": loss},
+               params={"sampler": "ring", "schedule": schedule, "w_l": 0.9, "w_u": 0.99})
+    fig = plot_anneal_schedules(load_records(tmp_path))
+    labels = [ax.get_ylabel() for ax in fig.axes]
+    assert "linear-eval top-1 (%)" in labels and "final pretraining loss" in labels
 
 
 def test_schedule_sweep_compares_schedules_only_at_the_same_bounds(tmp_path):

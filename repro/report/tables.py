@@ -9,7 +9,16 @@ paper's numbers (:mod:`repro.report.reported`):
 * :func:`wide_frame` lays it out for reading: one row per cell of the paper, the paper's
   number, then an ``ours (scale=...)`` and a delta column per scale.
 * :func:`write_table` writes ``<name>.md`` and ``<name>.tex`` (via ``tabulate``) and the tidy
-  ``<name>.csv``.
+  ``<name>.csv``. Paper cells with neither a transcribed number nor a run are not rows of the
+  Markdown / LaTeX tables but one footnote (:func:`idle_paper_cells`, :func:`compact_cells`);
+  the CSV keeps them.
+
+Detection records (stage ``detection``) name the data they were evaluated on in
+``eval_dataset`` (``shapes_coco``, ``coco2017_val``, ...) and the task in ``extra.task``
+(``voc_det``, ``coco_mask``, ``coco_kpt``), as :func:`transfer.detection.train.run` writes them:
+Table 3 groups by the task (the key of the paper's numbers) and shows the data in an
+``evaluated on`` column. Older records that put the task in ``eval_dataset`` still land in
+their task's row.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
@@ -27,10 +37,15 @@ __all__ = [
     "TableSpec",
     "TABLES",
     "MODEL_LABELS",
+    "MODEL_ORDER",
     "method_label",
+    "model_rank",
     "comparison_frame",
+    "idle_paper_cells",
+    "compact_cells",
     "wide_frame",
     "render_markdown",
+    "latex_caption",
     "render_latex",
     "write_table",
 ]
@@ -48,6 +63,7 @@ DETECTION_METRIC_ORDER = ("bbox_AP", "bbox_AP50", "bbox_AP75", "segm_AP", "segm_
                           "segm_AP75", "keypoints_AP", "keypoints_AP50", "keypoints_AP75")
 NO_PAPER = "n/a (no paper number)"
 NOT_TRANSCRIBED = "not transcribed"
+CSV_DECIMALS = 4  # the tidy CSV's numbers are rounded to this many places (no float noise)
 
 
 @dataclass(frozen=True)
@@ -65,6 +81,14 @@ class TableSpec:
         metric_order: display order of metrics.
         extra_keys: ``record["extra"]`` fields that split cells and get a column (backend).
         show_metric: whether the metric gets a column.
+        task_field: ``record["extra"]`` field naming the task, for stages whose
+            ``eval_dataset`` names the evaluation data instead (detection: ``task``). The task
+            then keys the rows and the paper's numbers, and ``eval_dataset`` gets its own
+            ``evaluated on`` column. A record without the field keeps ``eval_dataset`` as its
+            task (records written before the field existed).
+        paper_data: task -> the data the paper measured it on (``eval_dataset`` value). Where
+            given, a run of that task on other data (our generated stand-ins) shows the
+            paper's number but gets no delta: the two numbers measure different things.
     """
 
     name: str
@@ -77,6 +101,8 @@ class TableSpec:
     extra_keys: tuple[str, ...] = ()
     show_metric: bool = False
     reported_file: str = field(default="")
+    task_field: Optional[str] = None
+    paper_data: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def reported_csv(self) -> str:
@@ -97,10 +123,15 @@ TABLES: dict[str, TableSpec] = {
         name="table3_detection", stage="detection",
         title="Table 3: detection, instance segmentation and keypoints (AP)",
         task_header="task", metrics=None, paper_tasks=("voc_det", "coco_mask", "coco_kpt"),
-        metric_order=DETECTION_METRIC_ORDER, extra_keys=("backend",), show_metric=True),
+        metric_order=DETECTION_METRIC_ORDER, extra_keys=("backend",), show_metric=True,
+        task_field="task",
+        paper_data={"voc_det": "voc2007_test", "coco_mask": "coco2017_val",
+                    "coco_kpt": "coco2017_val"}),
 }
 
 _VARIANT_KEYS = ("w_l", "w_u", "schedule", "w_l_start", "anneal_fraction")
+EVALUATED_ON = "evaluated_on"
+_COLUMN_HEADERS = {EVALUATED_ON: "evaluated on"}
 
 
 def method_label(model: str, sampler: str) -> str:
@@ -116,6 +147,33 @@ def method_label(model: str, sampler: str) -> str:
 
 def _rank(value: Any, order: Sequence[Any]) -> tuple[int, str]:
     return (order.index(value), "") if value in order else (len(order), str(value))
+
+
+def model_rank(model: str) -> tuple[int, str]:
+    """Sort key of a model in the paper's table order (:data:`MODEL_ORDER`), others after it
+    alphabetically."""
+    return _rank(model, MODEL_ORDER)
+
+
+def _split_keys(spec: TableSpec) -> list[str]:
+    """The columns besides task, pretraining data, method and metric that split cells."""
+    return [*([EVALUATED_ON] if spec.task_field else []), *spec.extra_keys]
+
+
+def _extra_field(extra: Any, key: str) -> str:
+    return str(extra.get(key) or "") if isinstance(extra, Mapping) else ""
+
+
+def _task_and_data(eval_dataset: Any, dataset: Any, extra: Any,
+                   task_field: Optional[str]) -> tuple[str, str]:
+    """``(task, evaluated_on)`` of one record: the task from ``extra[task_field]`` with the
+    evaluation data from ``eval_dataset``, or, without a task field (or a record lacking it),
+    ``eval_dataset`` (else the pretraining dataset) as the task and no separate data."""
+    data = eval_dataset if isinstance(eval_dataset, str) and eval_dataset else ""
+    task = _extra_field(extra, task_field) if task_field else ""
+    if task:
+        return task, data
+    return data or str(dataset), ""
 
 
 def _params_key(params: Any) -> str:
@@ -137,11 +195,15 @@ def _select(records, spec: TableSpec):
         frame = frame[frame["metric"].isin(spec.metrics)]
     if frame.empty:
         return frame
-    frame["task"] = frame["eval_dataset"].fillna(frame["dataset"])
-    frame["pretrained_on"] = frame["dataset"]
     extras = frame["extra"] if "extra" in frame else [None] * len(frame)
+    pairs = [_task_and_data(e, d, x, spec.task_field)
+             for e, d, x in zip(frame["eval_dataset"], frame["dataset"], extras)]
+    frame["task"] = [task for task, _ in pairs]
+    if spec.task_field:
+        frame[EVALUATED_ON] = [data for _, data in pairs]
+    frame["pretrained_on"] = frame["dataset"]
     for key in spec.extra_keys:
-        frame[key] = [str(e.get(key, "")) if isinstance(e, Mapping) else "" for e in extras]
+        frame[key] = [_extra_field(e, key) for e in extras]
     params = frame["sampler_params"] if "sampler_params" in frame else [None] * len(frame)
     frame["_pkey"] = [_params_key(p) for p in params]
     variants = frame.groupby(["model", "sampler"])["_pkey"].nunique()
@@ -162,14 +224,15 @@ def comparison_frame(records, reported, spec: TableSpec):
         spec: which table.
 
     Returns:
-        One row per (task, pretrained_on, model, sampler, metric, *extra_keys, scale), plus one
-        row (``scale`` empty, ``n_seeds`` 0) per paper cell with no run. Columns: those keys,
+        One row per (task, pretrained_on, model, sampler, metric[, evaluated_on], *extra_keys,
+        scale), plus one row (``scale`` empty, ``n_seeds`` 0) per paper cell with no run in
+        any scale. Columns: those keys,
         ``method, n_seeds, mean, ci95, ci_kind, paper, paper_status, paper_source, delta``.
         ``paper_status`` is ``reported`` / ``not transcribed`` / ``n/a (no paper number)``.
     """
     import pandas as pd
 
-    keys = ["task", "pretrained_on", "model", "sampler", "metric", *spec.extra_keys]
+    keys = ["task", "pretrained_on", "model", "sampler", "metric", *_split_keys(spec)]
     frame = _select(records, spec)
     paper_index: dict[tuple, Mapping[str, Any]] = {}
     for row in reported.to_dict("records"):
@@ -193,10 +256,12 @@ def comparison_frame(records, reported, spec: TableSpec):
             s = summarize(values.tolist(), list(cis))
             paper, status, source = paper_of(g["task"], g["model"], g["sampler"], g["metric"])
             seen.add((g["task"], g["model"], g["sampler"], g["metric"]))
+            comparable = paper is not None and _on_paper_data(spec, g["task"],
+                                                               g.get(EVALUATED_ON, ""))
             rows.append({**g, "n_seeds": s.n, "mean": s.mean, "ci95": s.ci95,
                          "ci_kind": s.ci_kind, "paper": paper, "paper_status": status,
                          "paper_source": source,
-                         "delta": None if paper is None else s.mean - paper})
+                         "delta": s.mean - paper if comparable else None})
     for (task, model, sampler, metric), row in paper_index.items():
         if (task, model, sampler, metric) in seen:
             continue
@@ -204,7 +269,7 @@ def comparison_frame(records, reported, spec: TableSpec):
             continue
         paper, status, source = paper_of(task, model, sampler, metric)
         rows.append({"task": task, "pretrained_on": "", "model": model, "sampler": sampler,
-                     "metric": metric, **{k: "" for k in spec.extra_keys}, "scale": "",
+                     "metric": metric, **{k: "" for k in _split_keys(spec)}, "scale": "",
                      "n_seeds": 0, "mean": None, "ci95": None, "ci_kind": None,
                      "paper": paper, "paper_status": status, "paper_source": source,
                      "delta": None})
@@ -218,6 +283,12 @@ def comparison_frame(records, reported, spec: TableSpec):
     return out.iloc[order].reset_index(drop=True)[columns]
 
 
+def _on_paper_data(spec: TableSpec, task: str, data: str) -> bool:
+    """Whether a run of ``task`` evaluated on ``data`` measures what the paper's number does
+    (always, for a table whose spec names no :attr:`TableSpec.paper_data`)."""
+    return task not in spec.paper_data or spec.paper_data[task] == data
+
+
 def _source(row: Optional[Mapping[str, Any]]) -> str:
     if row is None:
         return ""
@@ -226,10 +297,24 @@ def _source(row: Optional[Mapping[str, Any]]) -> str:
 
 def _sort_key(row, spec: TableSpec) -> tuple:
     base_sampler = str(row["sampler"]).split(" [")[0]
-    return (_rank(row["task"], spec.paper_tasks), _rank(row["model"], MODEL_ORDER),
+    data = str(row[EVALUATED_ON]) if spec.task_field else ""
+    return (_rank(row["task"], spec.paper_tasks), data, model_rank(row["model"]),
             _rank(base_sampler, SAMPLER_ORDER), str(row["sampler"]),
             _rank(row["metric"], spec.metric_order), str(row["pretrained_on"]),
             *(str(row[k]) for k in spec.extra_keys), str(row["scale"]))
+
+
+OTHER_DATA = "n/a (not the paper's data)"
+
+
+def _delta_text(row, ours: Summary, digits: int) -> str:
+    """Δ of one run row: signed, ``n/a`` without a paper number, :data:`OTHER_DATA` when the
+    paper's number was measured on other data than the run (no delta in ``row``)."""
+    if row["paper_status"] != "reported":
+        return format_delta(ours, None, digits)
+    if row["delta"] is None or math.isnan(row["delta"]):
+        return OTHER_DATA
+    return format_delta(ours, row["paper"], digits)
 
 
 def _paper_text(row, digits: int) -> str:
@@ -238,21 +323,70 @@ def _paper_text(row, digits: int) -> str:
     return row["paper_status"]
 
 
+def idle_paper_cells(tidy):
+    """The rows of ``tidy`` (:func:`comparison_frame`) that are paper cells with neither a
+    transcribed number nor a run in any scale: they say nothing but "not transcribed, not
+    run", so the reading tables fold them into one footnote (:func:`compact_cells`)."""
+    return tidy[(tidy["n_seeds"] == 0) & (tidy["paper_status"] != "reported")]
+
+
+def compact_cells(cells: Sequence[tuple[str, ...]]) -> str:
+    """Name a set of cells (equal-length tuples of labels) compactly: ``"{a, b} × {x, y}"``
+    when they are exactly the product of the labels found in each position; otherwise they
+    are grouped by their last label (groups with the same other labels merged), each group
+    named the same way, joined by ``"; "``. Labels keep their first-seen order."""
+    return "; ".join(_products(list(dict.fromkeys(tuple(c) for c in cells))))
+
+
+def _products(cells: list[tuple[str, ...]]) -> list[str]:
+    """The products (``"{a, b} × {x}"``) whose union is exactly ``cells`` (distinct tuples)."""
+    if not cells:
+        return []
+    axes = [list(dict.fromkeys(c[i] for c in cells)) for i in range(len(cells[0]))]
+    if len(cells) == math.prod(len(a) for a in axes):
+        return [" × ".join("{" + ", ".join(a) + "}" for a in axes)]
+    groups: dict[tuple, list[str]] = {}
+    for last in axes[-1]:
+        heads = tuple(c[:-1] for c in cells if c[-1] == last)
+        groups.setdefault(heads, []).append(last)
+    return [f"{head} × {{{', '.join(lasts)}}}"
+            for heads, lasts in groups.items() for head in _products(list(heads))]
+
+
+def _idle_note(tidy, spec: TableSpec) -> Optional[str]:
+    """The footnote that stands for the rows of :func:`idle_paper_cells`, or ``None``."""
+    idle = idle_paper_cells(tidy)
+    if idle.empty:
+        return None
+    axes = ["model", "sampler", *(["metric"] if spec.show_metric else []), spec.task_header]
+    cells = [(MODEL_LABELS.get(m, m), s, *([k] if spec.show_metric else []),
+              DATASET_LABELS.get(t, t))
+             for m, s, k, t in zip(idle["model"], idle["sampler"], idle["metric"],
+                                   idle["task"])]
+    return (f"Not shown: {len(idle)} paper cell(s) with neither a transcribed number nor a "
+            f"run in any scale ({' × '.join(axes)}): {compact_cells(cells)}.")
+
+
 def wide_frame(tidy, spec: TableSpec, digits: int = 2, pm: str = "±"):
-    """Reading layout: one row per (task, pretrained on, method, metric, extras); columns
-    ``paper (reported)`` then, per scale label found, ``ours (scale=S)`` and
-    ``Δ ours − paper (scale=S)``. Cells without runs say ``not run``."""
+    """Reading layout: one row per (task[, evaluated on], pretrained on, method, metric,
+    extras); columns ``paper (reported)`` then, per scale label found, ``ours (scale=S)`` and
+    ``Δ ours − paper (scale=S)``. A paper cell with a number but no run says ``not run``; one
+    with neither (:func:`idle_paper_cells`) is left out (the notes count it)."""
     import pandas as pd
 
     scales = sorted({s for s in tidy["scale"] if s}, key=lambda s: (s == "paper", s))
-    keys = ["task", "pretrained_on", "model", "sampler", "metric", *spec.extra_keys]
+    split = _split_keys(spec)
+    keys = ["task", "pretrained_on", "model", "sampler", "metric", *split]
+    shown = tidy.drop(index=idle_paper_cells(tidy).index)
     rows: dict[tuple, dict[str, str]] = {}
-    for _, row in tidy.iterrows():
+    for _, row in shown.iterrows():
         key = tuple(row[k] for k in keys)
         if key not in rows:
             # A paper-only row merges into a run row of the same cell, if there is one.
             rows[key] = {
                 spec.task_header: DATASET_LABELS.get(row["task"], row["task"]),
+                **({_COLUMN_HEADERS[EVALUATED_ON]: row[EVALUATED_ON] or "—"}
+                   if spec.task_field else {}),
                 "pretrained on": DATASET_LABELS.get(row["pretrained_on"],
                                                     row["pretrained_on"]) or "—",
                 "method": row["method"],
@@ -264,10 +398,10 @@ def wide_frame(tidy, spec: TableSpec, digits: int = 2, pm: str = "±"):
             s = Summary(row["mean"], None if pd.isna(row["ci95"]) else row["ci95"],
                         int(row["n_seeds"]), row["ci_kind"])
             rows[key][f"ours (scale={row['scale']})"] = format_summary(s, digits, pm)
-            paper = row["paper"] if row["paper_status"] == "reported" else None
-            rows[key][f"Δ ours − paper (scale={row['scale']})"] = format_delta(s, paper, digits)
-    header = [spec.task_header, "pretrained on", "method",
-              *(["metric"] if spec.show_metric else []), *spec.extra_keys, "paper (reported)"]
+            rows[key][f"Δ ours − paper (scale={row['scale']})"] = _delta_text(row, s, digits)
+    header = [spec.task_header, *([_COLUMN_HEADERS[EVALUATED_ON]] if spec.task_field else []),
+              "pretrained on", "method", *(["metric"] if spec.show_metric else []),
+              *spec.extra_keys, "paper (reported)"]
     for s in scales:
         header += [f"ours (scale={s})", f"Δ ours − paper (scale={s})"]
     if not scales:
@@ -291,9 +425,20 @@ def _notes(tidy, reported, spec: TableSpec) -> list[str]:
         f"cell but its number is not in that file yet; `{NO_PAPER}` = the paper has no such "
         "cell (our offline datasets, or runs beyond the paper's grid).",
     ]
+    if spec.task_field:
+        notes.append(f"{spec.task_header}: the paper's task (record `extra.{spec.task_field}`), "
+                     "which keys the paper's numbers; evaluated on: the data the metric was "
+                     "measured on (record `eval_dataset`).")
+    if spec.paper_data:
+        on = ", ".join(f"{t} on {d}" for t, d in spec.paper_data.items())
+        notes.append(f"The paper measured {on}; a run on other data (e.g. generated) shows the "
+                     f"paper's number for reference only, its Δ says `{OTHER_DATA}`.")
     if reported["value"].notna().sum() == 0:
         notes.append("No paper number of this table has been transcribed yet "
                      "(see tables/reported/README.md).")
+    idle = _idle_note(tidy, spec)
+    if idle:
+        notes.append(idle)
     sources = sorted({s for s in tidy.get("paper_source", []) if s})
     if sources:
         notes.append("Sources: " + "; ".join(sources) + ".")
@@ -322,8 +467,14 @@ def _latex_escape(text: str) -> str:
     return out
 
 
+def latex_caption(title: str) -> str:
+    """The title without a leading ``"Table N:"`` (LaTeX numbers its captions itself)."""
+    return re.sub(r"^\s*Table\s+\d+\s*:\s*", "", title)
+
+
 def render_latex(wide, title: str, notes: Sequence[str]) -> str:
-    """A LaTeX ``table`` (booktabs-free ``tabular`` from ``tabulate``), caption and notes."""
+    """A LaTeX ``table`` (booktabs-free ``tabular`` from ``tabulate``), caption (the title
+    without its ``"Table N:"``, see :func:`latex_caption`) and notes."""
     from tabulate import tabulate
 
     cells = [[_latex_escape(c) for c in row] for row in wide.values.tolist()]
@@ -331,11 +482,13 @@ def render_latex(wide, title: str, notes: Sequence[str]) -> str:
                     tablefmt="latex_raw", disable_numparse=True)
     comments = "\n".join(f"% {_latex_escape(n)}" for n in notes)
     return (f"{comments}\n\\begin{{table}}[t]\n\\centering\n\\small\n"
-            f"\\caption{{{_latex_escape(title)}}}\n{body}\n\\end{{table}}\n")
+            f"\\caption{{{_latex_escape(latex_caption(title))}}}\n{body}\n"
+            "\\end{table}\n")
 
 
 def write_table(records, reported, spec: TableSpec, out_dir: str | os.PathLike) -> list[Path]:
-    """Write ``<out_dir>/<spec.name>.{md,tex,csv}``; returns the paths."""
+    """Write ``<out_dir>/<spec.name>.{md,tex,csv}`` (CSV numbers rounded to
+    :data:`CSV_DECIMALS` places); returns the paths."""
     from repro.io import atomic_write, atomic_write_text
 
     tidy = comparison_frame(records, reported, spec)
@@ -347,5 +500,5 @@ def write_table(records, reported, spec: TableSpec, out_dir: str | os.PathLike) 
     md, tex = render_markdown(wide, spec.title, notes), render_latex(wide, spec.title, notes)
     atomic_write_text(paths[0], md)
     atomic_write_text(paths[1], tex)
-    atomic_write(paths[2], lambda tmp: tidy.round(6).to_csv(tmp, index=False))
+    atomic_write(paths[2], lambda tmp: tidy.round(CSV_DECIMALS).to_csv(tmp, index=False))
     return paths
