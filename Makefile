@@ -31,5 +31,6 @@ test-fast: install
 dry-run-paper: install
 	$(VENV)/bin/snakemake -n --configfile config/paper.yaml
 
-clean-results:
+clean-results:  # run outputs and the tables / figures made from them (not tables/reported)
 	rm -rf results .snakemake
+	rm -f tables/*.md tables/*.tex tables/*.csv figures/*.png figures/*.pdf

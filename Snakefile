@@ -10,7 +10,9 @@
 import copy
 import sys
 
-from snakemake.utils import validate
+from snakemake.exceptions import WorkflowError
+
+from repro.config import validate_config
 
 # What --configfile / --config gave, before the default is merged under it. Snakemake merges
 # nested dicts key by key, so a config naming its own `models` or `samplers` would otherwise
@@ -26,7 +28,10 @@ for _grid in ("models", "samplers"):
         config[_grid] = _USER_CONFIG[_grid]
 
 
-validate(config, "config/schema.yaml")
+try:
+    validate_config(config)  # fills the schema's defaults; short messages naming the key
+except ValueError as _err:
+    raise WorkflowError(f"{_err}\n(config/schema.yaml documents every key)") from None
 
 PY = sys.executable  # the interpreter running Snakemake (the project's venv)
 RESULTS = config["results_dir"]

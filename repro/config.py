@@ -5,6 +5,7 @@ Light on purpose (no torch import): the Snakefile imports it at parse time.
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -15,8 +16,9 @@ SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 
 
 def validate_config(config: dict[str, Any], schema_path: str | os.PathLike = SCHEMA_PATH) -> dict:
-    """Validate against ``config/schema.yaml`` (filling declared defaults); raise ``ValueError``
-    naming the offending key."""
+    """Validate against ``config/schema.yaml`` (filling declared defaults), then check what a
+    schema cannot say (each ring's ``w_l < w_u``). Raises ``ValueError`` with one short line per
+    problem, naming the key (and the nearest valid key for a misspelt one)."""
     import jsonschema
     import yaml
 
@@ -32,10 +34,47 @@ def validate_config(config: dict[str, Any], schema_path: str | os.PathLike = SCH
 
     filling = jsonschema.validators.extend(validator_cls, {"properties": fill_defaults})
     errors = sorted(filling(schema).iter_errors(config), key=lambda e: list(e.path))
-    if errors:
-        lines = [f"  {'.'.join(map(str, e.path)) or '<top>'}: {e.message}" for e in errors[:10]]
+    lines = [f"  {'.'.join(map(str, e.path)) or '<top>'}: {_explain(e)}" for e in errors[:10]]
+    if not errors:
+        lines = [f"  samplers.{label}: {problem}" for label, problem in
+                 _sampler_problems(config.get("samplers") or {})]
+    if lines:
         raise ValueError("invalid configuration:\n" + "\n".join(lines))
     return config
+
+
+def _explain(error) -> str:
+    """A schema error's message; for unknown keys, the closest allowed key as a suggestion."""
+    if error.validator != "additionalProperties" or not isinstance(error.instance, dict):
+        return error.message
+    allowed = sorted(error.schema.get("properties", {}))
+    parts = []
+    for key in error.instance:
+        if key in allowed:
+            continue
+        close = difflib.get_close_matches(str(key), allowed, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        parts.append(f"unknown key {key!r}{hint}")
+    return "; ".join(parts) + (f"; allowed keys: {', '.join(allowed)}" if allowed else "")
+
+
+def _sampler_problems(samplers: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Ring options that every run would reject (as ``repro.samplers.RingSampler`` does, with
+    its defaults ``w_l=0.9, w_u=1.0, w_l_start=0``), found before any job starts."""
+    problems = []
+    for label, options in samplers.items():
+        if options.get("name") != "ring":
+            ring_keys = sorted(set(options) - {"name"})
+            if ring_keys:
+                problems.append((label, f"options {ring_keys} only apply to name: ring"))
+            continue
+        w_l, w_u = options.get("w_l", 0.9), options.get("w_u", 1.0)
+        if not w_l < w_u:
+            problems.append((label, f"the ring needs w_l < w_u, got w_l={w_l}, w_u={w_u}"))
+        elif not options.get("w_l_start", 0.0) < w_u:
+            problems.append((label, f"w_l_start={options['w_l_start']} must be below "
+                                    f"w_u={w_u} (the annealed ring starts empty otherwise)"))
+    return problems
 
 
 def load_config(path: str | os.PathLike) -> dict[str, Any]:

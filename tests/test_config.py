@@ -31,6 +31,33 @@ def test_invalid_value_is_refused_naming_the_key(default):
         validate_config(bad)
 
 
+def test_misspelt_key_is_refused_with_the_nearest_valid_key(default):
+    bad = copy.deepcopy(default)
+    bad["pretrain"]["epoch"] = 3
+    with pytest.raises(ValueError, match=r"pretrain: unknown key 'epoch' \(did you mean 'epochs'"):
+        validate_config(bad)
+    bad = copy.deepcopy(default)
+    bad["report"] = {"tabels_dir": "mine"}
+    with pytest.raises(ValueError, match="did you mean 'tables_dir'"):
+        validate_config(bad)
+
+
+@pytest.mark.parametrize("options, problem", [
+    ({"name": "ring", "w_l": 0.99, "w_u": 0.9}, "w_l < w_u"),
+    ({"name": "ring", "w_l": 0.9}, None),  # w_u defaults to 1.0, as in RingSampler
+    ({"name": "ring", "w_l": 0.3, "w_u": 0.5, "w_l_start": 0.6}, "w_l_start"),
+    ({"name": "uniform", "w_l": 0.5}, "only apply to name: ring"),
+])
+def test_ring_options_every_run_would_reject_are_refused_up_front(default, options, problem):
+    config = copy.deepcopy(default)
+    config["samplers"]["mine"] = options
+    if problem is None:
+        validate_config(config)
+        return
+    with pytest.raises(ValueError, match=f"samplers.mine: .*{problem}"):
+        validate_config(config)
+
+
 def test_missing_config_file_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.yaml"):
         load_config(tmp_path / "nowhere.yaml")

@@ -2,6 +2,7 @@
 
 import json
 import os
+import stat
 
 import pytest
 
@@ -76,3 +77,14 @@ def test_atomic_write_leaves_old_file_when_writer_fails(tmp_path):
 def test_atomic_write_creates_parent_folders(tmp_path):
     atomic_write_json(tmp_path / "x" / "y" / "z.json", [1])
     assert os.path.exists(tmp_path / "x" / "y" / "z.json")
+
+
+def test_atomic_write_gives_the_permissions_of_a_plain_open_under_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "record.json", {"v": 1})
+        (tmp_path / "plain.json").write_text("{}")
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "record.json").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "plain.json").stat().st_mode) == 0o644

@@ -32,6 +32,19 @@ def test_bad_config_is_refused_with_a_clear_message(tmp_path):
     assert "rho" in (proc.stdout + proc.stderr)
 
 
+def test_misspelt_key_and_inverted_ring_stop_the_dry_run_in_a_few_lines(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: [1]\n")
+    proc = _snakemake("-n", "--configfile", str(bad), check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "did you mean 'seeds'?" in output
+    assert len(output.splitlines()) < 15  # no schema dump
+    bad.write_text("samplers:\n  ring: {name: ring, w_l: 0.99, w_u: 0.9}\n")
+    proc = _snakemake("-n", "--configfile", str(bad), check=False)
+    assert proc.returncode != 0 and "samplers.ring: the ring needs w_l < w_u" in (
+        proc.stdout + proc.stderr)
+
+
 def test_a_configfile_replaces_the_default_model_and_sampler_grids(tmp_path):
     """Snakemake merges --configfile into the default key by key; the model and sampler grids
     must be replaced instead, or the paper run would inherit the default's extra samplers."""
