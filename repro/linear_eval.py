@@ -8,11 +8,16 @@ encoders, concatenated) of the train and test splits are computed once, with the
 transform, and cached in ``OUT/features.pt`` (keyed by the checkpoint's config hash). A linear
 layer on standardised features is trained with Adam on the train split; the record holds test
 top-1 accuracy (percent) in ``OUT/result.json``.
+
+Features and the linear layer live on ``--device`` (``auto``: CUDA when visible, else the CPU;
+:func:`repro.pretrain.pick_device`); the cache and the record stay device-independent, the
+record's ``extra.device`` says which was used.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 import time
 from pathlib import Path
@@ -25,9 +30,11 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from repro.io import atomic_torch_save
+from repro.pretrain import DEVICES, pick_device
 from repro.results import make_record, write_record
 
-__all__ = ["extract_features", "fit_linear", "accuracy", "evaluate", "main"]
+__all__ = ["extract_features", "fit_linear", "accuracy", "evaluate", "build_parser",
+           "main"]
 
 
 class _Transformed(torch.utils.data.Dataset):
@@ -44,33 +51,44 @@ class _Transformed(torch.utils.data.Dataset):
 
 @torch.no_grad()
 def extract_features(model: nn.Module, dataset, batch_size: int = 256,
-                     desc: str = "features") -> tuple[Tensor, Tensor]:
-    """``(N, F)`` frozen features and ``(N,)`` labels of a dataset of transformed images."""
+                     desc: str = "features",
+                     device: str | torch.device = "cpu") -> tuple[Tensor, Tensor]:
+    """``(N, F)`` frozen features and ``(N,)`` labels of a dataset of transformed images.
+
+    ``model`` must already be on ``device``; each batch is moved there and its features back
+    to the CPU.
+    """
     feats, labels = [], []
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
+                        pin_memory=torch.device(device).type == "cuda")
     for x, y in tqdm(loader, desc=desc, leave=False, file=sys.stderr, mininterval=1.0):
-        feats.append(model.features(x).float())
+        feats.append(model.features(x.to(device, non_blocking=True)).float().cpu())
         labels.append(torch.as_tensor(y))
     return torch.cat(feats), torch.cat(labels).long()
 
 
 def fit_linear(train_x: Tensor, train_y: Tensor, num_classes: int, *, epochs: int = 30,
                lr: float = 0.01, weight_decay: float = 0.0, batch_size: int = 256,
-               seed: int = 0) -> nn.Module:
+               seed: int = 0, device: str | torch.device = "cpu") -> nn.Module:
     """Train ``Linear(F, num_classes)`` on standardised features ``(N, F)``; returns a module
-    that standardises its input with the train statistics and applies the linear layer."""
+    that standardises its input with the train statistics and applies the linear layer.
+
+    The layer is initialised and the batches are drawn on the CPU (the same for every
+    ``device``); the layer, and each batch in turn, live on ``device``, where the returned
+    module stays.
+    """
     gen = torch.Generator().manual_seed(seed)
-    mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
+    mean, std = train_x.mean(0).to(device), train_x.std(0).clamp_min(1e-6).to(device)
     torch.manual_seed(seed)
-    linear = nn.Linear(train_x.shape[1], num_classes)
+    linear = nn.Linear(train_x.shape[1], num_classes).to(device)
     optimizer = torch.optim.Adam(linear.parameters(), lr=lr, weight_decay=weight_decay)
-    z = (train_x - mean) / std
-    n = z.shape[0]
+    n = train_x.shape[0]
     for _ in range(epochs):
         order = torch.randperm(n, generator=gen)
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
-            loss = F.cross_entropy(linear(z[idx]), train_y[idx])
+            z = (train_x[idx].to(device, non_blocking=True) - mean) / std
+            loss = F.cross_entropy(linear(z), train_y[idx].to(device, non_blocking=True))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -89,18 +107,26 @@ def fit_linear(train_x: Tensor, train_y: Tensor, num_classes: int, *, epochs: in
 
 
 @torch.no_grad()
-def accuracy(classifier: nn.Module, x: Tensor, y: Tensor) -> float:
-    """Top-1 accuracy in percent."""
-    return 100.0 * (classifier(x).argmax(1) == y).float().mean().item()
+def accuracy(classifier: nn.Module, x: Tensor, y: Tensor, batch_size: int = 4096) -> float:
+    """Top-1 accuracy in percent, in batches on the classifier's device."""
+    device = next(classifier.parameters()).device
+    correct = sum(int((classifier(x[i:i + batch_size].to(device)).argmax(1)
+                       == y[i:i + batch_size].to(device)).sum())
+                  for i in range(0, len(x), batch_size))
+    return 100.0 * correct / max(len(x), 1)
 
 
 def evaluate(checkpoint: Path, dataset: str, out: Path, *, data_root: Optional[str] = None,
              epochs: int = 30, lr: float = 0.01, weight_decay: float = 0.0,
-             batch_size: int = 256, seed: int = 0) -> dict[str, Any]:
-    """Linear-evaluate one checkpoint on one dataset; writes and returns the record."""
+             batch_size: int = 256, seed: int = 0, device: str = "auto") -> dict[str, Any]:
+    """Linear-evaluate one checkpoint on one dataset; writes and returns the record.
+
+    ``device``: ``auto``, ``cpu`` or ``cuda`` (:func:`repro.pretrain.pick_device`).
+    """
     from repro.checkpoint import load_checkpoint, load_model
     from repro.data import build_dataset, eval_transform, get_spec
 
+    dev = pick_device(device)
     start = time.time()
     state = load_checkpoint(checkpoint)
     spec = state["config"]
@@ -111,20 +137,21 @@ def evaluate(checkpoint: Path, dataset: str, out: Path, *, data_root: Optional[s
         train_x, train_y, test_x, test_y = (cached[k] for k in ("train_x", "train_y",
                                                                  "test_x", "test_y"))
     else:
-        model = load_model(checkpoint)
+        model = load_model(checkpoint).to(dev)
         ds_spec = get_spec(dataset)
         transform = eval_transform(ds_spec)
         train_x, train_y = extract_features(
             model, _Transformed(build_dataset(dataset, data_root, "train"), transform),
-            batch_size, "train features")
+            batch_size, "train features", dev)
         test_x, test_y = extract_features(
             model, _Transformed(build_dataset(dataset, data_root, "test"), transform),
-            batch_size, "test features")
+            batch_size, "test features", dev)
         atomic_torch_save({"key": key, "train_x": train_x, "train_y": train_y,
                            "test_x": test_x, "test_y": test_y}, cache)
     num_classes = get_spec(dataset).num_classes
     classifier = fit_linear(train_x, train_y, num_classes, epochs=epochs, lr=lr,
-                            weight_decay=weight_decay, batch_size=batch_size, seed=seed)
+                            weight_decay=weight_decay, batch_size=batch_size, seed=seed,
+                            device=dev)
     settings = {"epochs": epochs, "lr": lr, "weight_decay": weight_decay,
                 "batch_size": batch_size, "seed": seed}
     record = make_record(
@@ -137,35 +164,64 @@ def evaluate(checkpoint: Path, dataset: str, out: Path, *, data_root: Optional[s
         wall_time_s=time.time() - start,
         protocol=f"linear on frozen features (Adam, {epochs} epochs)",
         extra={"feature_dim": int(train_x.shape[1]), "train_size": int(train_x.shape[0]),
-               "test_size": int(test_x.shape[0]), "checkpoint": str(checkpoint), **settings},
+               "test_size": int(test_x.shape[0]), "checkpoint": str(checkpoint),
+               "device": str(dev), **settings},
     )
     write_record(Path(out) / "result.json", record)
     return record
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+_SETTINGS = {  # evaluate() keyword -> (type, --help); the option's default is evaluate()'s
+    "epochs": (int, "epochs of the linear layer"),
+    "lr": (float, "Adam learning rate"),
+    "weight_decay": (float, "Adam weight decay"),
+    "batch_size": (int, "batch size of feature extraction and training"),
+    "seed": (int, "seed of the layer's initialisation and batch order"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m repro.linear_eval``."""
+    from repro.data import DATASETS
+
     parser = argparse.ArgumentParser(
         prog="python -m repro.linear_eval",
-        description="Train a linear classifier on frozen features of a pretrained checkpoint and "
-                    "write the test top-1 accuracy as a result record (OUT/result.json).",
+        description="Train a linear classifier on frozen features of a pretrained checkpoint\n"
+                    "and write the test top-1 accuracy as a result record (OUT/result.json).\n"
+                    "The features are cached in OUT/features.pt.",
+        epilog="--device auto: CUDA when a CUDA device is visible, else the CPU.\n\n"
+               "example:\n"
+               "  python -m repro.linear_eval --dataset shapes \\\n"
+               "      --checkpoint results/pretrain/shapes/ir-ring/seed0/checkpoint.pt \\\n"
+               "      --out results/linear_eval/shapes/ir-ring/seed0",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--checkpoint", required=True, help="a pretraining checkpoint.pt")
-    parser.add_argument("--dataset", required=True, help="evaluation dataset (registry name)")
-    parser.add_argument("--data-root", default=None, help="folder holding real datasets")
+    parser.add_argument("--dataset", required=True, choices=list(DATASETS), metavar="DATASET",
+                        help=f"evaluation dataset: one of {', '.join(DATASETS)}")
+    parser.add_argument("--data-root", default=None,
+                        help="folder holding the real datasets (not needed for the offline "
+                             "shapes and digits)")
     parser.add_argument("--out", required=True, help="output folder (features cache + record)")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--weight-decay", type=float, default=0.0)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
+    defaults = inspect.signature(evaluate).parameters
+    for name, (kind, text) in _SETTINGS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind,
+                            default=defaults[name].default, help=f"{text} (default %(default)s)")
+    parser.add_argument("--device", default="auto", choices=DEVICES,
+                        help="where features and the layer are computed (default %(default)s)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default %(default)s)")
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Run the CLI; returns the exit status (2: a missing file or a bad value)."""
+    args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
         record = evaluate(Path(args.checkpoint), args.dataset, Path(args.out),
-                          data_root=args.data_root, epochs=args.epochs, lr=args.lr,
-                          weight_decay=args.weight_decay, batch_size=args.batch_size,
-                          seed=args.seed)
+                          data_root=args.data_root, device=args.device,
+                          **{name: getattr(args, name) for name in _SETTINGS})
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -43,7 +43,8 @@ from repro.config import load_config, run_spec
 from repro.io import atomic_torch_save, atomic_write_text
 from repro.results import config_hash, make_record, write_record
 
-__all__ = ["run_spec", "model_from_spec", "train", "main", "LOG_COLUMNS"]
+__all__ = ["run_spec", "model_from_spec", "pick_device", "train", "main", "LOG_COLUMNS",
+           "DEVICES"]
 
 LOG_COLUMNS = ("epoch", "step", "loss", "w_l", "lr", "time_s")
 
@@ -66,12 +67,40 @@ def _init_distributed(device_kind: str) -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def _pick_device(requested: str, gpus: int) -> torch.device:
-    if requested == "cpu" or (requested == "auto" and (gpus == 0 or not torch.cuda.is_available())):
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def pick_device(requested: str, gpus: Optional[int] = None) -> torch.device:
+    """The torch device a ``--device`` value (one of :data:`DEVICES`) stands for.
+
+    Args:
+        requested: ``cpu``; ``cuda`` (this process's ``LOCAL_RANK`` GPU, an error when none is
+            visible); or ``auto``: CUDA when a CUDA device is visible and the job was given GPUs,
+            else the CPU.
+        gpus: GPUs the job was given (``pretrain.gpus``); ``None`` when the caller has no such
+            setting (linear evaluation, few-shot): then any visible CUDA device counts.
+
+    Raises:
+        ValueError: an unknown value, or ``cuda`` without a visible CUDA device.
+    """
+    if requested not in DEVICES:
+        raise ValueError(f"unknown device {requested!r}; choose one of {list(DEVICES)}")
+    cuda = torch.cuda.is_available()
+    if requested == "cpu" or (requested == "auto" and (not cuda or gpus == 0)):
         return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but no CUDA device is visible")
+    if not cuda:
+        raise ValueError("--device cuda was asked for but no CUDA device is visible")
     return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _last_good_epoch(last: Path, epoch: int) -> str:
+    """Where a run that diverged in ``epoch`` (0-based) keeps its last good state: ``last``
+    when an earlier epoch finished and was saved there, else that there is none."""
+    if epoch == 0:
+        return "no epoch completed, so there is nothing to resume from"
+    if not last.exists():
+        return f"no {last.name} was saved, so there is nothing to resume from"
+    return f"the last good epoch ({epoch}) is in {last}"
 
 
 def _seed_everything(seed: int) -> None:
@@ -154,13 +183,14 @@ def train(spec: Mapping[str, Any], out: Path, *, resume: bool = True, device: st
         spec: a :func:`run_spec`.
         out: the run folder.
         resume: continue from ``out/last.pt`` when it exists and was written by this spec.
-        device: ``auto`` (CUDA when ``pretrain.gpus > 0`` and available), ``cpu`` or ``cuda``.
+        device: ``auto`` (CUDA when ``pretrain.gpus > 0`` and available), ``cpu`` or ``cuda``
+            (see :func:`pick_device`).
         progress_bar: show tqdm bars (rank 0 only).
         stop_after_epoch: stop (as if killed) once this many epochs are done; for tests.
     """
     p = spec["pretrain"]
     torch.set_num_threads(int(p.get("threads", 1)))
-    dev = _pick_device(device, int(p.get("gpus", 0)))
+    dev = pick_device(device, int(p.get("gpus", 0)))
     rank, world = _init_distributed(dev.type)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -239,7 +269,7 @@ def train(spec: Mapping[str, Any], out: Path, *, resume: bool = True, device: st
                     f"loss became {loss.item()} at epoch {epoch + 1}, step {step} "
                     f"({spec['model']}-{spec['sampler_label']} on {spec['dataset']}, lr={lr:.4g}, "
                     f"temperature={p.get('temperature')}). Lower pretrain.lr or raise the "
-                    f"temperature; the last good epoch is in {last}.")
+                    f"temperature; {_last_good_epoch(last, epoch)}.")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -291,29 +321,63 @@ def train(spec: Mapping[str, Any], out: Path, *, resume: bool = True, device: st
     return record
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+_EPILOG = f"""\
+outputs (in --out):
+  checkpoint.pt  the final model: the query encoder (torchvision key names), its
+                 architecture, the whole base model and the run spec
+  last.pt        resumable state, rewritten after every epoch; --resume continues from it
+  log.csv        one row per step: {", ".join(LOG_COLUMNS)}
+  result.json    the result record (stage pretrain, metric final_loss)
+
+--device auto: CUDA when pretrain.gpus > 0 and a CUDA device is visible, else the CPU;
+--device cuda: this process's GPU (LOCAL_RANK under torchrun, else GPU 0).
+
+exit status: 0 done; 2 a mistake in the arguments, config or data (message on stderr);
+3 the loss became NaN or infinite.
+
+example:
+  python -m repro.pretrain --config config/default.yaml --model moco --sampler ring \\
+      --dataset shapes --seed 0 --out results/pretrain/shapes/moco-ring/seed0
+  torchrun --nproc_per_node=4 -m repro.pretrain ...   # DDP, one process per GPU (or CPU)
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m repro.pretrain``."""
+    from repro.data import DATASETS
+
     parser = argparse.ArgumentParser(
         prog="python -m repro.pretrain",
-        description="Pretrain one base model with one negative sampler on one dataset. "
-                    "Resumable (checkpoint every epoch), deterministic on CPU, DDP under torchrun.",
-        epilog="Example: python -m repro.pretrain --config config/default.yaml --model moco "
-               "--sampler ring --dataset shapes --seed 0 --out results/pretrain/shapes/moco-ring/seed0",
+        description="Pretrain one base model with one negative sampler on one dataset.\n"
+                    "Resumable (checkpoint every epoch), deterministic on CPU, DDP under "
+                    "torchrun.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", help="workflow config YAML (e.g. config/default.yaml)")
     parser.add_argument("--spec-json", help="a run spec as JSON (what the Snakemake rule passes)")
     parser.add_argument("--model", help="base model: a key of the config's `models`")
     parser.add_argument("--sampler", help="sampler label: a key of the config's `samplers`")
-    parser.add_argument("--dataset", help="pretraining dataset (digits, shapes, cifar10, ...)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", required=True, help="run folder")
+    parser.add_argument("--dataset", help=f"pretraining dataset: one of {', '.join(DATASETS)}")
+    parser.add_argument("--data-root", default=None,
+                        help="folder holding the real datasets (overrides pretrain.data_root; "
+                             "not needed for the offline shapes and digits)")
+    parser.add_argument("--seed", type=int, default=0, help="run seed (default %(default)s)")
+    parser.add_argument("--out", required=True, help="run folder (see outputs below)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from OUT/last.pt if it was written by the same spec")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--device", default="auto", choices=DEVICES,
+                        help="where to train (default %(default)s; see below)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def _spec_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:
+    """The run spec the command line describes (``--spec-json``, or ``--config`` + names)."""
     if args.spec_json:
-        spec = json.loads(args.spec_json)
+        try:
+            spec = json.loads(args.spec_json)
+        except json.JSONDecodeError as err:
+            parser.error(f"--spec-json is not valid JSON: {err}")
     else:
         missing = [n for n in ("model", "sampler", "dataset") if getattr(args, n) is None]
         if missing:
@@ -322,13 +386,23 @@ def main(argv: Optional[list[str]] = None) -> int:
             parser.error("give --config FILE (a workflow YAML) or --spec-json")
         spec = run_spec(load_config(args.config), args.model, args.sampler, args.dataset,
                         args.seed)
+    if args.data_root is not None:
+        spec["pretrain"]["data_root"] = args.data_root
+    return spec
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Run the CLI; returns the exit status (2: a usage, config or data mistake; 3: NaN)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
+        spec = _spec_from_args(parser, args)
         train(spec, Path(args.out), resume=args.resume, device=args.device,
               progress_bar=not args.no_progress)
     except TrainingDiverged as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:  # unknown names, bad config, missing data
         print(f"error: {err}", file=sys.stderr)
         return 2
     finally:

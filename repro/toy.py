@@ -21,7 +21,11 @@ from torch import Tensor
 from repro.estimators import mi_lower_bound
 from repro.samplers import ring_indices, uniform_indices
 
-__all__ = ["true_mi", "gaussian_pairs", "optimal_critic", "estimate_mi"]
+__all__ = ["true_mi", "gaussian_pairs", "optimal_critic", "estimate_mi", "run_sweep",
+           "parse_rings", "format_rings", "DEFAULT_RINGS", "main"]
+
+DEFAULT_RINGS: tuple[tuple[float, float], ...] = ((0.5, 0.99), (0.8, 0.95), (0.9, 0.99))
+"""The rings ``(w_l, w_u)`` the sweep evaluates unless told otherwise."""
 
 
 def true_mi(dim: int, rho: float) -> float:
@@ -84,7 +88,7 @@ def run_sweep(
     rho: float = 0.9,
     n: int = 512,
     num_negatives: int = 16,
-    rings: tuple[tuple[float, float], ...] = ((0.5, 0.99), (0.8, 0.95), (0.9, 0.99)),
+    rings: tuple[tuple[float, float], ...] = DEFAULT_RINGS,
     seeds: int = 20,
     data_seed: int = 0,
 ):
@@ -106,8 +110,40 @@ def run_sweep(
     return frame
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_rings(text: str) -> tuple[tuple[float, float], ...]:
+    """``"0.5:0.99,0.9:0.99"`` -> ``((0.5, 0.99), (0.9, 0.99))``; raises ``ValueError`` unless
+    every ring is ``w_l:w_u`` with ``0 <= w_l < w_u <= 1``."""
+    rings = []
+    for part in text.split(","):
+        try:
+            w_l, w_u = (float(v) for v in part.split(":"))
+        except ValueError:
+            raise ValueError(f"ring {part.strip()!r} is not W_L:W_U (e.g. 0.9:0.99)") from None
+        if not 0.0 <= w_l < w_u <= 1.0:
+            raise ValueError(f"ring {part.strip()!r} needs 0 <= w_l < w_u <= 1")
+        rings.append((w_l, w_u))
+    return tuple(rings)
+
+
+def format_rings(rings: tuple[tuple[float, float], ...]) -> str:
+    """The ``--rings`` text of ``rings`` (the inverse of :func:`parse_rings`)."""
+    return ",".join(f"{w_l:g}:{w_u:g}" for w_l, w_u in rings)
+
+
+_SETTINGS = {  # run_sweep() keyword -> (type, --help); the option's default is run_sweep()'s
+    "dim": (int, "coordinate pairs of X and Y"),
+    "rho": (float, "correlation of each pair, in [0, 1)"),
+    "n": (int, "pairs in the dataset"),
+    "num_negatives": (int, "negatives K per anchor"),
+    "seeds": (int, "draws of negatives"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (2: an impossible setting)."""
     import argparse
+    import inspect
+    import sys
     import time
 
     from repro.io import atomic_write
@@ -117,19 +153,30 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m repro.toy",
         description="NCE vs Ring estimates of the mutual information of correlated Gaussians "
                     "(known closed form), over many draws of negatives. Writes a CSV of every "
-                    "estimate and a result record with the bias and spread of each sampler.",
+                    "estimate and a result record with the bias and spread of each sampler: "
+                    "NCE (uniform negatives) and Ring at each of --rings.",
     )
-    parser.add_argument("--dim", type=int, default=4)
-    parser.add_argument("--rho", type=float, default=0.9)
-    parser.add_argument("--n", type=int, default=512, help="pairs in the dataset")
-    parser.add_argument("--num-negatives", type=int, default=16)
-    parser.add_argument("--seeds", type=int, default=20, help="draws of negatives")
+    defaults = inspect.signature(run_sweep).parameters
+    for name, (kind, text) in _SETTINGS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=kind,
+                            default=defaults[name].default, help=f"{text} (default %(default)s)")
+    parser.add_argument("--rings", default=format_rings(DEFAULT_RINGS),
+                        help="rings evaluated besides NCE, as W_L:W_U percentiles separated by "
+                             "commas (default %(default)s)")
     parser.add_argument("--csv", required=True, help="where to write every estimate")
     parser.add_argument("--record", required=True, help="where to write the result.json")
     args = parser.parse_args(argv)
+    try:
+        rings = parse_rings(args.rings)
+    except ValueError as err:
+        parser.error(f"--rings: {err}")
 
     start = time.time()
-    frame = run_sweep(args.dim, args.rho, args.n, args.num_negatives, seeds=args.seeds)
+    try:
+        frame = run_sweep(rings=rings, **{name: getattr(args, name) for name in _SETTINGS})
+    except ValueError as err:  # e.g. rho outside [0, 1), more negatives than pairs
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     atomic_write(args.csv, lambda tmp: frame.to_csv(tmp, index=False))
     stats = frame.groupby(["sampler", "w_l", "w_u"])["estimate"].agg(["mean", "std"])
     metrics = {"true_mi": true_mi(args.dim, args.rho)}
@@ -140,11 +187,13 @@ def main(argv: list[str] | None = None) -> None:
     write_record(args.record, make_record(
         stage="toy", model="gaussian_optimal_critic", sampler="uniform+ring",
         dataset=f"gaussian_d{args.dim}_rho{args.rho:g}", seed=0, metrics=metrics,
-        scale="default", config=vars(args), wall_time_s=time.time() - start,
+        scale="default", config={**vars(args), "rings": [list(r) for r in rings]},
+        wall_time_s=time.time() - start,
         protocol="optimal critic, estimates over draws of negatives",
     ))
     print(stats.to_string())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

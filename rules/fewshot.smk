@@ -27,7 +27,12 @@ def _fewshot_options(fs):
 
 
 rule fewshot:
-    """Few-shot episodes on one source with one frozen checkpoint."""
+    """Few-shot episodes on one source with one frozen checkpoint.
+
+    No --device: the CLI's default `auto` extracts the features on a CUDA device when the job
+    sees one, else on the CPU (extra.device says which). fewshot.gpus (0 or 1) is the job's
+    `gpu` resource, so `--resources gpu=N` and the SLURM profile count it.
+    """
     input:
         checkpoint=f"{PRETRAIN_DIR}/checkpoint.pt",
     output:
@@ -37,6 +42,8 @@ rule fewshot:
     wildcard_constraints:
         source=r"[A-Za-z0-9_]+",
     threads: int(config["pretrain"].get("threads", 1))
+    resources:
+        gpu=int((config.get("fewshot") or {}).get("gpus", 0)),
     log:
         f"{FEWSHOT_DIR}/stderr.txt",
     shell:

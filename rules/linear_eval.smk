@@ -9,7 +9,12 @@ def linear_eval_targets():
 
 
 rule linear_eval:
-    """Linear classifier on frozen features of one pretrained checkpoint."""
+    """Linear classifier on frozen features of one pretrained checkpoint.
+
+    No --device: the CLI's default `auto` computes on a CUDA device when the job sees one, else
+    on the CPU; the record's extra.device says which. linear_eval.gpus (0 or 1) is the job's
+    `gpu` resource, so `--resources gpu=N` and the SLURM profile count it.
+    """
     input:
         checkpoint=f"{PRETRAIN_DIR}/checkpoint.pt",
     output:
@@ -19,6 +24,8 @@ rule linear_eval:
         data_root=config["pretrain"].get("data_root") or "",
         out=lambda w, output: str(Path(output.record).parent),
     threads: int(config["pretrain"].get("threads", 1))
+    resources:
+        gpu=int(config["linear_eval"].get("gpus", 0)),
     log:
         f"{LINEAR_DIR}/stderr.txt",
     shell:

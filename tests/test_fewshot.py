@@ -285,3 +285,31 @@ def test_offline_source_runs_end_to_end(tmp_path):
                  "--out", str(out), "--no-progress", "--max-per-class", "20"]) == 0
     record = read_record(out)
     assert record["extra"]["data"]["backend"] == "repro.data"
+
+
+def test_fewshot_record_names_the_device_its_features_were_computed_on(tmp_path):
+    from repro.results import read_record
+
+    ckpt = _checkpoint(tmp_path / "checkpoint.pt")
+    out = tmp_path / "result.json"
+    assert main(["--checkpoint", str(ckpt), "--source", "shapes", "--episodes", "2",
+                 "--out", str(out), "--no-progress", "--max-per-class", "10",
+                 "--device", "cpu"]) == 0
+    assert read_record(out)["extra"]["device"] == "cpu"
+
+
+def test_fewshot_cli_reports_cuda_without_a_gpu_as_an_error_with_exit_2(tmp_path, capsys,
+                                                                        monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    ckpt = _checkpoint(tmp_path / "checkpoint.pt")
+    assert main(["--checkpoint", str(ckpt), "--source", "shapes", "--out",
+                 str(tmp_path / "r.json"), "--no-progress", "--device", "cuda"]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_fewshot_help_prints_a_plain_percent_sign_and_the_defaults():
+    from transfer.fewshot.evaluate import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    assert "95% CI" in text and "%%" not in text
+    assert "(default 5)" in text and "(default 50)" in text and "default auto" in text

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from repro.config import run_spec
-from repro.pretrain import main, train
+from repro.pretrain import _last_good_epoch, build_parser, main, pick_device, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,6 +96,94 @@ def test_missing_dataset_names_path_and_how_to_get_it(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "nowhere" in err and "cifar" in err.lower()
+
+
+def test_nan_in_the_first_epoch_says_no_epoch_completed_instead_of_naming_last_pt(tmp_path,
+                                                                                  capsys):
+    spec = run_spec(_config(temperature=1e-40), "moco", "uniform", "shapes", 0)
+    assert main(["--spec-json", json.dumps(spec), "--out", str(tmp_path), "--no-progress"]) == 3
+    err = capsys.readouterr().err
+    assert "no epoch completed" in err and "last.pt" not in err
+    assert not (tmp_path / "last.pt").exists()
+
+
+def test_last_good_epoch_is_named_only_when_an_epoch_finished_and_last_pt_exists(tmp_path):
+    last = tmp_path / "last.pt"
+    assert "no epoch completed" in _last_good_epoch(last, 0)
+    assert str(last) not in _last_good_epoch(last, 2)  # finished epochs, but nothing saved
+    last.write_bytes(b"")
+    assert "no epoch completed" in _last_good_epoch(last, 0)  # a stale file from another run
+    assert _last_good_epoch(last, 2) == f"the last good epoch (2) is in {last}"
+
+
+def _write_yaml(path, config):
+    import yaml
+
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def _merged(config, edit):
+    """``config`` with ``edit``'s leaves written over it (nested dicts merged)."""
+    out = dict(config)
+    for key, value in edit.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) else value
+    return out
+
+
+@pytest.mark.parametrize("flags,edit,expected", [
+    ({"--dataset": "cifar-10"}, {}, "unknown dataset 'cifar-10'"),
+    ({"--model": "resnet"}, {}, "model 'resnet' is not in the config"),
+    ({"--config": "nowhere.yaml"}, {}, "no config file"),
+    ({}, {"pretrain": {"epochs": "many"}}, "pretrain.epochs"),
+    ({}, {"samplers": {"ring": {"w_l": 0.99, "w_u": 0.5}}}, "w_l < w_u"),
+    ({"--device": "cuda"}, {}, "no CUDA device"),
+], ids=["unknown-dataset", "unknown-model", "missing-config", "invalid-config",
+        "w_l-above-w_u", "cuda-without-gpu"])
+def test_pretrain_cli_reports_ordinary_mistakes_as_an_error_message_with_exit_2(
+        tmp_path, capsys, monkeypatch, flags, edit, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.chdir(tmp_path)
+    args = {"--config": _write_yaml(tmp_path / "config.yaml", _merged(_config(), edit)),
+            "--model": "ir", "--sampler": "ring", "--dataset": "shapes",
+            "--out": str(tmp_path / "run"), **flags}
+    assert main([x for kv in args.items() for x in kv] + ["--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and expected in err and "Traceback" not in err
+
+
+def test_data_root_option_is_where_a_real_dataset_is_looked_for(tmp_path, capsys):
+    config = _write_yaml(tmp_path / "config.yaml", _config())
+    code = main(["--config", config, "--model", "ir", "--sampler", "uniform", "--dataset",
+                 "cifar10", "--data-root", str(tmp_path / "nowhere"), "--out",
+                 str(tmp_path / "run"), "--no-progress"])
+    assert code == 2
+    assert str(tmp_path / "nowhere") in capsys.readouterr().err
+
+
+def test_auto_device_is_cuda_only_when_visible_and_the_job_has_gpus(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert pick_device("auto", gpus=1) == torch.device("cuda", 0)
+    assert pick_device("auto", gpus=None) == torch.device("cuda", 0)  # no GPU setting: visible
+    assert pick_device("auto", gpus=0) == torch.device("cpu")
+    assert pick_device("cpu", gpus=1) == torch.device("cpu")
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert pick_device("cuda") == torch.device("cuda", 3)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device("auto", gpus=1) == torch.device("cpu")
+    with pytest.raises(ValueError, match="no CUDA device"):
+        pick_device("cuda")
+    with pytest.raises(ValueError, match="unknown device"):
+        pick_device("tpu")
+
+
+def test_help_describes_the_outputs_and_the_auto_device_rule():
+    text = build_parser().format_help()
+    for output in ("checkpoint.pt", "last.pt", "log.csv", "result.json"):
+        assert output in text
+    assert "--device auto: CUDA when pretrain.gpus > 0" in text
+    assert "cifar10" in text and "--data-root" in text
 
 
 def test_help_explains_the_cli():

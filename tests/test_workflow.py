@@ -99,3 +99,17 @@ def test_default_workflow_end_to_end_writes_every_table_and_figure(tmp_path):
     # Nothing left to do: a second run is a no-op (outputs are complete and up to date).
     proc = _snakemake("-n", "--configfile", str(configfile))
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_paper_evaluation_jobs_hold_a_gpu_resource_and_default_ones_none(tmp_path):
+    def gpu_of(stdout, rule):
+        blocks = [b for b in stdout.split("\nrule ") if b.startswith(f"{rule}:")]
+        assert blocks, f"no {rule} job planned"
+        return {line.split("gpu=")[1].split(",")[0] for b in blocks for line in b.splitlines()
+                if "resources:" in line and "gpu=" in line} or {"0"}
+
+    paper = _snakemake("-n", "--configfile", "config/paper.yaml", "--config",
+                       f"results_dir={tmp_path / 'paper'}").stdout
+    default = _snakemake("-n", "--config", f"results_dir={tmp_path / 'default'}").stdout
+    for rule in ("linear_eval", "fewshot"):
+        assert gpu_of(paper, rule) == {"1"} and gpu_of(default, rule) == {"0"}

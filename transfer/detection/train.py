@@ -367,7 +367,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-test-images", type=int, default=None)
     parser.add_argument("--num-gpus", type=int, default=1, help="detectron2 processes")
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[],
-                        help="detectron2 config overrides (KEY VALUE ...), last")
+                        help="detectron2 config overrides as KEY VALUE pairs, e.g. --opts "
+                             "SOLVER.CHECKPOINT_PERIOD 5000 TEST.EVAL_PERIOD 0; applied after "
+                             "every other option. Put it last: it takes all the words after it. "
+                             "The torchvision backend ignores it.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (torchvision backend)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")

@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import time
-from dataclasses import replace
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
+from repro.pretrain import DEVICES, pick_device
 from transfer.fewshot.classifiers import CLASSIFIERS, logistic_regression_predict, mean_ci95
 from transfer.fewshot.episodes import EpisodeConfig, sample_episode
 
@@ -130,13 +132,16 @@ def evaluate(checkpoint: str | Path, source: str, out: str | Path, *, episodes: 
              data_dir: Optional[str] = None, folder_root: Optional[str] = None,
              split: Optional[str] = None, image_size: Optional[int] = None,
              max_per_class: Optional[int] = 200, max_examples: Optional[int] = None,
-             holdout: float = 0.2, seed: int = 0, batch_size: int = 256, device: str = "cpu",
+             holdout: float = 0.2, seed: int = 0, batch_size: int = 256, device: str = "auto",
              encoder: Optional[Callable] = None, progress: bool = True) -> dict[str, Any]:
     """Few-shot evaluation of one checkpoint on one source; writes and returns the record.
 
     Args:
-        encoder: the frozen feature extractor (``(B, 3, S, S)`` -> ``(B, F)``); by default
-            :func:`frozen_feature_extractor` of the checkpoint.
+        device: where the features are computed: ``auto`` (CUDA when visible, else the CPU),
+            ``cpu`` or ``cuda`` (:func:`repro.pretrain.pick_device`); recorded in
+            ``extra.device``. Episodes and classifiers run on the CPU.
+        encoder: the frozen feature extractor (``(B, 3, S, S)`` -> ``(B, F)``), already on
+            ``device``; by default :func:`frozen_feature_extractor` of the checkpoint.
         Other arguments: see ``python -m transfer.fewshot --help``.
     """
     from repro.checkpoint import load_checkpoint
@@ -146,6 +151,7 @@ def evaluate(checkpoint: str | Path, source: str, out: str | Path, *, episodes: 
 
     if classifier not in CLASSIFIERS:
         raise ValueError(f"unknown classifier {classifier!r}; choose from {sorted(CLASSIFIERS)}")
+    dev = pick_device(device)
     start = time.time()
     state = load_checkpoint(checkpoint)
     prep = preprocessing_for(state, image_size)
@@ -153,9 +159,9 @@ def evaluate(checkpoint: str | Path, source: str, out: str | Path, *, episodes: 
                        folder_root=folder_root, split=split, max_per_class=max_per_class,
                        max_examples=max_examples, seed=seed, progress=progress)
     if encoder is None:
-        encoder = frozen_feature_extractor(checkpoint, state).to(device)
+        encoder = frozen_feature_extractor(checkpoint, state).to(dev)
     features = encode_images(encoder, pool.images, prep["mean"], prep["std"],
-                             batch_size=batch_size, device=device, progress=progress)
+                             batch_size=batch_size, device=dev, progress=progress)
     names = [classifier] + [c for c in CLASSIFIERS if c != classifier]
     result = run_episodes(features, pool.labels, episodes, config, classifiers=names,
                           seed=seed, progress=progress)
@@ -201,17 +207,25 @@ def evaluate(checkpoint: str | Path, source: str, out: str | Path, *, episodes: 
             "pool_size": len(pool), "pool_classes": pool.num_classes,
             "feature_dim": int(features.shape[1]), "domain_linear": domain,
             "data": pool.info, "preprocessing": prep, "checkpoint": str(checkpoint),
+            "device": str(dev),
         },
     )
     write_record(out, record)
     return record
 
 
+_EPISODE_BOUNDS = {  # EpisodeConfig field -> --help; the option's default is the field's
+    "min_way": "fewest classes of a variable-way episode",
+    "max_way": "most classes of a variable-way episode",
+    "max_query": "most queries per class",
+    "max_support": "most support examples per episode",
+    "max_support_per_class": "most support examples per class",
+}
+
+
 def _episode_config(args: argparse.Namespace) -> EpisodeConfig:
-    return replace(EpisodeConfig(), min_way=args.min_way, max_way=args.max_way,
-                   max_query=args.max_query, max_support=args.max_support,
-                   max_support_per_class=args.max_support_per_class, way=args.way,
-                   shot=args.shot, query=args.query)
+    """The :class:`EpisodeConfig` of the command line (one option per field)."""
+    return EpisodeConfig(**{f.name: getattr(args, f.name) for f in fields(EpisodeConfig)})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,23 +233,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="python -m transfer.fewshot",
-        description="Meta-Dataset-style few-shot evaluation of a frozen pretrained encoder on one "
-                    "source: variable-way variable-shot episodes, per-episode logistic regression "
-                    "and nearest-centroid classifiers on L2-normalised features, mean accuracy "
-                    "+- 95%% CI, plus whole-domain linear evaluation. Writes one result record. "
-                    "Never downloads: TFDS sources must be prepared in --data-dir.",
-        epilog=f"sources: TFDS {sorted(TFDS_SOURCES)}; image folders {list(FOLDER_SOURCES)} "
-               f"(FOLDER_ROOT/<name>/<class>/<image>); offline {list(OFFLINE_SOURCES)}; "
-               f"'tfds:<builder>[:<split>]'; 'folder:<path>'. Example: python -m transfer.fewshot "
-               f"--checkpoint results/pretrain/shapes/ir-ring/seed0/checkpoint.pt --source dtd "
-               f"--data-dir ~/tensorflow_datasets --episodes 600 --out result.json",
+        description=textwrap.fill(
+            "Meta-Dataset-style few-shot evaluation of a frozen pretrained encoder on one "
+            "source: variable-way variable-shot episodes, per-episode logistic regression and "
+            "nearest-centroid classifiers on L2-normalised features, mean accuracy +- 95% CI, "
+            "plus whole-domain linear evaluation. Writes one result record. Never downloads: "
+            "TFDS sources must be prepared in --data-dir.", 79),
+        epilog=textwrap.fill(
+            f"sources: TFDS {sorted(TFDS_SOURCES)}; image folders {list(FOLDER_SOURCES)} "
+            f"(FOLDER_ROOT/<name>/<class>/<image>); offline {list(OFFLINE_SOURCES)}; "
+            f"'tfds:<builder>[:<split>]'; 'folder:<path>'.", 79, break_on_hyphens=False)
+        + "\n\nexample:\n"
+          "  python -m transfer.fewshot --source dtd --episodes 600 --out result.json \\\n"
+          "      --checkpoint results/pretrain/shapes/ir-ring/seed0/checkpoint.pt \\\n"
+          "      --data-dir ~/tensorflow_datasets",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--checkpoint", required=True, help="pretraining checkpoint.pt")
     parser.add_argument("--source", required=True, help="few-shot source (see below)")
     parser.add_argument("--out", required=True, help="result record to write (result.json)")
-    parser.add_argument("--episodes", type=int, default=600, help="episodes (default 600)")
+    parser.add_argument("--episodes", type=int, default=600, help="episodes (default %(default)s)")
     parser.add_argument("--classifier", choices=sorted(CLASSIFIERS), default="logreg",
-                        help="classifier behind the headline 'accuracy' metric (both are run)")
+                        help="classifier behind the headline 'accuracy' metric (both are run; "
+                             "default %(default)s)")
     parser.add_argument("--data-dir", default=None,
                         help="TFDS data_dir (default $TFDS_DATA_DIR or ~/tensorflow_datasets)")
     parser.add_argument("--folder-root", default=None,
@@ -245,23 +265,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-size", type=int, default=None,
                         help="input resolution (default: from the checkpoint's pretraining data)")
     parser.add_argument("--max-per-class", type=int, default=200,
-                        help="examples kept per class (0: all)")
+                        help="examples kept per class (0: all; default %(default)s)")
     parser.add_argument("--max-examples", type=int, default=None,
                         help="stop reading a TFDS split after this many examples")
-    parser.add_argument("--min-way", type=int, default=5)
-    parser.add_argument("--max-way", type=int, default=50)
-    parser.add_argument("--max-query", type=int, default=10)
-    parser.add_argument("--max-support", type=int, default=500)
-    parser.add_argument("--max-support-per-class", type=int, default=100)
+    for name, text in _EPISODE_BOUNDS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int,
+                            default=getattr(EpisodeConfig(), name),
+                            help=f"{text} (default %(default)s)")
     parser.add_argument("--way", type=int, default=None, help="fixed way (default: variable)")
     parser.add_argument("--shot", type=int, default=None, help="fixed shot (default: variable)")
     parser.add_argument("--query", type=int, default=None,
                         help="fixed queries per class (default: Meta-Dataset rule, <= 10)")
     parser.add_argument("--holdout", type=float, default=0.2,
-                        help="held-out fraction per class for the whole-domain linear eval")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+                        help="held-out fraction per class for the whole-domain linear eval "
+                             "(default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the pool subsample, the episodes and the held-out split "
+                             "(default %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=256,
+                        help="images per feature batch (default %(default)s)")
+    parser.add_argument("--device", default="auto", choices=DEVICES,
+                        help="where the features are computed (default %(default)s: CUDA when "
+                             "a CUDA device is visible, else the CPU)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     return parser

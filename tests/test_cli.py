@@ -1,0 +1,73 @@
+"""Linear evaluation's command line and device handling, and the detection CLI's help."""
+
+import json
+
+import pytest
+import torch
+
+from repro.config import run_spec
+from repro.linear_eval import accuracy, build_parser, fit_linear, main
+from repro.pretrain import train
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A one-epoch IR checkpoint on 32 shapes (a tiny backbone)."""
+    out = tmp_path_factory.mktemp("pretrain")
+    config = {"scale": "test", "seeds": [0], "models": {"ir": {"num_negatives": 8}},
+              "samplers": {"uniform": {"name": "uniform"}},
+              "pretrain": {"datasets": ["shapes"], "data_root": None,
+                           "backbone": {"arch": "resnet18", "cifar_stem": True, "width": 0.0625},
+                           "embedding_dim": 8, "temperature": 0.2, "epochs": 1,
+                           "batch_size": 16, "lr": 0.05, "num_workers": 0, "threads": 1,
+                           "subset": 32}}
+    train(run_spec(config, "ir", "uniform", "shapes", 0), out, progress_bar=False)
+    return out / "checkpoint.pt"
+
+
+def test_linear_eval_records_the_device_it_computed_on(tmp_path, checkpoint, capsys):
+    code = main(["--checkpoint", str(checkpoint), "--dataset", "shapes", "--out", str(tmp_path),
+                 "--epochs", "1", "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    record = json.loads((tmp_path / "result.json").read_text())
+    assert record["extra"]["device"] == "cpu"
+    assert torch.load(tmp_path / "features.pt", weights_only=False)["train_x"].device.type == "cpu"
+
+
+def test_linear_eval_reports_cuda_without_a_gpu_as_an_error_with_exit_2(tmp_path, checkpoint,
+                                                                        capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code = main(["--checkpoint", str(checkpoint), "--dataset", "shapes", "--out", str(tmp_path),
+                 "--device", "cuda"])
+    assert code == 2
+    assert capsys.readouterr().err.startswith("error: --device cuda was asked for")
+
+
+def test_fit_linear_leaves_the_classifier_on_the_requested_device():
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(40, 5, generator=gen), torch.arange(40) % 3
+    classifier = fit_linear(x, y, 3, epochs=2, batch_size=8, device="cpu")
+    assert {t.device.type for t in classifier.state_dict().values()} == {"cpu"}
+
+
+def test_accuracy_in_batches_equals_accuracy_over_the_whole_set():
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(50, 4, generator=gen), torch.randint(0, 3, (50,), generator=gen)
+    classifier = torch.nn.Linear(4, 3)
+    whole = 100.0 * (classifier(x).argmax(1) == y).float().mean().item()
+    assert accuracy(classifier, x, y, batch_size=7) == pytest.approx(whole)
+    assert accuracy(classifier, x, y, batch_size=1000) == pytest.approx(whole)
+
+
+def test_linear_eval_help_lists_the_datasets_the_defaults_and_the_device():
+    text = build_parser().format_help()
+    assert "shapes" in text and "cifar10" in text and "imagenet" in text
+    assert "(default 30)" in text and "(default 0.01)" in text
+    assert "--device" in text and "CUDA when a CUDA device is visible" in text
+
+
+def test_detection_opts_help_says_what_the_pairs_are_and_that_it_goes_last():
+    from transfer.detection.train import build_parser as detection_parser
+
+    text = " ".join(detection_parser().format_help().split())
+    assert "KEY VALUE pairs" in text and "Put it last" in text
