@@ -1,6 +1,8 @@
 import json
 from pathlib import Path
 
+from snakemake.logging import logger
+
 from repro.config import run_spec
 
 PRETRAIN_DIR = f"{RESULTS}/pretrain/{{dataset}}/{{model}}-{{sampler}}/seed{{seed}}"
@@ -11,6 +13,24 @@ def pretrain_targets():
     return expand(f"{PRETRAIN_DIR}/result.json", dataset=config["pretrain"]["datasets"],
                   model=list(config["models"]), sampler=list(config["samplers"]),
                   seed=config["seeds"])
+
+
+def _missing_datasets():
+    """Why each pretraining dataset that is not on disk cannot be read (repro.data.missing_data)."""
+    from repro.data.registry import missing_data
+
+    pretrain = config["pretrain"]
+    roots = {d: ((pretrain.get("per_dataset") or {}).get(d) or {}).get("data_root",
+                                                                        pretrain.get("data_root"))
+             for d in pretrain["datasets"]}
+    return [m for m in (missing_data(d, root) for d, root in roots.items()) if m]
+
+
+# Said before any job starts (dry runs included), not only in the failing job's stderr.txt.
+# A warning, not an error: tables can still be regenerated from records made elsewhere.
+for _message in _missing_datasets():
+    logger.warning(f"WARNING: {_message}\n  Jobs that need this dataset will fail "
+                   "(exit 2, message in their stderr.txt); existing records are still used.")
 
 
 def _gpus(wildcards):

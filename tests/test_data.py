@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from repro.data import (DATASETS, DatasetNotFoundError, TwoViewDataset, build_dataset,
-                        eval_transform, get_spec, pretrain_transform)
+                        eval_transform, get_spec, missing_data, pretrain_transform)
 from repro.data.offline import make_digits, make_shapes
 
 
@@ -144,6 +146,26 @@ def test_missing_dataset_error_names_path_and_how_to_get_it(tmp_path, name, look
 def test_real_dataset_without_data_root_says_to_set_it():
     with pytest.raises(DatasetNotFoundError, match="data_root"):
         build_dataset("cifar10", None, "train")
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100", "stl10", "imagenet"])
+def test_missing_data_names_the_folder_until_it_exists(tmp_path, name):
+    message = missing_data(name, tmp_path)
+    assert str(tmp_path / DATASETS[name].folder) in message and "To get it" in message
+    (tmp_path / DATASETS[name].folder).mkdir()
+    assert missing_data(name, tmp_path) is None
+    assert "pretrain.data_root" in missing_data(name, None)
+
+
+def test_offline_datasets_are_never_missing():
+    assert missing_data("shapes", None) is None and missing_data("digits", "/nowhere") is None
+
+
+def test_registry_reads_without_importing_torch():
+    """The Snakefile checks datasets while it parses; that must not cost a torch import."""
+    code = ("import sys, repro.data.registry as r; r.missing_data('cifar10', None); "
+            "sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 def test_unknown_dataset_and_split_raise_value_error_listing_choices():

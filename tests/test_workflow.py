@@ -45,6 +45,18 @@ def test_misspelt_key_and_inverted_ring_stop_the_dry_run_in_a_few_lines(tmp_path
         proc.stdout + proc.stderr)
 
 
+def test_dry_run_names_a_missing_dataset_and_how_to_get_it_before_any_job(tmp_path):
+    config = tmp_path / "cifar.yaml"
+    config.write_text(f"pretrain: {{datasets: [cifar10], data_root: {tmp_path / 'data'}}}\n")
+    proc = _snakemake("-n", "--configfile", str(config), "--config",
+                      f"results_dir={tmp_path / 'results'}")
+    output = proc.stdout + proc.stderr
+    assert f"no folder {tmp_path / 'data' / 'cifar-10-batches-py'}" in output
+    assert "https://www.cs.toronto.edu/~kriz/cifar.html" in output
+    default = _snakemake("-n", "--config", f"results_dir={tmp_path / 'default'}")
+    assert "WARNING: dataset" not in default.stdout + default.stderr
+
+
 def test_a_configfile_replaces_the_default_model_and_sampler_grids(tmp_path):
     """Snakemake merges --configfile into the default key by key; the model and sampler grids
     must be replaced instead, or the paper run would inherit the default's extra samplers."""

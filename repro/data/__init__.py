@@ -1,10 +1,24 @@
 """Datasets and augmentations: the registry (:mod:`repro.data.registry`), real-format readers
 (:mod:`repro.data.real`), the offline default datasets (:mod:`repro.data.offline`) and the
-paper's augmentations (:mod:`repro.data.augment`)."""
+paper's augmentations (:mod:`repro.data.augment`).
 
-from repro.data.augment import TwoViewDataset, eval_transform, pretrain_transform, seed_worker
+The augmentation names are imported on first use, so reading the registry (as the Snakefile
+does while it parses) does not import torch.
+"""
+
 from repro.data.registry import (DATASETS, DatasetNotFoundError, DatasetSpec, build_dataset,
-                                 get_spec)
+                                 get_spec, missing_data)
 
 __all__ = ["DATASETS", "DatasetNotFoundError", "DatasetSpec", "build_dataset", "get_spec",
-           "pretrain_transform", "eval_transform", "TwoViewDataset", "seed_worker"]
+           "missing_data", "pretrain_transform", "eval_transform", "TwoViewDataset",
+           "seed_worker"]
+
+_AUGMENT = ("pretrain_transform", "eval_transform", "TwoViewDataset", "seed_worker")
+
+
+def __getattr__(name: str):
+    if name in _AUGMENT:
+        from repro.data import augment
+
+        return getattr(augment, name)
+    raise AttributeError(f"module 'repro.data' has no attribute {name!r}")

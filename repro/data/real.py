@@ -14,7 +14,7 @@ import numpy as np
 from torch.utils.data import ConcatDataset, Dataset
 
 from repro.data.arrays import ArrayDataset
-from repro.data.registry import missing
+from repro.data.registry import DATASETS, missing
 
 __all__ = ["read_cifar_batch", "cifar10", "cifar100", "read_stl10_images", "stl10", "imagenet"]
 
@@ -54,13 +54,13 @@ def _read_cifar(name: str, folder: Path, files: list[str], label_key: bytes,
 def cifar10(root: Path, split: str) -> ArrayDataset:
     """CIFAR-10 from ``root/cifar-10-batches-py``: 50,000 train / 10,000 test."""
     files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
-    return _read_cifar("cifar10", root / "cifar-10-batches-py", files, b"labels",
+    return _read_cifar("cifar10", root / DATASETS["cifar10"].folder, files, b"labels",
                        "batches.meta", b"label_names", 10)
 
 
 def cifar100(root: Path, split: str) -> ArrayDataset:
     """CIFAR-100 (fine labels) from ``root/cifar-100-python``: 50,000 train / 10,000 test."""
-    return _read_cifar("cifar100", root / "cifar-100-python", [split], b"fine_labels",
+    return _read_cifar("cifar100", root / DATASETS["cifar100"].folder, [split], b"fine_labels",
                        "meta", b"fine_label_names", 100)
 
 
@@ -85,7 +85,7 @@ def stl10(root: Path, split: str) -> Dataset:
 
     Labels in ``*_y.bin`` are 1..10 and are returned as 0..9; unlabeled items get -1.
     """
-    folder = root / "stl10_binary"
+    folder = root / DATASETS["stl10"].folder
     if split == "train+unlabeled":
         return ConcatDataset([stl10(root, "train"), stl10(root, "unlabeled")])
     images_path = folder / f"{split}_X.bin"
@@ -108,7 +108,7 @@ def imagenet(root: Path, split: str) -> Dataset:
     """ImageNet as ``torchvision.datasets.ImageFolder`` over ``root/imagenet/{train,val}``."""
     from torchvision.datasets import ImageFolder
 
-    folder = root / "imagenet" / ("train" if split == "train" else "val")
+    folder = root / DATASETS["imagenet"].folder / ("train" if split == "train" else "val")
     if not folder.is_dir():
         raise missing("imagenet", folder)
     try:

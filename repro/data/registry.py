@@ -9,18 +9,22 @@
 
 The offline datasets (``digits``, ``shapes``) need no ``data_root``: they ship with
 scikit-learn or are generated, so the embedded default never downloads anything.
+
+No torch import at module level: the Snakefile reads the registry (:func:`missing_data`) while
+it parses the workflow.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
-from torch.utils.data import Dataset
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
 
 __all__ = ["DatasetSpec", "DATASETS", "SPLITS", "DatasetNotFoundError", "get_spec",
-           "build_dataset"]
+           "missing_data", "build_dataset"]
 
 PathLike = Union[str, Path]
 SPLITS = ("train", "test")
@@ -45,6 +49,7 @@ class DatasetSpec:
         flip: whether horizontal flips preserve the label (not for digits).
         blur: Gaussian blur in the pretraining pipeline (MoCo v2 uses it at ImageNet size only).
         splits: splits ``build_dataset`` accepts.
+        folder: the dataset's folder under ``data_root`` (real datasets only).
     """
 
     name: str
@@ -58,6 +63,7 @@ class DatasetSpec:
     flip: bool = True
     blur: bool = False
     splits: tuple[str, ...] = SPLITS
+    folder: Optional[str] = None
 
 
 _NOT_NEEDED = ("The default workflow does not need it (it runs on the offline 'shapes' and "
@@ -68,24 +74,24 @@ DATASETS: dict[str, DatasetSpec] = {
         "cifar10", 10, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), False,
         "download 'CIFAR-10 python version' (cifar-10-python.tar.gz) from "
         "https://www.cs.toronto.edu/~kriz/cifar.html and extract it into <data_root> "
-        "(giving <data_root>/cifar-10-batches-py/)."),
+        "(giving <data_root>/cifar-10-batches-py/).", folder="cifar-10-batches-py"),
     "cifar100": DatasetSpec(
         "cifar100", 100, 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), False,
         "download 'CIFAR-100 python version' (cifar-100-python.tar.gz) from "
         "https://www.cs.toronto.edu/~kriz/cifar.html and extract it into <data_root> "
-        "(giving <data_root>/cifar-100-python/)."),
+        "(giving <data_root>/cifar-100-python/).", folder="cifar-100-python"),
     "stl10": DatasetSpec(
         "stl10", 10, 96, (0.4467, 0.4398, 0.4066), (0.2603, 0.2566, 0.2713), False,
         "download the binary version (stl10_binary.tar.gz) from "
         "https://cs.stanford.edu/~acoates/stl10/ and extract it into <data_root> "
         "(giving <data_root>/stl10_binary/).",
-        splits=("train", "test", "unlabeled", "train+unlabeled")),
+        splits=("train", "test", "unlabeled", "train+unlabeled"), folder="stl10_binary"),
     "imagenet": DatasetSpec(
         "imagenet", 1000, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), False,
         "get ILSVRC-2012 from https://image-net.org/download (registration needed) and arrange "
         "it as <data_root>/imagenet/train/<wnid>/*.JPEG and <data_root>/imagenet/val/<wnid>/*.JPEG "
         "(one folder per class, e.g. with the valprep.sh script).",
-        blur=True),
+        blur=True, folder="imagenet"),
     "digits": DatasetSpec(
         "digits", 10, 32, (0.3057, 0.3057, 0.3057), (0.3235, 0.3235, 0.3235), True,
         "ships with scikit-learn (sklearn.datasets.load_digits); nothing to download.",
@@ -112,6 +118,22 @@ def missing(name: str, path: Path, what: str = "") -> DatasetNotFoundError:
     return DatasetNotFoundError(
         f"dataset {name!r} not found: looked for {path}{detail}. To get it: {spec.how_to_get} "
         f"{_NOT_NEEDED}")
+
+
+def missing_data(name: str, root: Optional[PathLike]) -> Optional[str]:
+    """Why dataset ``name`` cannot be read from ``root``, or ``None`` when it can (offline
+    datasets always can). Only checks that the dataset's folder exists: a cheap test for the
+    workflow to run before any job; the readers check the files themselves."""
+    spec = get_spec(name)
+    if spec.offline:
+        return None
+    if root is None:
+        return (f"dataset {name!r} needs pretrain.data_root, which is not set. "
+                f"To get it: {spec.how_to_get}")
+    folder = Path(root).expanduser() / spec.folder
+    if folder.is_dir():
+        return None
+    return f"dataset {name!r} not found: no folder {folder}. To get it: {spec.how_to_get}"
 
 
 def build_dataset(name: str, root: Optional[PathLike], split: str) -> Dataset:
