@@ -10,9 +10,11 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["SCHEMA_PATH", "load_config", "validate_config", "run_spec", "transfer_runs"]
+__all__ = ["SCHEMA_PATH", "UNTRAINED", "load_config", "validate_config", "run_spec",
+           "untrained_spec", "transfer_runs"]
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
+UNTRAINED = "untrained"  # sampler label of the random-init baseline (linear_eval.untrained)
 
 
 def validate_config(config: dict[str, Any], schema_path: str | os.PathLike = SCHEMA_PATH) -> dict:
@@ -123,6 +125,17 @@ def run_spec(config: Mapping[str, Any], model: str, sampler: str, dataset: str,
         "scale": config.get("scale", "default"),
         "pretrain": pretrain,
     }
+
+
+def untrained_spec(config: Mapping[str, Any], model: str, dataset: str,
+                   seed: int) -> dict[str, Any]:
+    """The spec of a run's model as its seed initialises it, never trained: the random-init
+    baseline of linear evaluation. Same model, backbone and seed as :func:`run_spec`; sampler
+    label :data:`UNTRAINED` (uniform options, never used) and 0 epochs."""
+    spec = run_spec({**config, "samplers": {UNTRAINED: {"name": "uniform"}}}, model, UNTRAINED,
+                    dataset, seed)
+    spec["pretrain"]["epochs"] = 0
+    return spec
 
 
 def transfer_runs(config: Mapping[str, Any], block: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -39,12 +39,12 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from repro.config import load_config, run_spec
+from repro.config import load_config, run_spec, untrained_spec
 from repro.io import atomic_torch_save, atomic_write_text
 from repro.results import config_hash, make_record, write_record
 
-__all__ = ["run_spec", "model_from_spec", "pick_device", "train", "main", "LOG_COLUMNS",
-           "DEVICES"]
+__all__ = ["run_spec", "model_from_spec", "pick_device", "train", "save_untrained", "main",
+           "LOG_COLUMNS", "DEVICES"]
 
 LOG_COLUMNS = ("epoch", "step", "loss", "w_l", "lr", "time_s")
 
@@ -175,6 +175,29 @@ def _build(spec: Mapping[str, Any], device: torch.device):
     return dataset, model_from_spec(spec, len(dataset)).to(device)
 
 
+def _save_checkpoint(model, spec: Mapping[str, Any], dataset_size: int, path: Path) -> Path:
+    """Write ``checkpoint.pt`` (the format :mod:`repro.checkpoint` reads)."""
+    return atomic_torch_save({
+        "encoder": model.encoder.state_dict(),
+        "backbone": dict(model.backbone_config),  # build_backbone(**backbone) rebuilds encoder
+        "model": model.state_dict(),
+        "config": dict(spec),
+        "spec_hash": config_hash(spec),
+        "epoch": int(spec["pretrain"]["epochs"]),
+        "feature_dim": model.feature_dim,
+        "dataset_size": dataset_size,
+    }, path)
+
+
+def save_untrained(spec: Mapping[str, Any], out: Path) -> Path:
+    """``out/checkpoint.pt`` of the model as :func:`train` initialises it for this spec's seed,
+    before any step: the random-init baseline of linear evaluation (no log, no record)."""
+    torch.set_num_threads(int(spec["pretrain"].get("threads", 1)))
+    _seed_everything(spec["seed"])  # as in train(): the same initial weights
+    dataset, model = _build(spec, torch.device("cpu"))
+    return _save_checkpoint(model, spec, len(dataset), Path(out) / "checkpoint.pt")
+
+
 def train(spec: Mapping[str, Any], out: Path, *, resume: bool = True, device: str = "auto",
           progress_bar: bool = True, stop_after_epoch: Optional[int] = None) -> dict[str, Any]:
     """Run (or resume) one pretraining run; returns the result record (rank 0) or ``{}``.
@@ -298,17 +321,7 @@ def train(spec: Mapping[str, Any], out: Path, *, resume: bool = True, device: st
         return {}
     last_epoch = [float(r["loss"]) for r in rows if int(r["epoch"]) == epochs - 1]
     final_loss = sum(last_epoch) / len(last_epoch) if last_epoch else loss_value
-    backbone = dict(model.backbone_config)  # build_backbone(**backbone) rebuilds model.encoder
-    atomic_torch_save({
-        "encoder": model.encoder.state_dict(),
-        "backbone": backbone,
-        "model": model.state_dict(),
-        "config": dict(spec),
-        "spec_hash": spec_hash,
-        "epoch": epochs,
-        "feature_dim": model.feature_dim,
-        "dataset_size": len(dataset),
-    }, out / "checkpoint.pt")
+    _save_checkpoint(model, spec, len(dataset), out / "checkpoint.pt")
     record = make_record(
         stage="pretrain", model=spec["model"], sampler=spec["sampler_label"],
         sampler_params=model.sampler.params(1.0), dataset=spec["dataset"], seed=spec["seed"],
@@ -368,6 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", choices=DEVICES,
                         help="where to train (default %(default)s; see below)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.add_argument("--untrained", action="store_true",
+                        help="only write OUT/checkpoint.pt of the model as the seed initialises "
+                             "it, untrained (the random-init baseline; --sampler not needed)")
     return parser
 
 
@@ -379,13 +395,17 @@ def _spec_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         except json.JSONDecodeError as err:
             parser.error(f"--spec-json is not valid JSON: {err}")
     else:
-        missing = [n for n in ("model", "sampler", "dataset") if getattr(args, n) is None]
+        names = ("model", "dataset") if args.untrained else ("model", "sampler", "dataset")
+        missing = [n for n in names if getattr(args, n) is None]
         if missing:
             parser.error(f"without --spec-json, give --{' --'.join(missing)}")
         if args.config is None:
             parser.error("give --config FILE (a workflow YAML) or --spec-json")
-        spec = run_spec(load_config(args.config), args.model, args.sampler, args.dataset,
-                        args.seed)
+        if args.untrained:
+            spec = untrained_spec(load_config(args.config), args.model, args.dataset, args.seed)
+        else:
+            spec = run_spec(load_config(args.config), args.model, args.sampler, args.dataset,
+                            args.seed)
     if args.data_root is not None:
         spec["pretrain"]["data_root"] = args.data_root
     return spec
@@ -397,8 +417,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         spec = _spec_from_args(parser, args)
-        train(spec, Path(args.out), resume=args.resume, device=args.device,
-              progress_bar=not args.no_progress)
+        if args.untrained:
+            save_untrained(spec, Path(args.out))
+        else:
+            train(spec, Path(args.out), resume=args.resume, device=args.device,
+                  progress_bar=not args.no_progress)
     except TrainingDiverged as err:
         print(f"error: {err}", file=sys.stderr)
         return 3

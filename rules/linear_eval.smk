@@ -1,10 +1,19 @@
 LINEAR_DIR = f"{RESULTS}/linear_eval/{{dataset}}/{{model}}-{{sampler}}/seed{{seed}}"
 
 
+LINEAR_SETTINGS = ("epochs", "batch_size", "lr", "weight_decay")
+
+
+def linear_eval_samplers():
+    """Sampler labels evaluated: the config's, plus the untrained baseline when asked for."""
+    untrained = [UNTRAINED] if config["linear_eval"].get("untrained") else []
+    return [*config["samplers"], *untrained]
+
+
 def linear_eval_targets():
     """Linear evaluation of every pretrained run, on its pretraining dataset (as in the paper)."""
     return expand(f"{LINEAR_DIR}/result.json", dataset=config["pretrain"]["datasets"],
-                  model=list(config["models"]), sampler=list(config["samplers"]),
+                  model=list(config["models"]), sampler=linear_eval_samplers(),
                   seed=config["seeds"])
 
 
@@ -20,9 +29,11 @@ rule linear_eval:
     output:
         record=f"{LINEAR_DIR}/result.json",
     params:
-        le=config["linear_eval"],
+        le={k: v for k, v in config["linear_eval"].items() if k in LINEAR_SETTINGS},
         data_root=config["pretrain"].get("data_root") or "",
         out=lambda w, output: str(Path(output.record).parent),
+    wildcard_constraints:
+        sampler="|".join(linear_eval_samplers()),
     threads: int(config["pretrain"].get("threads", 1))
     resources:
         gpu=int(config["linear_eval"].get("gpus", 0)),

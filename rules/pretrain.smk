@@ -3,7 +3,7 @@ from pathlib import Path
 
 from snakemake.logging import logger
 
-from repro.config import run_spec
+from repro.config import UNTRAINED, run_spec, untrained_spec
 
 PRETRAIN_DIR = f"{RESULTS}/pretrain/{{dataset}}/{{model}}-{{sampler}}/seed{{seed}}"
 
@@ -67,3 +67,20 @@ rule pretrain:
     shell:
         "{params.launcher} -m repro.pretrain --spec-json {params.spec:q} --out {params.out}"
         " --resume --no-progress 2> {log}"
+
+
+rule untrained:
+    """A model as its seed initialises it, never trained: the random-init baseline that linear
+    evaluation adds when linear_eval.untrained is true. Writes only checkpoint.pt."""
+    output:
+        checkpoint=f"{RESULTS}/pretrain/{{dataset}}/{{model}}-{UNTRAINED}/seed{{seed}}/checkpoint.pt",
+    params:
+        spec=lambda w: json.dumps(untrained_spec(config, w.model, w.dataset, int(w.seed)),
+                                  sort_keys=True),
+        out=lambda w, output: str(Path(output.checkpoint).parent),
+    threads: int(config["pretrain"].get("threads", 1))
+    log:
+        f"{RESULTS}/pretrain/{{dataset}}/{{model}}-{UNTRAINED}/seed{{seed}}/stderr.txt",
+    shell:
+        "{PY} -m repro.pretrain --spec-json {params.spec:q} --out {params.out} --untrained"
+        " 2> {log}"

@@ -4,7 +4,8 @@ import copy
 
 import pytest
 
-from repro.config import load_config, run_spec, transfer_runs, validate_config
+from repro.config import (UNTRAINED, load_config, run_spec, transfer_runs, untrained_spec,
+                          validate_config)
 from repro.results import config_hash
 
 
@@ -91,6 +92,16 @@ def test_unknown_model_or_sampler_in_a_run_is_refused(default):
         run_spec(default, "byol", "ring", "shapes", 0)
     with pytest.raises(ValueError, match="hard"):
         run_spec(default, "ir", "hard", "shapes", 0)
+
+
+def test_untrained_spec_is_the_run_spec_of_the_same_model_with_no_epochs(default):
+    run, untrained = run_spec(default, "moco", "ring", "shapes", 2), untrained_spec(
+        default, "moco", "shapes", 2)
+    assert untrained["sampler_label"] == UNTRAINED and untrained["pretrain"]["epochs"] == 0
+    assert default["pretrain"]["epochs"] > 0  # the config itself is left alone
+    for key in ("model", "model_options", "dataset", "seed", "scale"):
+        assert untrained[key] == run[key]
+    assert untrained["pretrain"]["backbone"] == run["pretrain"]["backbone"]
 
 
 def test_transfer_runs_default_to_the_whole_grid_and_refuse_unknown_pairs(default):

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from repro.config import run_spec
-from repro.pretrain import _last_good_epoch, build_parser, main, pick_device, train
+from repro.checkpoint import load_encoder
+from repro.config import run_spec, untrained_spec
+from repro.pretrain import (_last_good_epoch, build_parser, main, pick_device, save_untrained,
+                            train)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,6 +63,23 @@ def test_outputs_checkpoint_log_and_record(tmp_path):
     assert not any(k.startswith("fc.") for k in ckpt["encoder"])
     rows = _losses(tmp_path / "log.csv")
     assert len(rows) == 64 // 16 and all(r[3] == "" for r in rows)  # uniform: no w_l
+
+
+def test_untrained_checkpoint_holds_the_weights_training_starts_from(tmp_path):
+    """With lr = 0 training leaves every weight where the seed put it (only BatchNorm's running
+    statistics move), so the untrained baseline must hold exactly those weights."""
+    config = _config(epochs=1, lr=0.0, weight_decay=0.0)
+    train(run_spec(config, "ir", "uniform", "shapes", 3), tmp_path / "trained", progress_bar=False)
+    save_untrained(untrained_spec(config, "ir", "shapes", 3), tmp_path / "untrained")
+    save_untrained(untrained_spec(config, "ir", "shapes", 4), tmp_path / "other_seed")
+    trained, untrained, other = (
+        torch.load(tmp_path / name / "checkpoint.pt", weights_only=False)["encoder"]
+        for name in ("trained", "untrained", "other_seed"))
+    weights = [k for k in untrained if k.endswith("weight")]
+    assert weights and all(torch.equal(trained[k], untrained[k]) for k in weights)
+    assert not torch.equal(untrained["conv1.weight"], other["conv1.weight"])
+    assert sorted(p.name for p in (tmp_path / "untrained").iterdir()) == ["checkpoint.pt"]
+    assert load_encoder(tmp_path / "untrained" / "checkpoint.pt") is not None
 
 
 def test_ring_log_records_the_annealed_w_l(tmp_path):

@@ -96,12 +96,14 @@ def test_default_workflow_end_to_end_writes_every_table_and_figure(tmp_path):
     _snakemake("--cores", "2", "--configfile", str(configfile))
 
     results = tmp_path / "results"
-    assert len(list((results / "pretrain").glob("*/*/seed0/checkpoint.pt"))) == 4
-    assert len(list((results / "linear_eval").glob("*/*/seed0/result.json"))) == 4
+    # 2 models x 2 samplers, plus each model untrained (linear_eval.untrained in the default)
+    assert len(list((results / "pretrain").glob("*/*/seed0/checkpoint.pt"))) == 6
+    assert len(list((results / "linear_eval").glob("*/*/seed0/result.json"))) == 6
     assert len(list((results / "fewshot").rglob("result.json"))) == 4
     assert len(list((results / "detection").rglob("result.json"))) == 1
     table1 = (tmp_path / "tables" / "table1_linear_eval.md").read_text()
     assert "MoCo + Ring" in table1 and "IR" in table1 and "(n=1)" in table1
+    assert "MoCo, untrained" in table1
     for stem in ("table2_fewshot", "table3_detection"):
         for ext in ("md", "tex", "csv"):
             assert (tmp_path / "tables" / f"{stem}.{ext}").stat().st_size > 0

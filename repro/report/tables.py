@@ -135,11 +135,14 @@ _COLUMN_HEADERS = {EVALUATED_ON: "evaluated on"}
 
 
 def method_label(model: str, sampler: str) -> str:
-    """Paper-style label: ``uniform`` -> ``"IR"`` (NCE), ``ring`` -> ``"IR + Ring"``, any other
-    sampler label ``s`` -> ``"IR + s"``."""
+    """Paper-style label: ``uniform`` -> ``"IR"`` (NCE), ``ring`` -> ``"IR + Ring"``,
+    ``untrained`` -> ``"IR, untrained"`` (random-init baseline), any other sampler label ``s``
+    -> ``"IR + s"``."""
     name = MODEL_LABELS.get(model, model)
     if sampler == "uniform":
         return name
+    if sampler == "untrained":
+        return f"{name}, untrained"
     if sampler == "ring":
         return f"{name} + Ring"
     return f"{name} + {sampler}"
