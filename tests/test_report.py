@@ -457,3 +457,12 @@ def test_report_rule_regenerates_one_table_from_records_alone(results, tmp_path)
     md = (tmp_path / "tables" / "table1_linear_eval.md").read_text()
     assert "81.00 ± 2.48 (n=3)" in md
     assert (tmp_path / "tables" / "table1_linear_eval.tex").exists()
+
+
+@pytest.mark.parametrize("what", ["tables", "figures"])
+def test_report_subcommand_help_describes_it_and_every_option(what, capsys):
+    with pytest.raises(SystemExit):
+        report_main([what, "--help"])
+    out = capsys.readouterr().out
+    assert "%%" not in out and "(default: results)" in out
+    assert "where the" in out and "written" in out  # --out says what it is

@@ -376,8 +376,10 @@ def plot_toy(estimates_csv: str | os.PathLike, scale: Optional[str] = None):
     order = (["NCE (uniform)"] if (frame["sampler"] == "uniform").any() else []) + list(
         dict.fromkeys(rings["estimator"]))
     fig, ax = plt.subplots(figsize=(1.8 + 1.5 * len(order), 4))
+    # density_norm="width": every violin equally wide, so a tight spread reads as short, not
+    # as a wide flat bar (the default "area" widens the narrowest distributions most)
     sns.violinplot(data=frame, x="estimator", y="estimate", order=order, ax=ax, inner=None,
-                   color="0.85", cut=0)
+                   color="0.85", cut=0, density_norm="width")
     sns.stripplot(data=frame, x="estimator", y="estimate", order=order, ax=ax, size=3,
                   color="black", alpha=0.6)
     true_mi, log_k1 = float(frame["true_mi"].iloc[0]), float(frame["log_k1"].iloc[0])
