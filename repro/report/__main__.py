@@ -9,6 +9,16 @@ from typing import Optional
 from repro.report import FIGURES, TABLES, make_figures, make_tables
 
 
+def _subcommand(sub, name: str, choices, description: str) -> argparse.ArgumentParser:
+    """A subcommand with the options both share: --results, --out (default: its name), --only."""
+    parser = sub.add_parser(name, description=description, help=f"{name} into --out",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--results", default="results", help="folder of result.json records")
+    parser.add_argument("--out", default=name, help=f"where the {name} are written")
+    parser.add_argument("--only", nargs="+", choices=list(choices), help=f"just these {name}")
+    return parser
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m repro.report",
@@ -16,25 +26,18 @@ def main(argv: Optional[list[str]] = None) -> int:
                     "records under --results, beside the paper's reported numbers. Never "
                     "trains anything.")
     sub = parser.add_subparsers(dest="what", required=True, metavar="{tables,figures}")
-    defaults = argparse.ArgumentDefaultsHelpFormatter
-    tables = sub.add_parser(
-        "tables", formatter_class=defaults, help="Tables 1-3 into --out",
-        description="Table 1 (linear evaluation), 2 (few-shot) and 3 (detection) as .md, .tex "
-                    "and .csv: our runs as mean +- 95% CI over seeds per config scale, beside "
-                    "the paper's reported numbers and their difference.")
-    tables.add_argument("--results", default="results", help="folder of result.json records")
-    tables.add_argument("--out", default="tables", help="where the tables are written")
+    tables = _subcommand(
+        sub, "tables", TABLES,
+        "Table 1 (linear evaluation), 2 (few-shot) and 3 (detection) as .md, .tex and .csv: "
+        "our runs as mean +- 95% CI over seeds per config scale, beside the paper's reported "
+        "numbers and their difference.")
     tables.add_argument("--reported", default="tables/reported",
                         help="folder of the paper's numbers (table*.csv)")
-    tables.add_argument("--only", nargs="+", choices=list(TABLES), help="just these tables")
-    figures = sub.add_parser(
-        "figures", formatter_class=defaults, help="figures into --out",
-        description="Loss curves, annealing schedules and their effect, the Gaussian toy's "
-                    "bias and variance, accuracy against the ring bounds; PNG and PDF. A "
-                    "figure without the records it needs says what to run.")
-    figures.add_argument("--results", default="results", help="folder of result.json records")
-    figures.add_argument("--out", default="figures", help="where the figures are written")
-    figures.add_argument("--only", nargs="+", choices=list(FIGURES), help="just these figures")
+    figures = _subcommand(
+        sub, "figures", FIGURES,
+        "Loss curves, annealing schedules and their effect, the Gaussian toy's bias and "
+        "variance, accuracy against the ring bounds; PNG and PDF. A figure without the records "
+        "it needs says what to run.")
     figures.add_argument("--w-l", type=float, default=0.9,
                          help="final w_l drawn in the schedule figure")
     figures.add_argument("--w-l-start", type=float, default=0.0,
