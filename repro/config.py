@@ -10,11 +10,13 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["SCHEMA_PATH", "UNTRAINED", "load_config", "validate_config", "run_spec",
-           "untrained_spec", "transfer_runs"]
+__all__ = ["SCHEMA_PATH", "UNTRAINED", "EXECUTION_KEYS", "load_config", "validate_config",
+           "run_spec", "run_identity", "untrained_spec", "transfer_runs"]
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 UNTRAINED = "untrained"  # sampler label of the random-init baseline (linear_eval.untrained)
+# pretrain keys that say where and how a run executes, not what it computes
+EXECUTION_KEYS = ("threads", "num_workers", "gpus", "data_root")
 
 
 def validate_config(config: dict[str, Any], schema_path: str | os.PathLike = SCHEMA_PATH) -> dict:
@@ -40,6 +42,7 @@ def validate_config(config: dict[str, Any], schema_path: str | os.PathLike = SCH
     if not errors:
         lines = [f"  samplers.{label}: {problem}" for label, problem in
                  _sampler_problems(config.get("samplers") or {})]
+        lines += [f"  {key}: {problem}" for key, problem in _runs_problems(config)]
     if lines:
         raise ValueError("invalid configuration:\n" + "\n".join(lines))
     return config
@@ -65,6 +68,9 @@ def _sampler_problems(samplers: Mapping[str, Any]) -> list[tuple[str, str]]:
     its defaults ``w_l=0.9, w_u=1.0, w_l_start=0``), found before any job starts."""
     problems = []
     for label, options in samplers.items():
+        if label == UNTRAINED:
+            problems.append((label, "this label is reserved for the random-init baseline "
+                                    "(linear_eval.untrained): name the sampler otherwise"))
         if options.get("name") != "ring":
             ring_keys = sorted(set(options) - {"name"})
             if ring_keys:
@@ -76,6 +82,21 @@ def _sampler_problems(samplers: Mapping[str, Any]) -> list[tuple[str, str]]:
         elif not options.get("w_l_start", 0.0) < w_u:
             problems.append((label, f"w_l_start={options['w_l_start']} must be below "
                                     f"w_u={w_u} (the annealed ring starts empty otherwise)"))
+    return problems
+
+
+def _runs_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``fewshot.runs`` / ``detection.runs`` labels that are not model-sampler pairs of the
+    config (a config that renames samplers also inherits the default's ``runs``)."""
+    labels = [f"{m}-{s}" for m in config.get("models") or {} for s in config.get("samplers") or {}]
+    problems = []
+    for block in ("fewshot", "detection"):
+        runs = (config.get(block) or {}).get("runs")
+        unknown = [r for r in runs or [] if r not in labels]
+        if unknown:
+            problems.append((f"{block}.runs", f"{unknown} are not model-sampler pairs of this "
+                             f"config ({', '.join(labels)}); set {block}.runs in your config "
+                             f"(null = every pair)"))
     return problems
 
 
@@ -127,14 +148,29 @@ def run_spec(config: Mapping[str, Any], model: str, sampler: str, dataset: str,
     }
 
 
+def run_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """What decides a run's result: its spec without the pretrain :data:`EXECUTION_KEYS`.
+
+    Resuming (``last.pt``), the record's config hash and Snakemake's decision to re-run key on
+    this, so moving the data, changing threads or the number of GPUs never restarts a run.
+    """
+    pretrain = {k: v for k, v in spec["pretrain"].items() if k not in EXECUTION_KEYS}
+    return {**spec, "pretrain": pretrain}
+
+
+_INIT_KEYS = ("backbone", "embedding_dim", "subset")  # what the initial network depends on
+
+
 def untrained_spec(config: Mapping[str, Any], model: str, dataset: str,
                    seed: int) -> dict[str, Any]:
     """The spec of a run's model as its seed initialises it, never trained: the random-init
     baseline of linear evaluation. Same model, backbone and seed as :func:`run_spec`; sampler
-    label :data:`UNTRAINED` (uniform options, never used) and 0 epochs."""
+    label :data:`UNTRAINED` (uniform options, never used), 0 epochs, and none of the training
+    settings (learning rate, temperature, ...) that cannot change the initial network."""
     spec = run_spec({**config, "samplers": {UNTRAINED: {"name": "uniform"}}}, model, UNTRAINED,
                     dataset, seed)
-    spec["pretrain"]["epochs"] = 0
+    spec["pretrain"] = {**{k: v for k, v in spec["pretrain"].items()
+                           if k in _INIT_KEYS + EXECUTION_KEYS}, "epochs": 0}
     return spec
 
 

@@ -131,7 +131,11 @@ def evaluate(checkpoint: Path, dataset: str, out: Path, *, data_root: Optional[s
     state = load_checkpoint(checkpoint)
     spec = state["config"]
     cache = Path(out) / "features.pt"
-    key = {"checkpoint_hash": state.get("spec_hash"), "dataset": dataset}
+    # The spec hash says which run; size and mtime say which write of it (a checkpoint rebuilt
+    # by the same spec, e.g. after a code change, must not get the old features).
+    stat = Path(checkpoint).stat()
+    key = {"checkpoint_hash": state.get("spec_hash"), "dataset": dataset,
+           "checkpoint_file": [stat.st_size, stat.st_mtime_ns]}
     cached = torch.load(cache, weights_only=False) if cache.exists() else None
     if cached is not None and cached.get("key") == key:
         train_x, train_y, test_x, test_y = (cached[k] for k in ("train_x", "train_y",

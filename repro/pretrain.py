@@ -39,7 +39,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from repro.config import load_config, run_spec, untrained_spec
+from repro.config import load_config, run_identity, run_spec, untrained_spec
 from repro.io import atomic_torch_save, atomic_write_text
 from repro.results import config_hash, make_record, write_record
 
@@ -182,7 +182,7 @@ def _save_checkpoint(model, spec: Mapping[str, Any], dataset_size: int, path: Pa
         "backbone": dict(model.backbone_config),  # build_backbone(**backbone) rebuilds encoder
         "model": model.state_dict(),
         "config": dict(spec),
-        "spec_hash": config_hash(spec),
+        "spec_hash": config_hash(run_identity(spec)),
         "epoch": int(spec["pretrain"]["epochs"]),
         "feature_dim": model.feature_dim,
         "dataset_size": dataset_size,
@@ -217,7 +217,7 @@ def train(spec: Mapping[str, Any], out: Path, *, resume: bool = True, device: st
     rank, world = _init_distributed(dev.type)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    spec_hash = config_hash(spec)
+    spec_hash = config_hash(run_identity(spec))  # threads, GPUs, data path: same run
     last = out / "last.pt"
 
     _seed_everything(spec["seed"])  # model initialisation
@@ -325,7 +325,7 @@ def train(spec: Mapping[str, Any], out: Path, *, resume: bool = True, device: st
     record = make_record(
         stage="pretrain", model=spec["model"], sampler=spec["sampler_label"],
         sampler_params=model.sampler.params(1.0), dataset=spec["dataset"], seed=spec["seed"],
-        metrics={"final_loss": final_loss}, scale=spec["scale"], config=spec,
+        metrics={"final_loss": final_loss}, scale=spec["scale"], config=run_identity(spec),
         wall_time_s=elapsed, protocol=f"{sampler_name} negatives",
         extra={"epochs": epochs, "steps": total_steps, "world_size": world,
                "device": str(dev), "dataset_size": len(dataset)},
@@ -395,6 +395,9 @@ def _spec_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         except json.JSONDecodeError as err:
             parser.error(f"--spec-json is not valid JSON: {err}")
     else:
+        if args.untrained and args.sampler is not None:
+            parser.error("--untrained takes no --sampler: the untrained network is the same "
+                         "for every sampler")
         names = ("model", "dataset") if args.untrained else ("model", "sampler", "dataset")
         missing = [n for n in names if getattr(args, n) is None]
         if missing:

@@ -29,9 +29,9 @@ def _fewshot_options(fs):
 rule fewshot:
     """Few-shot episodes on one source with one frozen checkpoint.
 
-    No --device: the CLI's default `auto` extracts the features on a CUDA device when the job
-    sees one, else on the CPU (extra.device says which). fewshot.gpus (0 or 1) is the job's
-    `gpu` resource, so `--resources gpu=N` and the SLURM profile count it.
+    fewshot.gpus (0 or 1) is the job's `gpu` resource (counted by `--resources gpu=N` and the
+    SLURM profile) and picks --device for the features: cuda with 1, cpu with 0 (extra.device
+    says which).
     """
     input:
         checkpoint=f"{PRETRAIN_DIR}/checkpoint.pt",
@@ -39,6 +39,8 @@ rule fewshot:
         record=f"{FEWSHOT_DIR}/result.json",
     params:
         options=_fewshot_options(config.get("fewshot") or {}),
+        # a function of `output`: Snakemake does not re-run jobs when it changes
+        device=lambda w, output: "cuda" if (config.get("fewshot") or {}).get("gpus") else "cpu",
     wildcard_constraints:
         source=r"[A-Za-z0-9_]+",
     threads: int(config["pretrain"].get("threads", 1))
@@ -49,4 +51,4 @@ rule fewshot:
     shell:
         "{PY} -m transfer.fewshot --checkpoint {input.checkpoint} --source {wildcards.source}"
         " --out {output.record} --seed {wildcards.seed} --threads {threads} {params.options}"
-        " --no-progress 2> {log}"
+        " --device {params.device} --no-progress 2> {log}"

@@ -20,9 +20,9 @@ def linear_eval_targets():
 rule linear_eval:
     """Linear classifier on frozen features of one pretrained checkpoint.
 
-    No --device: the CLI's default `auto` computes on a CUDA device when the job sees one, else
-    on the CPU; the record's extra.device says which. linear_eval.gpus (0 or 1) is the job's
-    `gpu` resource, so `--resources gpu=N` and the SLURM profile count it.
+    linear_eval.gpus (0 or 1) is the job's `gpu` resource (counted by `--resources gpu=N` and
+    the SLURM profile) and picks --device: cuda with 1, cpu with 0 even where a GPU is visible,
+    as pretraining does. The record's extra.device says which.
     """
     input:
         checkpoint=f"{PRETRAIN_DIR}/checkpoint.pt",
@@ -30,6 +30,8 @@ rule linear_eval:
         record=f"{LINEAR_DIR}/result.json",
     params:
         le={k: v for k, v in config["linear_eval"].items() if k in LINEAR_SETTINGS},
+        # a function of `output`: Snakemake does not re-run jobs when it changes
+        device=lambda w, output: "cuda" if config["linear_eval"].get("gpus") else "cpu",
         data_root=config["pretrain"].get("data_root") or "",
         out=lambda w, output: str(Path(output.record).parent),
     wildcard_constraints:
@@ -44,4 +46,5 @@ rule linear_eval:
         " $([ -n '{params.data_root}' ] && echo --data-root '{params.data_root}')"
         " --epochs {params.le[epochs]} --lr {params.le[lr]} --batch-size {params.le[batch_size]}"
         " --weight-decay {params.le[weight_decay]} --seed {wildcards.seed} --threads {threads}"
+        " --device {params.device}"
         " --out {params.out} 2> {log}"

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from snakemake.logging import logger
 
-from repro.config import UNTRAINED, run_spec, untrained_spec
+from repro.config import UNTRAINED, run_identity, run_spec, untrained_spec
 
 PRETRAIN_DIR = f"{RESULTS}/pretrain/{{dataset}}/{{model}}-{{sampler}}/seed{{seed}}"
 
@@ -19,11 +19,8 @@ def _missing_datasets():
     """Why each pretraining dataset that is not on disk cannot be read (repro.data.missing_data)."""
     from repro.data.registry import missing_data
 
-    pretrain = config["pretrain"]
-    roots = {d: ((pretrain.get("per_dataset") or {}).get(d) or {}).get("data_root",
-                                                                        pretrain.get("data_root"))
-             for d in pretrain["datasets"]}
-    return [m for m in (missing_data(d, root) for d, root in roots.items()) if m]
+    root = config["pretrain"].get("data_root")
+    return [m for m in (missing_data(d, root) for d in config["pretrain"]["datasets"]) if m]
 
 
 # Said before any job starts (dry runs included), not only in the failing job's stderr.txt.
@@ -55,10 +52,18 @@ rule pretrain:
         log=f"{PRETRAIN_DIR}/log.csv",
         record=f"{PRETRAIN_DIR}/result.json",
     params:
-        spec=lambda w: json.dumps(
+        # Snakemake re-runs a finished job when a param changes, except params computed from
+        # `output` (or input / threads / resources). So the run's identity is the one plain
+        # param, and the full spec, which adds where and how to run (threads, GPUs, data path;
+        # repro.config.EXECUTION_KEYS), is passed as a function of `output`: changing those
+        # never restarts a run (its last.pt is keyed on the identity too).
+        identity=lambda w: json.dumps(
+            run_identity(run_spec(config, w.model, w.sampler, w.dataset, int(w.seed))),
+            sort_keys=True),
+        spec=lambda w, output: json.dumps(
             run_spec(config, w.model, w.sampler, w.dataset, int(w.seed)), sort_keys=True),
         out=lambda w, output: str(Path(output.record).parent),
-        launcher=_launcher,
+        launcher=lambda w, output: _launcher(w),
     threads: int(config["pretrain"].get("threads", 1))
     resources:
         gpu=_gpus,
@@ -75,8 +80,11 @@ rule untrained:
     output:
         checkpoint=f"{RESULTS}/pretrain/{{dataset}}/{{model}}-{UNTRAINED}/seed{{seed}}/checkpoint.pt",
     params:
-        spec=lambda w: json.dumps(untrained_spec(config, w.model, w.dataset, int(w.seed)),
-                                  sort_keys=True),
+        identity=lambda w: json.dumps(
+            run_identity(untrained_spec(config, w.model, w.dataset, int(w.seed))),
+            sort_keys=True),  # the re-run trigger; see rule pretrain
+        spec=lambda w, output: json.dumps(
+            untrained_spec(config, w.model, w.dataset, int(w.seed)), sort_keys=True),
         out=lambda w, output: str(Path(output.checkpoint).parent),
     threads: int(config["pretrain"].get("threads", 1))
     log:

@@ -71,3 +71,20 @@ def test_detection_opts_help_says_what_the_pairs_are_and_that_it_goes_last():
 
     text = " ".join(detection_parser().format_help().split())
     assert "KEY VALUE pairs" in text and "Put it last" in text
+
+
+def test_cached_features_are_not_reused_for_a_rebuilt_checkpoint_of_the_same_run(tmp_path,
+                                                                                 checkpoint):
+    """Same spec hash, new weights (a re-run after a code change): features are recomputed."""
+    args = ["--dataset", "shapes", "--out", str(tmp_path / "eval"), "--epochs", "1"]
+    rebuilt = tmp_path / "checkpoint.pt"
+    rebuilt.write_bytes(checkpoint.read_bytes())
+    assert main(["--checkpoint", str(rebuilt), *args]) == 0
+    before = torch.load(tmp_path / "eval" / "features.pt", weights_only=False)["train_x"]
+    state = torch.load(rebuilt, weights_only=False)
+    state["model"] = {k: torch.zeros_like(v) if v.is_floating_point() else v
+                      for k, v in state["model"].items()}
+    torch.save(state, rebuilt)
+    assert main(["--checkpoint", str(rebuilt), *args]) == 0
+    after = torch.load(tmp_path / "eval" / "features.pt", weights_only=False)["train_x"]
+    assert not torch.equal(before, after)

@@ -4,8 +4,8 @@ import copy
 
 import pytest
 
-from repro.config import (UNTRAINED, load_config, run_spec, transfer_runs, untrained_spec,
-                          validate_config)
+from repro.config import (UNTRAINED, load_config, run_identity, run_spec, transfer_runs,
+                          untrained_spec, validate_config)
 from repro.results import config_hash
 
 
@@ -59,6 +59,24 @@ def test_ring_options_every_run_would_reject_are_refused_up_front(default, optio
         validate_config(config)
 
 
+def test_the_untrained_label_is_reserved_for_the_baseline(default):
+    config = copy.deepcopy(default)
+    config["samplers"][UNTRAINED] = {"name": "uniform"}
+    with pytest.raises(ValueError, match="samplers.untrained: this label is reserved"):
+        validate_config(config)
+
+
+def test_transfer_runs_naming_no_configured_pair_are_refused_with_the_key(default):
+    config = copy.deepcopy(default)
+    config["samplers"] = {"uniform": {"name": "uniform"}}  # the default's runs name moco-ring
+    with pytest.raises(ValueError, match=r"detection.runs: \['moco-ring'\] are not"):
+        validate_config(config)
+    config["detection"]["runs"] = None
+    config["fewshot"]["runs"] = ["ir-uniform", "cmc-untrained"]
+    with pytest.raises(ValueError, match=r"fewshot.runs: \['cmc-untrained'\]"):
+        validate_config(config)
+
+
 def test_missing_config_file_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.yaml"):
         load_config(tmp_path / "nowhere.yaml")
@@ -102,6 +120,20 @@ def test_untrained_spec_is_the_run_spec_of_the_same_model_with_no_epochs(default
     for key in ("model", "model_options", "dataset", "seed", "scale"):
         assert untrained[key] == run[key]
     assert untrained["pretrain"]["backbone"] == run["pretrain"]["backbone"]
+
+
+def test_where_and_how_a_run_executes_never_changes_its_identity(default):
+    moved = copy.deepcopy(default)
+    moved["pretrain"].update(threads=8, num_workers=4, gpus=2, data_root="/elsewhere")
+    same = [run_identity(run_spec(c, "ir", "ring", "shapes", 0)) for c in (default, moved)]
+    assert same[0] == same[1] and config_hash(same[0]) == config_hash(same[1])
+    longer = copy.deepcopy(default)
+    longer["pretrain"]["epochs"] += 1
+    assert run_identity(run_spec(longer, "ir", "ring", "shapes", 0)) != same[0]
+    # the untrained network does not depend on training settings either
+    retuned = copy.deepcopy(default)
+    retuned["pretrain"].update(lr=1.0, temperature=0.5, epochs=99)
+    assert untrained_spec(retuned, "ir", "shapes", 0) == untrained_spec(default, "ir", "shapes", 0)
 
 
 def test_transfer_runs_default_to_the_whole_grid_and_refuse_unknown_pairs(default):

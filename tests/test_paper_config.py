@@ -5,12 +5,15 @@ No GPU and no dataset are needed: this checks that config/paper.yaml's settings 
 stem override) before anyone spends GPU hours on them.
 """
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from repro.config import load_config, run_spec
 from repro.pretrain import model_from_spec
 
+ROOT = Path(__file__).resolve().parent.parent
 PAPER = load_config("config/paper.yaml")
 DATASET_SIZE = {"cifar10": 50_000, "imagenet": 1_281_167}
 
@@ -51,3 +54,24 @@ def test_paper_imagenet_runs_use_the_standard_stem_and_take_a_step():
     out = net(_batch(2, 224), progress=1.0)
     assert torch.isfinite(out["loss"])
     out["loss"].backward()
+
+
+def test_paper_config_inherits_nothing_cpu_sized_from_the_default():
+    """The Snakefile merges config/default.yaml under config/paper.yaml key by key (except the
+    model and sampler grids), so every default key paper.yaml leaves out reaches paper runs.
+    Only these reviewed ones may."""
+    import yaml
+
+    default = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
+    paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+
+    def inherited(low, high, path=""):
+        for key, value in low.items():
+            if not path and key in ("models", "samplers"):
+                continue
+            if key not in high:
+                yield path + key
+            elif isinstance(value, dict) and isinstance(high[key], dict):
+                yield from inherited(value, high[key], f"{path}{key}.")
+
+    assert sorted(inherited(default, paper)) == ["detection.generated"]  # unused: data is real

@@ -38,14 +38,15 @@ def _write(root, stage, model, sampler, dataset, seed, metrics, *, scale="defaul
     return folder
 
 
-def _detection(root, task, sampler, metrics, *, data="generated", scale="default", seed=0):
+def _detection(root, task, sampler, metrics, *, data="generated", scale="default", seed=0,
+               pretrained_on="shapes"):
     """A detection record as transfer.detection.train.run writes it: the evaluation data in
     ``eval_dataset`` and the task in ``extra.task``."""
     eval_dataset = {"generated": "shapes_coco", "coco": "coco2017_val",
                     "voc": "voc2007_test"}[data]
     extra = {"task": task, "data": data, "backend": "torchvision", "iterations": 20,
              "architecture": "torchvision Mask R-CNN R50"}
-    return _write(root, "detection", "moco", sampler, "shapes", seed, metrics, scale=scale,
+    return _write(root, "detection", "moco", sampler, pretrained_on, seed, metrics, scale=scale,
                   eval_dataset=eval_dataset, extra=extra)
 
 
@@ -208,12 +209,17 @@ def test_one_sampler_label_with_several_ring_bounds_gets_one_row_per_bounds(reco
     assert any("w_l=0.9" in s and "w_u=0.99" in s for s in digits["sampler"])
 
 
-def test_fewshot_single_run_shows_the_protocol_ci(records):
-    tidy = comparison_frame(records, load_reported(REPORTED / "table2_fewshot.csv"),
-                            TABLES["table2"])
-    cell = _cell(tidy, task="omniglot", model="ir", sampler="ring")
+def test_fewshot_single_run_shows_the_protocol_ci(records, tmp_path):
+    reported = _reported(tmp_path, [["ir", "ring", "omniglot", "accuracy", 70.0, "Table 2",
+                                     "arXiv:2010.02037v1", ""]])
+    tidy = comparison_frame(records, reported, TABLES["table2"])
+    cell = _cell(tidy, task="omniglot", model="ir", sampler="ring", pretrained_on="shapes")
     assert (cell["ci_kind"], cell["ci95"], cell["pretrained_on"]) == ("protocol", 0.9, "shapes")
-    assert cell["paper_status"] == "not transcribed"  # a Meta-Dataset source the paper uses
+    # the paper transfers ImageNet encoders: a shapes encoder has no paper number, and the
+    # paper's own cell for this source is listed apart
+    assert cell["paper_status"] == "n/a (no paper number)"
+    paper_cell = _cell(tidy, task="omniglot", model="ir", sampler="ring", pretrained_on="")
+    assert (paper_cell["paper"], paper_cell["n_seeds"]) == (70.0, 0)
 
 
 def test_detection_table_has_a_row_per_metric_with_its_backend(records):
@@ -251,21 +257,24 @@ def test_detection_paper_number_keyed_by_task_lands_in_its_task_row(records, tmp
     reported = _reported(tmp_path, [["moco", "ring", "coco_mask", "bbox_AP", 40.0, "Table 3",
                                      "arXiv:2010.02037v1", ""]])
     _detection(tmp_path / "paper", "coco_mask", "ring", {"bbox_AP": 38.5}, data="coco",
-               scale="paper")
+               scale="paper", pretrained_on="imagenet")
+    _detection(tmp_path / "paper", "coco_mask", "ring", {"bbox_AP": 20.0}, data="generated",
+               scale="small", pretrained_on="imagenet")
     both = pd.concat([records, load_records(tmp_path / "paper")], ignore_index=True)
     tidy = comparison_frame(both, reported, TABLES["table3"])
-    generated = _cell(tidy, task="coco_mask", metric="bbox_AP", scale="default")
     coco = _cell(tidy, task="coco_mask", metric="bbox_AP", scale="paper")
-    assert generated["paper"] == coco["paper"] == 40.0
+    generated = _cell(tidy, task="coco_mask", metric="bbox_AP", scale="small")
+    shapes = _cell(tidy, task="coco_mask", metric="bbox_AP", scale="default")
+    assert coco["paper"] == generated["paper"] == 40.0
     assert coco["delta"] == pytest.approx(-1.5)
     assert pd.isna(generated["delta"])  # shapes_coco is not the data the paper measured on
-    voc = _cell(tidy, task="voc_det", metric="bbox_AP", scale="default")
-    assert voc["paper_status"] == "not transcribed"
+    assert shapes["paper_status"] == "n/a (no paper number)"  # pretrained on shapes
     wide = wide_frame(tidy, TABLES["table3"])
-    rows = wide[(wide["task"] == "COCO instance seg.") & (wide["metric"] == "bbox_AP")]
+    rows = wide[(wide["task"] == "COCO instance seg.") & (wide["metric"] == "bbox_AP")
+                & (wide["pretrained on"] == "ImageNet")]
     by_data = {r["evaluated on"]: r for _, r in rows.iterrows()}
     assert by_data["coco2017_val"]["Δ ours − paper (scale=paper)"] == "-1.50"
-    assert by_data["shapes_coco"]["Δ ours − paper (scale=default)"] == \
+    assert by_data["shapes_coco"]["Δ ours − paper (scale=small)"] == \
         "n/a (not the paper's data)"
     assert by_data["shapes_coco"]["paper (reported)"] == "40.00"
 

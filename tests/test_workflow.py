@@ -110,7 +110,12 @@ def test_default_workflow_end_to_end_writes_every_table_and_figure(tmp_path):
     figures = {p.name for p in (tmp_path / "figures").iterdir()}
     assert {"loss_curves.png", "toy_bias_variance.pdf", "anneal_schedules.png"} <= figures
 
-    # Nothing left to do: a second run is a no-op (outputs are complete and up to date).
+    # Nothing left to do: a second run is a no-op (outputs are complete and up to date), also
+    # after changing only where and how runs execute (threads, data loader workers).
+    proc = _snakemake("-n", "--configfile", str(configfile))
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    config["pretrain"].update(threads=2, num_workers=1)
+    configfile.write_text(yaml.safe_dump(config))
     proc = _snakemake("-n", "--configfile", str(configfile))
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
