@@ -197,8 +197,10 @@ def _linear(start: float, end: float, t: float, **_: Any) -> float:
 
 
 def _step(start: float, end: float, t: float, *, num_steps: int = 10, **_: Any) -> float:
-    # num_steps equal plateaus from start to end; the last plateau is reached at t = 1.
-    level = min(math.floor(t * num_steps), num_steps) / num_steps
+    # num_steps plateaus of equal length, evenly spaced from start to end, the last one (end)
+    # held over the final 1/num_steps of the annealing window, as in the authors' released
+    # step policy (w_l = 0, 0.1, ..., 0.9 for end = 0.9).
+    level = min(math.floor(t * num_steps), num_steps - 1) / (num_steps - 1)
     return start + (end - start) * level
 
 
@@ -322,7 +324,7 @@ class RingSampler(NegativeSampler):
 
     def __post_init__(self) -> None:
         _check_percentiles(self.w_l, self.w_u)
-        _check_percentiles(min(self.w_l_start, self.w_l), self.w_u)
+        _check_percentiles(self.w_l_start, self.w_u)  # every annealed w_l lies between the two
         if self.schedule not in SCHEDULES:
             raise ValueError(
                 f"unknown schedule {self.schedule!r}; choose one of {sorted(SCHEDULES)}"

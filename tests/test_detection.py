@@ -101,6 +101,12 @@ def test_converting_a_cifar_stem_encoder_warns_that_detectron2_cannot_load_its_s
     assert convert_main([str(tmp_path / "missing.pt"), str(tmp_path / "x.pkl")]) == 2
 
 
+def test_converting_a_resnet18_warns_that_the_c4_head_cannot_load_its_res5(tmp_path, capsys):
+    ckpt = _checkpoint(tmp_path / "checkpoint.pt", TINY)
+    assert convert_main([str(ckpt), str(tmp_path / "m.pkl")]) == 0
+    assert "C4 box head" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("name", ["voc_det_R_50_C4_24k.yaml", "coco_mask_R_50_FPN_1x.yaml",
                                   "coco_kpt_R_50_FPN_1x.yaml"])
 def test_shipped_configs_resolve_their_base_and_match_the_conversion(name):
@@ -110,7 +116,11 @@ def test_shipped_configs_resolve_their_base_and_match_the_conversion(name):
     assert model["PIXEL_MEAN"] == PIXEL_MEAN and model["PIXEL_STD"] == PIXEL_STD
     assert base["INPUT"]["FORMAT"] == "RGB"
     assert model["RESNETS"]["STRIDE_IN_1X1"] is False
-    assert model["BACKBONE"]["FREEZE_AT"] == 0 and model["RESNETS"]["NORM"] == "SyncBN"
+    assert model["BACKBONE"]["FREEZE_AT"] == 0
+    assert model["RESNETS"]["NORM"] in ("SyncBN", "naiveSyncBN")
+    if "C4" in name:  # MoCo's C4 recipe: naiveSyncBN and a norm after the res5 head
+        assert model["RESNETS"]["NORM"] == "naiveSyncBN"
+        assert model["ROI_HEADS"]["NAME"] == "Res5ROIHeadsExtraNorm"
     assert config["DATASETS"]["TRAIN"] and config["SOLVER"]["MAX_ITER"] > 0
 
 

@@ -64,6 +64,19 @@ def test_fixed_way_shot_query_give_exact_episode_sizes():
     assert np.bincount(ep.query_labels).tolist() == [15] * 5
 
 
+def test_fixed_shot_is_kept_and_queries_get_what_the_smallest_class_has_left():
+    """Meta-Dataset's rule (compute_num_query): a fixed support size comes before the queries,
+    and classes too small for it are not drawn."""
+    labels = _labels([8, 8, 8, 4])
+    for seed in range(20):
+        ep = sample_episode(labels, np.random.default_rng(seed), EpisodeConfig(shot=5))
+        assert 3 not in ep.classes.tolist()
+        assert set(np.bincount(ep.support_labels).tolist()) == {5}
+        assert set(np.bincount(ep.query_labels).tolist()) == {3}
+    with pytest.raises(ValueError, match="need classes with at least 9 examples"):
+        sample_episode(labels, np.random.default_rng(0), EpisodeConfig(shot=8))
+
+
 def test_source_with_fewer_classes_than_min_way_uses_every_class():
     labels = _labels([10, 10, 10])
     ep = sample_episode(labels, np.random.default_rng(0))

@@ -137,9 +137,12 @@ def test_anneal_fraction_holds_the_end_value_after_annealing():
     assert anneal("linear", 0.0, 0.8, 0.75, anneal_fraction=0.5) == pytest.approx(0.8)
 
 
-def test_step_schedule_has_plateaus():
+def test_step_schedule_has_plateaus_from_start_to_end_the_last_held_a_whole_step():
     assert anneal("step", 0.0, 1.0, 0.14, num_steps=5) == pytest.approx(0.0)
-    assert anneal("step", 0.0, 1.0, 0.21, num_steps=5) == pytest.approx(0.2)
+    assert anneal("step", 0.0, 1.0, 0.21, num_steps=5) == pytest.approx(0.25)
+    assert anneal("step", 0.0, 1.0, 0.81, num_steps=5) == pytest.approx(1.0)
+    levels = {round(anneal("step", 0.0, 0.9, p / 1000), 6) for p in range(1000)}
+    assert sorted(levels) == pytest.approx([0.1 * k for k in range(10)])
 
 
 def test_exponential_schedule_moves_fastest_early():
@@ -183,3 +186,8 @@ def test_build_sampler_from_config():
         build_sampler({"name": "hardest"})
     with pytest.raises(ValueError, match="bad options"):
         build_sampler({"name": "ring", "wl": 0.3})
+
+
+def test_a_start_of_annealing_above_w_u_is_refused_when_the_sampler_is_built():
+    with pytest.raises(ValueError, match="w_l < w_u"):
+        RingSampler(w_l=0.5, w_u=0.9, w_l_start=0.95)

@@ -157,6 +157,10 @@ def _warnings(backbone: Mapping[str, Any]) -> list[str]:
                      "use the torchvision backend (python -m transfer.detection.train)")
     if backbone.get("arch") == "resnet18" and float(backbone.get("width", 1.0)) != 1.0:
         notes.append("detectron2 supports ResNet-18 only at width 1 (RES2_OUT_CHANNELS 64)")
+    if backbone.get("arch") == "resnet18":
+        notes.append("detectron2's C4 box head (voc_det) always builds a bottleneck res5, so "
+                     "this ResNet-18's res5 weights will not load there and that head starts "
+                     "from random weights; the FPN configs (coco_mask, coco_kpt) are fine")
     if int(backbone.get("in_channels", 3)) != 3:
         notes.append("the encoder does not take 3-channel RGB input")
     return notes

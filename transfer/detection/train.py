@@ -184,10 +184,10 @@ def _detectron2_cfg(job: dict[str, Any]):
     cfg.merge_from_file(str(out_dir / "backbone_d2.yaml"))
     if job["data"] == "generated":
         _register_generated(task, Path(job["data_root"]), cfg)
-    if job["num_gpus"] <= 1:  # SyncBN needs a process group: one GPU is plain BN
+    if job["num_gpus"] <= 1:  # synchronised BN needs a process group: one GPU is plain BN
         for node in (cfg.MODEL.RESNETS, cfg.MODEL.FPN, cfg.MODEL.ROI_BOX_HEAD,
                      cfg.MODEL.ROI_MASK_HEAD):
-            if node.get("NORM") == "SyncBN":
+            if node.get("NORM") in ("SyncBN", "naiveSyncBN"):
                 node.NORM = "BN"
     if job["iterations"]:
         cfg.SOLVER.MAX_ITER = job["iterations"]
@@ -218,6 +218,7 @@ def _detectron2_worker(job: dict[str, Any]) -> None:
                 return PascalVOCDetectionEvaluator(dataset_name)
             return COCOEvaluator(dataset_name, output_dir=cfg.OUTPUT_DIR)
 
+    _register_extra_norm_head()
     cfg = _detectron2_cfg(job)
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=True)
@@ -228,6 +229,28 @@ def _detectron2_worker(job: dict[str, Any]) -> None:
 
         atomic_write_json(Path(job["out_dir"]) / "detectron2_metrics.json",
                           {k: dict(v) for k, v in results.items()})
+
+
+def _register_extra_norm_head() -> None:
+    """Register ``Res5ROIHeadsExtraNorm``: detectron2's C4 box head (res5 on pooled res4
+    features) with one more norm layer, of ``MODEL.RESNETS.NORM``, after res5, as the MoCo
+    detection recipe uses for self-supervised backbones. Not run here: detectron2 does not
+    install from the package index."""
+    from detectron2.layers import get_norm
+    from detectron2.modeling import ROI_HEADS_REGISTRY
+    from detectron2.modeling.roi_heads import Res5ROIHeads
+
+    if "Res5ROIHeadsExtraNorm" in ROI_HEADS_REGISTRY:
+        return
+
+    class Res5ROIHeadsExtraNorm(Res5ROIHeads):
+        @classmethod
+        def _build_res5_block(cls, cfg):
+            res5, out_channels = super()._build_res5_block(cfg)
+            res5.add_module("norm", get_norm(cfg.MODEL.RESNETS.NORM, out_channels))
+            return res5, out_channels
+
+    ROI_HEADS_REGISTRY.register(Res5ROIHeadsExtraNorm)
 
 
 def _register_generated(task: Task, root: Path, cfg) -> None:

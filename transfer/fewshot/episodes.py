@@ -93,10 +93,11 @@ class Episode:
         return len(self.classes)
 
 
-def eligible_classes(labels: np.ndarray) -> np.ndarray:
-    """Sorted labels with at least two examples (one support, one query)."""
+def eligible_classes(labels: np.ndarray, shot: Optional[int] = None) -> np.ndarray:
+    """Sorted labels with at least two examples (one support, one query), or ``shot + 1`` for
+    fixed-shot episodes (every support set full, one query left)."""
     values, counts = np.unique(np.asarray(labels), return_counts=True)
-    return values[counts >= 2]
+    return values[counts >= (2 if shot is None else shot + 1)]
 
 
 def sample_way(num_classes: int, rng: np.random.Generator, config: EpisodeConfig) -> int:
@@ -148,18 +149,24 @@ def sample_episode(labels: np.ndarray, rng: np.random.Generator,
     Support and query sets of a class are disjoint.
     """
     labels = np.asarray(labels)
-    candidates = eligible_classes(labels)
+    candidates = eligible_classes(labels, config.shot)
+    if config.shot is not None and len(candidates) < 2:
+        raise ValueError(f"{config.shot}-shot episodes need classes with at least "
+                         f"{config.shot + 1} examples; the source has {len(candidates)}")
     way = sample_way(len(candidates), rng, config)
     classes = np.sort(rng.choice(candidates, size=way, replace=False))
     members = [np.flatnonzero(labels == c) for c in classes]
     counts = np.array([len(m) for m in members])
-    if config.query is not None:
+    if config.shot is not None:
+        # The fixed support size comes first (Meta-Dataset's compute_num_query): the queries
+        # get what the smallest class has left, so a "5-shot" record is 5-shot.
+        q = min(config.query or config.max_query, int(counts.min()) - config.shot)
+        shots = np.full(way, config.shot)
+    elif config.query is not None:
         q = max(1, min(config.query, int(counts.min()) - 1))
     else:
         q = query_size(counts, config.max_query)
-    if config.shot is not None:
-        shots = np.minimum(config.shot, counts - q)
-    else:
+    if config.shot is None:
         total = support_size(counts, q, rng, config.max_support, config.max_support_per_class)
         shots = shots_per_class(counts, q, total, rng)
     support, support_labels, query, query_labels = [], [], [], []
