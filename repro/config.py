@@ -71,17 +71,21 @@ def _sampler_problems(samplers: Mapping[str, Any]) -> list[tuple[str, str]]:
         if label == UNTRAINED:
             problems.append((label, "this label is reserved for the random-init baseline "
                                     "(linear_eval.untrained): name the sampler otherwise"))
+        per_model = options.get("per_model") or {}
         if options.get("name") != "ring":
             ring_keys = sorted(set(options) - {"name"})
             if ring_keys:
                 problems.append((label, f"options {ring_keys} only apply to name: ring"))
             continue
-        w_l, w_u = options.get("w_l", 0.9), options.get("w_u", 1.0)
-        if not w_l < w_u:
-            problems.append((label, f"the ring needs w_l < w_u, got w_l={w_l}, w_u={w_u}"))
-        elif not options.get("w_l_start", 0.0) < w_u:
-            problems.append((label, f"w_l_start={options['w_l_start']} must be below "
-                                    f"w_u={w_u} (the annealed ring starts empty otherwise)"))
+        base = {k: v for k, v in options.items() if k != "per_model"}
+        for where, merged in [(label, base)] + [(f"{label}.per_model.{model}", {**base, **extra})
+                                                for model, extra in per_model.items()]:
+            w_l, w_u = merged.get("w_l", 0.9), merged.get("w_u", 1.0)
+            if not w_l < w_u:
+                problems.append((where, f"the ring needs w_l < w_u, got w_l={w_l}, w_u={w_u}"))
+            elif not merged.get("w_l_start", 0.0) < w_u:
+                problems.append((where, f"w_l_start={merged['w_l_start']} must be below "
+                                        f"w_u={w_u} (the annealed ring starts empty otherwise)"))
     return problems
 
 
@@ -120,8 +124,11 @@ def run_spec(config: Mapping[str, Any], model: str, sampler: str, dataset: str,
     """What one pretraining run depends on, cut out of the workflow config.
 
     Only these keys enter the run's config hash, so editing (say) the report settings never
-    invalidates a checkpoint. ``pretrain.per_dataset[dataset]`` (if any) overrides the pretrain
-    settings for that dataset (nested dicts such as ``backbone`` are merged one level deep).
+    invalidates a checkpoint. ``pretrain.per_dataset[dataset]`` and then
+    ``pretrain.per_model[model]`` (if any) override the pretrain settings for that dataset or
+    model (nested dicts such as ``backbone`` are merged one level deep), and
+    ``samplers[sampler].per_model[model]`` the sampler options for that model (e.g. SimCLR's
+    wider ring in config/paper.yaml). The spec holds the merged values, never the blocks.
     """
     models, samplers = config.get("models", {}), config.get("samplers", {})
     if model not in models:
@@ -130,17 +137,21 @@ def run_spec(config: Mapping[str, Any], model: str, sampler: str, dataset: str,
         raise ValueError(f"sampler {sampler!r} is not in the config's samplers: {sorted(samplers)}")
     pretrain = dict(config["pretrain"])
     pretrain.pop("datasets", None)
-    override = (pretrain.pop("per_dataset", None) or {}).get(dataset) or {}
-    for key, value in override.items():  # e.g. imagenet: {backbone: {cifar_stem: false}}
-        if isinstance(value, Mapping) and isinstance(pretrain.get(key), Mapping):
-            pretrain[key] = {**pretrain[key], **value}
-        else:
-            pretrain[key] = value
+    per_dataset = (pretrain.pop("per_dataset", None) or {}).get(dataset) or {}
+    per_model = (pretrain.pop("per_model", None) or {}).get(model) or {}
+    for override in (per_dataset, per_model):  # e.g. imagenet: {backbone: {cifar_stem: false}}
+        for key, value in override.items():
+            if isinstance(value, Mapping) and isinstance(pretrain.get(key), Mapping):
+                pretrain[key] = {**pretrain[key], **value}
+            else:
+                pretrain[key] = value
+    sampler_options = dict(samplers[sampler])
+    sampler_options.update((sampler_options.pop("per_model", None) or {}).get(model) or {})
     return {
         "model": model,
         "model_options": dict(models[model] or {}),
         "sampler_label": sampler,
-        "sampler": dict(samplers[sampler]),
+        "sampler": sampler_options,
         "dataset": dataset,
         "seed": int(seed),
         "scale": config.get("scale", "default"),

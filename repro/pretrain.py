@@ -31,7 +31,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -113,9 +113,22 @@ def _epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
     return (seed * 1_000_003 + epoch * 7919 + rank * 104_729) % (2**31)
 
 
-def _lr_at(base_lr: float, progress: float) -> float:
-    """Cosine decay to zero over training (MoCo v2's schedule)."""
-    return base_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+LR_MILESTONES = (0.68, 0.83)  # the authors' released step schedule: epochs 136, 166 of 200
+
+
+def lr_at(base_lr: float, progress: float, schedule: str = "cosine",
+          milestones: Sequence[float] = LR_MILESTONES) -> float:
+    """Learning rate at ``progress`` in [0, 1] of training (``pretrain.lr_schedule``):
+    ``cosine`` decays to zero (MoCo v2), ``step`` drops 10x at each milestone (a fraction of
+    training; the authors' released code for IR / CMC / MoCo), ``constant`` keeps ``base_lr``
+    (their SimCLR)."""
+    if schedule == "cosine":
+        return base_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    if schedule == "step":
+        return base_lr * 0.1 ** sum(progress >= m for m in milestones)
+    if schedule == "constant":
+        return base_lr
+    raise ValueError(f"unknown lr_schedule {schedule!r}; choose cosine, step or constant")
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,6 +244,7 @@ def train(spec: Mapping[str, Any], out: Path, *, resume: bool = True, device: st
         ddp = model
     optimizer = torch.optim.SGD(model.parameters(), lr=p["lr"], momentum=p.get("momentum", 0.9),
                                 weight_decay=p.get("weight_decay", 0.0))
+    lr_at(p["lr"], 0.0, p.get("lr_schedule", "cosine"))  # an unknown schedule fails here
     epochs, batch_size = int(p["epochs"]), int(p["batch_size"])
     per_rank_batch = max(batch_size // world, 1)
     if len(dataset) < per_rank_batch * world:
@@ -280,7 +294,8 @@ def train(spec: Mapping[str, Any], out: Path, *, resume: bool = True, device: st
         for i, batch in enumerate(bar):
             step = epoch * steps_per_epoch + i
             progress = step / max(total_steps, 1)
-            lr = _lr_at(p["lr"], progress)
+            lr = lr_at(p["lr"], progress, p.get("lr_schedule", "cosine"),
+                       p.get("lr_milestones", LR_MILESTONES))
             for group in optimizer.param_groups:
                 group["lr"] = lr
             batch = {"index": batch["index"].to(dev), "label": batch["label"].to(dev),

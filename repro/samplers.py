@@ -23,9 +23,11 @@ similar. This is the authors' released convention written in percentiles: their 
 ``thres_inner`` (fraction of the kept set dropped from the very top) gives
 ``w_u = 1 - thres_outer * thres_inner``. Ties are broken by ``torch.topk``.
 
-The paper anneals ``w_l`` from 0 (the whole pool, i.e. NCE) to its final value, so that early
-training, when embeddings are random, does not draw meaningless "hard" negatives. The annealing
-schedules are at the bottom of this module.
+``w_l`` can be annealed from ``w_l_start`` (0: everything below ``w_u``, which with ``w_u = 1``
+is the whole pool, i.e. NCE) to its final value, so that early training, when embeddings are
+random, does not draw meaningless "hard" negatives; ``w_u`` stays fixed. (The authors' code,
+when it anneals, shrinks the excluded top fraction with the ring: ``w_u = 1 - 0.1 (1 - w_l)``;
+their released configs do not anneal.) The annealing schedules are at the bottom of this module.
 """
 
 from __future__ import annotations

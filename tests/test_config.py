@@ -95,6 +95,35 @@ def test_per_dataset_override_applies_only_to_its_dataset(default):
     assert "per_dataset" not in digits and "datasets" not in digits
 
 
+def test_per_model_overrides_apply_only_to_their_model_and_leave_no_block_in_the_spec(default):
+    config = copy.deepcopy(default)
+    config["samplers"]["ring"]["per_model"] = {"simclr": {"w_l": 0.5, "w_u": 0.95}}
+    config["pretrain"]["per_model"] = {"simclr": {"lr_schedule": "constant", "lr": 0.3}}
+    validate_config(config)
+    simclr, moco = (run_spec(config, m, "ring", "shapes", 0) for m in ("simclr", "moco"))
+    assert (simclr["sampler"]["w_l"], simclr["sampler"]["w_u"]) == (0.5, 0.95)
+    assert simclr["sampler"]["schedule"] == default["samplers"]["ring"]["schedule"]
+    assert simclr["pretrain"]["lr_schedule"] == "constant" and simclr["pretrain"]["lr"] == 0.3
+    assert moco["sampler"] == default["samplers"]["ring"]
+    assert moco["pretrain"] == run_spec(default, "moco", "ring", "shapes", 0)["pretrain"]
+    assert "per_model" not in simclr["sampler"] and "per_model" not in simclr["pretrain"]
+
+
+def test_a_per_model_ring_every_run_would_reject_is_refused_naming_the_model(default):
+    config = copy.deepcopy(default)
+    config["samplers"]["ring"]["per_model"] = {"simclr": {"w_l": 0.995}}
+    with pytest.raises(ValueError, match=r"samplers.ring.per_model.simclr: .*w_l < w_u"):
+        validate_config(config)
+
+
+def test_a_run_without_overrides_keeps_its_identity_when_a_per_model_block_is_added(default):
+    config = copy.deepcopy(default)
+    before = config_hash(run_spec(config, "ir", "ring", "shapes", 0))
+    config["samplers"]["ring"]["per_model"] = {"simclr": {"w_l": 0.5}}
+    config["pretrain"]["per_model"] = {"simclr": {"lr_schedule": "constant"}}
+    assert config_hash(run_spec(config, "ir", "ring", "shapes", 0)) == before
+
+
 def test_run_spec_hash_ignores_settings_outside_the_run(default):
     config = copy.deepcopy(default)
     before = config_hash(run_spec(config, "ir", "ring", "shapes", 0))

@@ -12,8 +12,8 @@ import torch
 
 from repro.checkpoint import load_encoder
 from repro.config import run_spec, untrained_spec
-from repro.pretrain import (_last_good_epoch, build_parser, main, pick_device, save_untrained,
-                            train)
+from repro.pretrain import (_last_good_epoch, build_parser, lr_at, main, pick_device,
+                            save_untrained, train)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,6 +51,25 @@ def test_resume_after_interruption_reaches_the_same_result(tmp_path, model):
     b = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=False)["model"]
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_lr_schedules_cosine_decays_to_zero_step_drops_tenfold_per_milestone_constant_holds():
+    assert lr_at(0.03, 0.0) == pytest.approx(0.03) and lr_at(0.03, 1.0) == pytest.approx(0.0)
+    assert lr_at(0.03, 0.5) == pytest.approx(0.015)
+    steps = [lr_at(0.03, t, "step", (0.68, 0.83)) for t in (0.0, 0.679, 0.68, 0.829, 0.83, 1.0)]
+    assert steps == pytest.approx([0.03, 0.03, 0.003, 0.003, 0.0003, 0.0003])
+    assert lr_at(0.03, 0.9, "constant") == 0.03
+    with pytest.raises(ValueError, match="lr_schedule"):
+        lr_at(0.03, 0.5, "linear")
+
+
+def test_log_records_the_step_schedule_the_config_asks_for(tmp_path):
+    spec = run_spec(_config(epochs=4, lr_schedule="step", lr_milestones=[0.5]), "simclr",
+                    "uniform", "shapes", 0)
+    train(spec, tmp_path, progress_bar=False)
+    with open(tmp_path / "log.csv") as fh:
+        lrs = sorted({(int(r["epoch"]), round(float(r["lr"]), 8)) for r in csv.DictReader(fh)})
+    assert lrs == [(0, 0.05), (1, 0.05), (2, 0.005), (3, 0.005)]
 
 
 def test_outputs_checkpoint_log_and_record(tmp_path):

@@ -48,7 +48,8 @@ class MoCo(ContrastiveModel):
         temperature: ``tau`` (0.07 in the paper, 0.2 in MoCo v2).
         backbone: :func:`~repro.models.backbones.build_backbone` options.
         embedding_dim: ``D`` (128).
-        queue_size: ``N`` keys (4096 in the paper, 65536 in MoCo).
+        queue_size: ``N`` keys (65536 in MoCo and in the authors' released Ring config;
+            their plain MoCo config has 4096).
         key_momentum: ``m`` of the key encoder (0.999).
     """
 
