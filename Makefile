@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 reproduce: install
-	$(VENV)/bin/snakemake --cores $(CORES) --show-failed-logs
+	$(VENV)/bin/snakemake --cores $(CORES) --show-failed-logs --rerun-incomplete
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -26,8 +26,14 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise FileNotFoundError(
             f"no checkpoint at {path}: run the pretraining first "
             f"(`snakemake {path}` or `python -m repro.pretrain ... --out {path.parent}`)")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    missing = [k for k in _KEYS if k not in state]
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # a truncated or foreign file: RuntimeError, EOFError, ...
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(
+            f"{path} cannot be read ({first}): delete it and run the pretraining again "
+            f"(`snakemake {path}` resumes from last.pt beside it when that is intact)") from None
+    missing = [k for k in _KEYS if not isinstance(state, dict) or k not in state]
     if missing:
         raise ValueError(f"{path} is not a ring-repro pretraining checkpoint (lacks {missing})")
     return state

@@ -8,14 +8,16 @@
 Writes into ``--out``:
 
 - ``last.pt``        resumable state, rewritten atomically after every epoch (not a workflow output,
-                     so an interrupted Snakemake job keeps it);
+                     so an interrupted Snakemake job keeps it), with ``last.log.csv``, the step
+                     log of its epochs (Snakemake deletes ``log.csv`` of a job it re-runs);
 - ``log.csv``        one row per step: ``epoch, step, loss, w_l, lr, time_s``;
 - ``checkpoint.pt``  the final model (``encoder``: the query backbone with torchvision key names,
                      ``backbone``: its architecture, ``model``: the whole base model, ``config``);
 - ``result.json``    the result record (stage ``pretrain``, metric ``final_loss``).
 
 With ``--resume`` (the workflow always passes it) a run restarts from ``last.pt`` at the last
-finished epoch. Every epoch seeds its own RNGs from ``(seed, epoch)``, so a resumed run reaches
+finished epoch; a finished run re-run this way rewrites its outputs without training. Without
+``--resume`` the CLI refuses to overwrite an existing ``last.pt``. Every epoch seeds its own RNGs from ``(seed, epoch)``, so a resumed run reaches
 exactly the result of an uninterrupted one on CPU.
 """
 
@@ -40,6 +42,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from repro.config import load_config, run_identity, run_spec, untrained_spec
+from repro.gpus import claim
 from repro.io import atomic_torch_save, atomic_write_text
 from repro.results import config_hash, make_record, write_record
 
@@ -47,6 +50,7 @@ __all__ = ["run_spec", "model_from_spec", "pick_device", "train", "save_untraine
            "LOG_COLUMNS", "DEVICES"]
 
 LOG_COLUMNS = ("epoch", "step", "loss", "w_l", "lr", "time_s")
+LAST_LOG = "last.log.csv"  # the step log of the epochs in last.pt (not a workflow output)
 
 
 class TrainingDiverged(RuntimeError):
@@ -82,9 +86,14 @@ def pick_device(requested: str, gpus: Optional[int] = None) -> torch.device:
 
     Raises:
         ValueError: an unknown value, or ``cuda`` without a visible CUDA device.
+
+    Before CUDA starts, a job that may use GPUs claims free ones (:func:`repro.gpus.claim`),
+    so concurrent jobs on one multi-GPU machine do not all land on GPU 0.
     """
     if requested not in DEVICES:
         raise ValueError(f"unknown device {requested!r}; choose one of {list(DEVICES)}")
+    if requested != "cpu" and gpus != 0 and not torch.cuda.is_initialized():
+        claim(gpus or 1)  # this job's own GPU(s) on a shared machine; no-op under SLURM / CPU
     cuda = torch.cuda.is_available()
     if requested == "cpu" or (requested == "auto" and (not cuda or gpus == 0)):
         return torch.device("cpu")
@@ -141,6 +150,24 @@ def _read_log(path: Path, before_epoch: int) -> list[dict[str, Any]]:
         return []
     with open(path, newline="") as fh:
         return [row for row in csv.DictReader(fh) if int(row["epoch"]) < before_epoch]
+
+
+def _read_last(last: Path, device: torch.device, rank: int) -> Optional[dict[str, Any]]:
+    """The resumable state in ``last``, or None when there is none. An unreadable file (cut
+    short by a full disk, say) is moved aside to ``last.pt.corrupt``, never deleted, and the
+    run starts afresh: a retry must not fail the same way every time."""
+    if not last.exists():
+        return None
+    try:
+        return torch.load(last, map_location=device, weights_only=False)
+    except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
+        if rank == 0:
+            aside = last.with_name(last.name + ".corrupt")
+            os.replace(last, aside)
+            print(f"warning: {last} cannot be read ({type(err).__name__}: "
+                  f"{str(err).splitlines()[0] if str(err) else 'no detail'}); moved to "
+                  f"{aside.name}, starting afresh", file=sys.stderr)
+        return None
 
 
 def _write_log(path: Path, rows: list[Mapping[str, Any]]) -> None:
@@ -254,15 +281,22 @@ def train(spec: Mapping[str, Any], out: Path, *, resume: bool = True, device: st
     total_steps = epochs * steps_per_epoch
 
     start_epoch, rows, elapsed = 0, [], 0.0
-    if resume and last.exists():
-        state = torch.load(last, map_location=dev, weights_only=False)
+    # The step log of the epochs in last.pt lives beside it (last.log.csv): Snakemake deletes
+    # the declared outputs (log.csv too) of a job it re-runs, last.pt and its log survive.
+    last_log = out / LAST_LOG
+    state = _read_last(last, dev, rank) if resume else None
+    if state is not None:
         if state.get("spec_hash") == spec_hash:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             start_epoch, elapsed = int(state["epoch"]), float(state.get("elapsed", 0.0))
-            rows = _read_log(out / "log.csv", start_epoch)
+            rows = _read_log(last_log if last_log.exists() else out / "log.csv", start_epoch)
             if rank == 0:
                 print(f"resuming {out} after epoch {start_epoch}/{epochs}", file=sys.stderr)
+                if len(rows) < start_epoch * steps_per_epoch:
+                    print(f"warning: the step log of the first {start_epoch} epochs is "
+                          f"incomplete ({len(rows)} of {start_epoch * steps_per_epoch} rows); "
+                          f"log.csv will miss them", file=sys.stderr)
         elif rank == 0:
             stale = last.with_name(f"last.{state.get('spec_hash', 'unknown')}.pt")
             os.replace(last, stale)
@@ -321,6 +355,7 @@ def train(spec: Mapping[str, Any], out: Path, *, resume: bool = True, device: st
         bar.close()
         elapsed += time.time() - epoch_start
         if rank == 0:
+            _write_log(last_log, rows)  # before last.pt: the log never lags the state
             _write_log(out / "log.csv", rows)
             atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                "epoch": epoch + 1, "elapsed": elapsed, "spec_hash": spec_hash,
@@ -336,6 +371,7 @@ def train(spec: Mapping[str, Any], out: Path, *, resume: bool = True, device: st
         return {}
     last_epoch = [float(r["loss"]) for r in rows if int(r["epoch"]) == epochs - 1]
     final_loss = sum(last_epoch) / len(last_epoch) if last_epoch else loss_value
+    _write_log(out / "log.csv", rows)  # also when a finished run is re-run from its last.pt
     _save_checkpoint(model, spec, len(dataset), out / "checkpoint.pt")
     record = make_record(
         stage="pretrain", model=spec["model"], sampler=spec["sampler_label"],
@@ -354,6 +390,8 @@ outputs (in --out):
   checkpoint.pt  the final model: the query encoder (torchvision key names), its
                  architecture, the whole base model and the run spec
   last.pt        resumable state, rewritten after every epoch; --resume continues from it
+                 (an unreadable one is moved to last.pt.corrupt and the run starts afresh)
+  last.log.csv   the step log of the epochs in last.pt
   log.csv        one row per step: {", ".join(LOG_COLUMNS)}
   result.json    the result record (stage pretrain, metric final_loss)
 
@@ -361,7 +399,7 @@ outputs (in --out):
 --device cuda: this process's GPU (LOCAL_RANK under torchrun, else GPU 0).
 
 exit status: 0 done; 2 a mistake in the arguments, config or data (message on stderr);
-3 the loss became NaN or infinite.
+3 the loss became NaN or infinite; 130 interrupted (Ctrl-C: rerun with --resume).
 
 example:
   python -m repro.pretrain --config config/default.yaml --model moco --sampler ring \\
@@ -438,11 +476,19 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.untrained:
             save_untrained(spec, Path(args.out))
         else:
+            last = Path(args.out) / "last.pt"
+            if not args.resume and last.exists():
+                parser.error(f"{last} exists (an interrupted or finished run): pass --resume to "
+                             f"continue it, or delete it to start over")
             train(spec, Path(args.out), resume=args.resume, device=args.device,
                   progress_bar=not args.no_progress)
     except TrainingDiverged as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:
+        print(f"interrupted: {Path(args.out) / 'last.pt'} holds the last finished epoch (if "
+              f"any); run the same command with --resume to continue", file=sys.stderr)
+        return 130
     except (FileNotFoundError, ValueError) as err:  # unknown names, bad config, missing data
         print(f"error: {err}", file=sys.stderr)
         return 2

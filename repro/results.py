@@ -191,7 +191,8 @@ def read_record(path: str | os.PathLike) -> dict[str, Any]:
         try:
             record = json.load(fh)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}: not a valid result record ({err})") from None
+            raise ValueError(f"{path}: not a valid result record ({err}); delete it and run "
+                             f"`snakemake {path}` to make it again") from None
     _validate(record, str(path))
     return record
 

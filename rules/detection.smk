@@ -2,6 +2,8 @@
 # (python -m transfer.detection.train). Uses PY, RESULTS and config from the Snakefile,
 # PRETRAIN_DIR from rules/pretrain.smk.
 
+import importlib.util
+
 from repro.config import transfer_runs
 
 DETECTION_DIR = f"{RESULTS}/detection/{{task}}/{{dataset}}/{{model}}-{{sampler}}/seed{{seed}}"
@@ -55,6 +57,18 @@ def _detection_options(wildcards):
     return " ".join(f"{k} {v}" for k, v in flags.items() if v is not None)
 
 
+def _detection_gpus():
+    """GPUs a detection job holds: detection.gpus for detectron2 (one process per GPU); the
+    torchvision backend (also what `auto` picks where detectron2 is not installed) trains on
+    one device, so it holds at most one."""
+    det = config.get("detection") or {}
+    gpus, backend = int(det.get("gpus", 0)), det.get("backend", "auto")
+    if backend == "torchvision" or (backend == "auto"
+                                    and importlib.util.find_spec("detectron2") is None):
+        return min(gpus, 1)
+    return gpus
+
+
 rule detection_data:
     """The generated COCO-format shapes dataset (boxes, masks, keypoints)."""
     output:
@@ -82,7 +96,7 @@ rule detection:
         task="|".join(DETECTION_TASKS),
     threads: int(config["pretrain"].get("threads", 1))
     resources:
-        gpu=int((config.get("detection") or {}).get("gpus", 0)),
+        gpu=_detection_gpus(),
     log:
         f"{DETECTION_DIR}/stderr.txt",
     shell:

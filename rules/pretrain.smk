@@ -38,11 +38,15 @@ def _gpus(wildcards):
 
 
 def _launcher(wildcards):
+    """What runs `-m repro.pretrain`: python, or torchrun with one process per GPU; a job with
+    GPUs first claims its own (repro.gpus: on one multi-GPU machine, concurrent jobs get
+    different GPUs; under SLURM, which sets CUDA_VISIBLE_DEVICES, it changes nothing)."""
     gpus = _gpus(wildcards)
-    if gpus > 1:
-        torchrun = Path(PY).with_name("torchrun")
-        return f"{torchrun} --standalone --nproc_per_node={gpus}"
-    return PY
+    if gpus == 0:
+        return PY
+    runner = (f"{Path(PY).with_name('torchrun')} --standalone --nproc_per_node={gpus}"
+              if gpus > 1 else PY)
+    return f"{PY} -m repro.gpus {gpus} -- {runner}"
 
 
 rule pretrain:
@@ -67,6 +71,8 @@ rule pretrain:
     threads: int(config["pretrain"].get("threads", 1))
     resources:
         gpu=_gpus,
+        # SLURM: every process (one per GPU) runs pretrain.threads threads
+        cpus_per_task=lambda w: max(1, _gpus(w)) * int(config["pretrain"].get("threads", 1)),
     log:
         f"{PRETRAIN_DIR}/stderr.txt",
     shell:

@@ -53,6 +53,64 @@ def test_resume_after_interruption_reaches_the_same_result(tmp_path, model):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_resumed_run_keeps_its_whole_log_when_log_csv_was_deleted(tmp_path):
+    """Snakemake deletes a re-run job's declared outputs, log.csv among them."""
+    spec = run_spec(_config(epochs=3), "ir", "ring", "shapes", 0)
+    train(spec, tmp_path / "straight", progress_bar=False)
+    train(spec, tmp_path / "split", progress_bar=False, stop_after_epoch=2)
+    (tmp_path / "split" / "log.csv").unlink()
+    train(spec, tmp_path / "split", resume=True, progress_bar=False)
+    assert _losses(tmp_path / "straight" / "log.csv") == _losses(tmp_path / "split" / "log.csv")
+
+
+def test_a_finished_run_rerun_after_its_outputs_were_deleted_rewrites_them_without_training(
+        tmp_path, capsys):
+    spec = run_spec(_config(), "moco", "ring", "shapes", 0)
+    first = train(spec, tmp_path, progress_bar=False)
+    log = _losses(tmp_path / "log.csv")
+    model = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"]
+    for name in ("checkpoint.pt", "log.csv", "result.json"):
+        (tmp_path / name).unlink()
+    capsys.readouterr()
+    again = train(spec, tmp_path, resume=True, progress_bar=False)
+    assert "epoch 1/" not in capsys.readouterr().err  # nothing trained
+    assert again["metrics"] == first["metrics"] and _losses(tmp_path / "log.csv") == log
+    rebuilt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.equal(model[k], rebuilt[k]) for k in model)
+
+
+def test_an_unreadable_last_checkpoint_is_moved_aside_and_the_run_starts_afresh(tmp_path, capsys):
+    spec = run_spec(_config(), "ir", "uniform", "shapes", 0)
+    straight = train(spec, tmp_path / "straight", progress_bar=False)
+    out = tmp_path / "split"
+    train(spec, out, progress_bar=False, stop_after_epoch=1)
+    data = (out / "last.pt").read_bytes()
+    (out / "last.pt").write_bytes(data[:len(data) // 2])
+    resumed = train(spec, out, resume=True, progress_bar=False)
+    assert "cannot be read" in capsys.readouterr().err
+    assert (out / "last.pt.corrupt").read_bytes() == data[:len(data) // 2]
+    assert resumed["metrics"] == straight["metrics"]
+
+
+def test_cli_refuses_to_overwrite_a_last_checkpoint_without_resume(tmp_path, capsys):
+    spec = run_spec(_config(), "ir", "uniform", "shapes", 0)
+    train(spec, tmp_path, progress_bar=False, stop_after_epoch=1)
+    before = (tmp_path / "last.pt").read_bytes()
+    with pytest.raises(SystemExit) as exit_:
+        main(["--spec-json", json.dumps(spec), "--out", str(tmp_path), "--no-progress"])
+    assert exit_.value.code == 2 and "--resume" in capsys.readouterr().err
+    assert (tmp_path / "last.pt").read_bytes() == before
+
+
+def test_a_cut_short_checkpoint_is_named_with_the_way_to_rebuild_it(tmp_path):
+    from repro.checkpoint import load_checkpoint
+
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(b"PK\x03\x04 not a whole zip")
+    with pytest.raises(ValueError, match=r"checkpoint.pt cannot be read .*delete it"):
+        load_checkpoint(path)
+
+
 def test_lr_schedules_cosine_decays_to_zero_step_drops_tenfold_per_milestone_constant_holds():
     assert lr_at(0.03, 0.0) == pytest.approx(0.03) and lr_at(0.03, 1.0) == pytest.approx(0.0)
     assert lr_at(0.03, 0.5) == pytest.approx(0.015)

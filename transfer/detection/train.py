@@ -295,6 +295,10 @@ def run(checkpoint: str | Path, task_name: str, out: str | Path, *, data: str = 
         raise ValueError(f"unknown task {task_name!r}; one of {sorted(TASKS)}")
     task = TASKS[task_name]
     backend = pick_backend(backend)
+    if backend == "detectron2" or device != "cpu":
+        from repro.gpus import claim
+
+        claim(num_gpus if backend == "detectron2" else 1)  # this job's GPUs on a shared machine
     start = time.time()
     out = Path(out)
     out_dir = out.parent
