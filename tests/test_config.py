@@ -124,6 +124,13 @@ def test_a_run_without_overrides_keeps_its_identity_when_a_per_model_block_is_ad
     assert config_hash(run_spec(config, "ir", "ring", "shapes", 0)) == before
 
 
+def test_a_misspelt_backbone_key_in_a_per_dataset_override_is_refused(default):
+    config = copy.deepcopy(default)
+    config["pretrain"]["per_dataset"] = {"shapes": {"backbone": {"cifar_stme": False}}}
+    with pytest.raises(ValueError, match="did you mean 'cifar_stem'"):
+        validate_config(config)
+
+
 def test_run_spec_hash_ignores_settings_outside_the_run(default):
     config = copy.deepcopy(default)
     before = config_hash(run_spec(config, "ir", "ring", "shapes", 0))
