@@ -20,7 +20,10 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 reproduce: install
-	$(VENV)/bin/snakemake --cores $(CORES) --show-failed-logs --rerun-incomplete
+	@start=$$(date +%s); \
+	$(VENV)/bin/snakemake --cores $(CORES) --show-failed-logs --rerun-incomplete; status=$$?; \
+	echo "make reproduce: the workflow took $$(( $$(date +%s) - start )) s (exit $$status)"; \
+	exit $$status
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -20,6 +20,9 @@ A record (``SCHEMA_VERSION`` 1)::
       "protocol": "linear",              # how the metric was measured
       "scale": "default",                # default (tiny, CPU) | paper | a label of the user's
       "config_hash": "3f2a...",          # sha256 of the canonical config JSON, 12 hex
+      "setup_hash": "9c1e...",           # the same without seeds and where/how it ran: records
+                                         # of one experiment (seeds of it) share it
+      "config": {...},                   # the config itself (what the hashes are of)
       "code_version": "0.1.0+git.abc1234",
       "packages": {"torch": "2.14.1", ...},
       "hardware": {"device": "cpu", "cpu": "...", "gpus": []},
@@ -48,6 +51,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "REQUIRED_FIELDS",
     "config_hash",
+    "setup_hash",
+    "RUN_LOCAL_KEYS",
     "code_version",
     "package_versions",
     "hardware_info",
@@ -69,6 +74,26 @@ def config_hash(config: Mapping[str, Any]) -> str:
     """12 hex digits of the sha256 of the config as canonical JSON (sorted keys)."""
     blob = json.dumps(config, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+# Keys that say which seed, or where and how a run executed, not which experiment it is.
+RUN_LOCAL_KEYS = frozenset({"seed", "threads", "num_workers", "gpus", "num_gpus", "data_root",
+                            "data_dir", "folder_root", "device"})
+
+
+def _without(config: Any, keys: frozenset) -> Any:
+    if isinstance(config, Mapping):
+        return {k: _without(v, keys) for k, v in config.items() if k not in keys}
+    if isinstance(config, (list, tuple)):
+        return [_without(v, keys) for v in config]
+    return config
+
+
+def setup_hash(config: Mapping[str, Any]) -> str:
+    """:func:`config_hash` of the config without :data:`RUN_LOCAL_KEYS` (at any depth): the
+    experiment a record belongs to. Seeds of one experiment share it; tables never average
+    records whose setup hashes differ."""
+    return config_hash(_without(config, RUN_LOCAL_KEYS))
 
 
 def code_version() -> str:
@@ -163,6 +188,8 @@ def make_record(
         "protocol": protocol,
         "scale": scale,
         "config_hash": config_hash(config),
+        "setup_hash": setup_hash(config),
+        "config": json.loads(json.dumps(config, default=str)),
         "code_version": code_version(),
         "packages": package_versions(),
         "hardware": hardware_info(),

@@ -165,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
                              "commas (default %(default)s)")
     parser.add_argument("--csv", required=True, help="where to write every estimate")
     parser.add_argument("--record", required=True, help="where to write the result.json")
+    parser.add_argument("--scale", default="default",
+                        help="scale label written into the record (the workflow passes the "
+                             "config's `scale`; default %(default)s)")
     args = parser.parse_args(argv)
     try:
         rings = parse_rings(args.rings)
@@ -187,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     write_record(args.record, make_record(
         stage="toy", model="gaussian_optimal_critic", sampler="uniform+ring",
         dataset=f"gaussian_d{args.dim}_rho{args.rho:g}", seed=0, metrics=metrics,
-        scale="default", config={**vars(args), "rings": [list(r) for r in rings]},
+        scale=args.scale, config={**{k: v for k, v in vars(args).items()
+                                      if k not in ("csv", "record", "scale")},
+                                   "rings": [list(r) for r in rings]},
         wall_time_s=time.time() - start,
         protocol="optimal critic, estimates over draws of negatives",
     ))

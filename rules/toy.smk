@@ -5,9 +5,10 @@ rule toy:
         record=f"{RESULTS}/toy/result.json",
     params:
         t=config["toy"],
+        scale=config.get("scale", "default"),
     log:
         f"{RESULTS}/toy/log.txt",
     shell:
         "{PY} -m repro.toy --dim {params.t[dim]} --rho {params.t[rho]} --n {params.t[n]}"
         " --num-negatives {params.t[num_negatives]} --seeds {params.t[seeds]}"
-        " --csv {output.csv} --record {output.record} > {log} 2>&1"
+        " --csv {output.csv} --record {output.record} --scale {params.scale:q} > {log} 2>&1"

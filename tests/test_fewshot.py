@@ -287,9 +287,6 @@ def test_cli_reports_an_unprepared_source_as_a_clear_error(tmp_path, no_download
 
 
 def test_offline_source_runs_end_to_end(tmp_path):
-    data = pytest.importorskip("repro.data")
-    if not hasattr(data, "build_dataset"):
-        pytest.skip("repro.data.build_dataset not available yet")
     from repro.results import read_record
 
     ckpt = _checkpoint(tmp_path / "checkpoint.pt")

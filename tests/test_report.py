@@ -201,6 +201,38 @@ def test_missing_runs_say_not_run_and_offline_datasets_have_no_paper_number(reco
     assert shapes["Δ ours − paper (scale=default)"] == "n/a"
 
 
+def test_records_of_two_configurations_are_shown_apart_never_averaged_as_seeds(tmp_path):
+    for seed, epochs, top1 in [(0, 12, 40.0), (1, 1, 20.0), (2, 12, 42.0)]:
+        record = make_record(stage="linear_eval", model="ir", sampler="ring", dataset="shapes",
+                             seed=seed, metrics={"top1": top1}, scale="default",
+                             config={"pretrain": {"seed": seed, "epochs": epochs,
+                                                  "threads": seed + 1}},
+                             wall_time_s=1.0, sampler_params={"name": "ring"})
+        write_record(tmp_path / f"s{seed}" / "result.json", record)
+    records = load_records(tmp_path)
+    spec = TABLES["table1"]
+    tidy = comparison_frame(records, load_reported(REPORTED / "table1_linear_eval.csv"), spec)
+    ours = tidy[tidy["n_seeds"] > 0]
+    assert len(ours) == 2 and all(ours["sampler"].str.startswith("ring (config "))
+    assert sorted(zip(ours["n_seeds"], ours["mean"])) == [(1, 20.0), (2, 41.0)]
+    path = make_tables(tmp_path, tmp_path / "tables", REPORTED, only=["table1"])[0]
+    text = path.read_text()
+    assert "records of 2 configurations, shown apart rather than averaged" in text
+    assert "pretrain.epochs=1" in text and "pretrain.epochs=12" in text
+    assert "threads" not in text.split("shown apart")[1].split("\n")[0]  # run-local: not a difference
+
+
+def test_fewshot_on_the_pretraining_data_is_labelled_in_domain_and_detection_states_its_budget(
+        tmp_path):
+    _write(tmp_path, "fewshot", "ir", "ring", "shapes", 0, {"accuracy": 70.0},
+           eval_dataset="shapes")
+    _detection(tmp_path, "voc_det", "ring", {"bbox_AP": 2.0})
+    paths = make_tables(tmp_path, tmp_path / "tables", REPORTED, only=["table2", "table3"])
+    fewshot, detection = (p.read_text() for p in paths if p.suffix == ".md")
+    assert "in-domain few-shot classification, not transfer" in fewshot
+    assert "fine-tuned 20 iterations" in detection
+
+
 def test_one_sampler_label_with_several_ring_bounds_gets_one_row_per_bounds(records):
     tidy = comparison_frame(records, load_reported(REPORTED / "table1_linear_eval.csv"),
                             TABLES["table1"])

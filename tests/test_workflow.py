@@ -1,5 +1,6 @@
 """The Snakemake workflow: config validation and the DAG, with the real Snakemake."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -19,9 +20,15 @@ def _snakemake(*args, cwd=ROOT, check=True):
     return proc
 
 
-def test_default_dry_run_lists_the_dag(tmp_path):
+def test_default_dry_run_lists_the_whole_dag_of_72_jobs(tmp_path):
     proc = _snakemake("-n", "--config", f"results_dir={tmp_path}")
-    assert "toy" in proc.stdout
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, flags=re.M))
+    # 4 models x 4 samplers pretrained; linear eval of those and of 4 untrained networks;
+    # few-shot of every pair; detection: 2 runs x 3 tasks
+    assert {k: int(counts[k]) for k in ("pretrain", "untrained", "linear_eval", "fewshot",
+                                         "detection", "toy", "total")} == {
+        "pretrain": 16, "untrained": 4, "linear_eval": 20, "fewshot": 16, "detection": 6,
+        "toy": 1, "total": 72}
 
 
 def test_bad_config_is_refused_with_a_clear_message(tmp_path):

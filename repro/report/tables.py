@@ -41,6 +41,7 @@ __all__ = [
     "method_label",
     "model_rank",
     "comparison_frame",
+    "config_split_notes",
     "idle_paper_cells",
     "compact_cells",
     "wide_frame",
@@ -144,6 +145,9 @@ def method_label(model: str, sampler: str) -> str:
     """Paper-style label: ``uniform`` -> ``"IR"`` (NCE), ``ring`` -> ``"IR + Ring"``,
     ``untrained`` -> ``"IR, untrained"`` (random-init baseline), any other sampler label ``s``
     -> ``"IR + s"``."""
+    split = _CONFIG_SUFFIX.search(sampler)
+    if split:  # a cell split by configuration keeps its sampler's label
+        return method_label(model, sampler[:split.start()]) + split.group(0)
     name = MODEL_LABELS.get(model, model)
     if sampler == "uniform":
         return name
@@ -221,7 +225,92 @@ def _select(records, spec: TableSpec):
         f"{s} [{_variant_suffix(pk)}]" if (m, s) in split else s
         for m, s, pk in zip(frame["model"], frame["sampler"], frame["_pkey"])
     ]
+    # Records of different experiments (setup hashes: the config without seeds) never share a
+    # cell: a cell that would mix them is split, each part labelled with its setup.
+    hashes = frame["setup_hash"] if "setup_hash" in frame else [None] * len(frame)
+    frame["_setup"] = [h if isinstance(h, str) else "" for h in hashes]
+    cell = ["task", "pretrained_on", "model", "sampler", "metric", *_split_keys(spec), "scale"]
+    setups = frame.groupby(cell, dropna=False)["_setup"].transform("nunique")
+    frame["sampler"] = [f"{s} (config {h[:6] or 'unknown'})" if n > 1 else s
+                        for s, h, n in zip(frame["sampler"], frame["_setup"], setups)]
     return frame
+
+
+_CONFIG_SUFFIX = re.compile(r" \(config [0-9a-z]+\)$")
+
+
+def _base_sampler(label: str) -> str:
+    """The sampler label without a config split's suffix (the paper's cell it belongs to)."""
+    return _CONFIG_SUFFIX.sub("", label)
+
+
+def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(config, Mapping):
+        return {prefix: config}
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        out.update(_flatten(value, f"{prefix}{key}."))
+    return {k.rstrip("."): v for k, v in out.items()}
+
+
+def _budget_notes(frame, spec: TableSpec) -> list[str]:
+    """What a reader needs to weigh the cells, from the records: few-shot rows whose source
+    is the pretraining data (in-domain, not transfer); detection's fine-tuning budget."""
+    notes = []
+    if spec.stage == "fewshot":
+        same = sorted({t for t, d in zip(frame["task"], frame["pretrained_on"]) if t == d})
+        if same:
+            notes.append(f"{', '.join(same)}: the source is the encoder's own pretraining "
+                         "data (its test split, the same classes), so these rows measure "
+                         "in-domain few-shot classification, not transfer.")
+    if spec.stage == "detection":
+        budgets: dict[tuple, set] = {}
+        for _, row in frame.iterrows():
+            extra = row["extra"] if isinstance(row.get("extra"), Mapping) else {}
+            if not extra.get("iterations"):
+                continue
+            key = (row["task"], row.get(EVALUATED_ON, ""), row["scale"])
+            budgets.setdefault(key, set()).add(
+                (str(extra.get("architecture", "")), int(extra["iterations"]),
+                 extra.get("batch_size"), extra.get("train_images")))
+        for (task, data, scale), found in budgets.items():
+            parts = [f"{arch + ' ' if arch else ''}fine-tuned {it} iterations"
+                     f"{f', batch {b}' if b else ''}"
+                     f"{f', {n} training images' if n else ''}"
+                     for arch, it, b, n in sorted(found, key=str)]
+            notes.append(f"{DATASET_LABELS.get(task, task)} on {data or task} "
+                         f"(scale={scale}): {'; '.join(parts)}.")
+    return notes
+
+
+def config_split_notes(frame) -> list[str]:
+    """One note per cell split by :func:`_select` because its records come from different
+    configurations: the settings in which they differ (seeds and run-local keys aside)."""
+    from repro.results import RUN_LOCAL_KEYS
+
+    split = frame[[bool(_CONFIG_SUFFIX.search(str(x))) for x in frame["sampler"]]]
+    notes = []
+    group_keys = ["task", "pretrained_on", "model", "scale"]
+    for key, part in split.groupby(group_keys, sort=False, dropna=False):
+        g = dict(zip(group_keys, key))
+        for base in dict.fromkeys(_base_sampler(x) for x in part["sampler"]):
+            rows = part[[_base_sampler(x) == base for x in part["sampler"]]]
+            configs: dict[str, dict[str, Any]] = {}
+            for h, cfg in zip(rows["_setup"], rows.get("config", [None] * len(rows))):
+                if isinstance(cfg, Mapping):
+                    configs.setdefault(h, {k: v for k, v in _flatten(cfg).items()
+                                           if k.split(".")[-1] not in RUN_LOCAL_KEYS})
+            differ = sorted({k for c in configs.values() for k in c
+                             if len({json.dumps(d.get(k), default=str)
+                                     for d in configs.values()}) > 1})
+            detail = "; ".join(
+                f"config {h[:6]}: " + ", ".join(f"{k}={c.get(k)}" for k in differ[:6])
+                for h, c in configs.items()) if differ else "configurations not recorded"
+            notes.append(f"{method_label(g['model'], base)} on "
+                         f"{DATASET_LABELS.get(g['task'], g['task'])} (scale={g['scale']}): "
+                         f"records of {rows['_setup'].nunique()} configurations, shown apart "
+                         f"rather than averaged ({detail}).")
+    return notes
 
 
 def comparison_frame(records, reported, spec: TableSpec):
@@ -264,9 +353,9 @@ def comparison_frame(records, reported, spec: TableSpec):
             cis = per_seed["ci95"].first() if "ci95" in part else []
             s = summarize(values.tolist(), list(cis))
             if spec.paper_pretrained in (None, g["pretrained_on"]):
-                paper, status, source = paper_of(g["task"], g["model"], g["sampler"],
-                                                 g["metric"])
-                seen.add((g["task"], g["model"], g["sampler"], g["metric"]))
+                base = _base_sampler(g["sampler"])
+                paper, status, source = paper_of(g["task"], g["model"], base, g["metric"])
+                seen.add((g["task"], g["model"], base, g["metric"]))
             else:  # the paper's cell is about another pretraining: listed on its own
                 paper, status, source = None, NO_PAPER, ""
             comparable = paper is not None and _on_paper_data(spec, g["task"],
@@ -309,7 +398,7 @@ def _source(row: Optional[Mapping[str, Any]]) -> str:
 
 
 def _sort_key(row, spec: TableSpec) -> tuple:
-    base_sampler = str(row["sampler"]).split(" [")[0]
+    base_sampler = _base_sampler(str(row["sampler"])).split(" [")[0]
     data = str(row[EVALUATED_ON]) if spec.task_field else ""
     return (_rank(row["task"], spec.paper_tasks), data, model_rank(row["model"]),
             _rank(base_sampler, SAMPLER_ORDER), str(row["sampler"]),
@@ -428,11 +517,13 @@ def wide_frame(tidy, spec: TableSpec, digits: int = 2, pm: str = "±"):
     return wide
 
 
-def _notes(tidy, reported, spec: TableSpec) -> list[str]:
+def _notes(tidy, reported, spec: TableSpec, records=None) -> list[str]:
     notes = [
         "Cells: mean ± 95% CI across seeds (Student t), with the number of seeds n; a single "
         "seed shows the protocol's own 95% CI if it has one, else no interval.",
-        "Scales are never mixed: each `ours (scale=S)` column holds only records of scale S.",
+        "Scales are never mixed: each `ours (scale=S)` column holds only records of scale S; "
+        "nor are configurations: records whose settings differ (beyond the seed and where "
+        "they ran) get a row each, marked `(config <hash>)`.",
         "paper (reported): transcribed from the paper into "
         f"tables/reported/{spec.reported_csv}; `{NOT_TRANSCRIBED}` = the paper reports this "
         f"cell but its number is not in that file yet; `{NO_PAPER}` = the paper has no such "
@@ -452,6 +543,11 @@ def _notes(tidy, reported, spec: TableSpec) -> list[str]:
     if reported["value"].notna().sum() == 0:
         notes.append("No paper number of this table has been transcribed yet "
                      "(see tables/reported/README.md).")
+    if records is not None:
+        frame = _select(records, spec)
+        if not frame.empty:
+            notes += config_split_notes(frame)
+            notes += _budget_notes(frame, spec)
     idle = _idle_note(tidy, spec)
     if idle:
         notes.append(idle)
@@ -509,7 +605,7 @@ def write_table(records, reported, spec: TableSpec, out_dir: str | os.PathLike) 
 
     tidy = comparison_frame(records, reported, spec)
     wide = wide_frame(tidy, spec)
-    notes = _notes(tidy, reported, spec)
+    notes = _notes(tidy, reported, spec, records)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{spec.name}.{ext}" for ext in ("md", "tex", "csv")]
