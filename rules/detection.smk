@@ -32,6 +32,28 @@ def _detection_data(task):
     return "coco", det.get("coco_root", "data/coco")
 
 
+def _missing_detection_data():
+    """Real VOC / COCO folders the configured detection tasks need but that are not there."""
+    det = config.get("detection") or {}
+    if det.get("data", "generated") == "generated" or not transfer_runs(config, det):
+        return []
+    missing = {}
+    for task in det.get("tasks", []):
+        data, root = _detection_data(task)
+        if not Path(root).is_dir():
+            missing.setdefault(root, []).append(task)
+    where = {"voc": "VOC2007 + VOC2012 (host.robots.ox.ac.uk/pascal/VOC)",
+             "coco": "COCO 2017 train/val images and annotations (cocodataset.org)"}
+    return [f"detection data for {', '.join(tasks)}: no folder {root} "
+            f"({where[_detection_data(tasks[0])[0]]}; detection.voc_root / detection.coco_root)"
+            for root, tasks in missing.items()]
+
+
+for _message in _missing_detection_data():
+    logger.warning(f"WARNING: {_message}\n  Those detection jobs will fail (message in their "
+                   "stderr.txt); existing records are still used.")
+
+
 def _detection_inputs(wildcards):
     inputs = {"checkpoint": f"{PRETRAIN_DIR}/checkpoint.pt".format(
         dataset=wildcards.dataset, model=wildcards.model, sampler=wildcards.sampler,

@@ -17,6 +17,36 @@ def fewshot_targets():
             for seed in config["seeds"]]
 
 
+def _missing_fewshot_sources():
+    """Few-shot sources not on disk, each with where it was looked for and how to prepare it
+    (a cheap folder check; transfer.fewshot.sources checks the data itself in the job)."""
+    from transfer.fewshot.sources import FOLDER_SOURCES, OFFLINE_SOURCES, TFDS_SOURCES
+
+    import os
+
+    fs = config.get("fewshot") or {}
+    data_dir = Path(fs.get("data_dir") or os.environ.get("TFDS_DATA_DIR")
+                    or "~/tensorflow_datasets").expanduser()
+    missing = []
+    for source in fs.get("sources", []):
+        if source in FOLDER_SOURCES:
+            folder = Path(fs.get("folder_root") or "data/meta_dataset") / source
+            if not folder.is_dir():
+                missing.append(f"few-shot source {source!r}: no image folder {folder} "
+                               f"(<class>/<image>; see github.com/google-research/meta-dataset)")
+        elif source in TFDS_SOURCES and not (data_dir / TFDS_SOURCES[source].builder).is_dir():
+            name = TFDS_SOURCES[source].builder
+            missing.append(f"few-shot source {source!r}: TFDS dataset {name!r} is not prepared "
+                           f"in {data_dir} (nothing is downloaded during a run: `tfds build "
+                           f"{name} --data_dir {data_dir}` once, where there is internet)")
+    return missing
+
+
+for _message in _missing_fewshot_sources():
+    logger.warning(f"WARNING: {_message}\n  Its few-shot jobs will fail (message in their "
+                   "stderr.txt); existing records are still used.")
+
+
 def _fewshot_options(fs):
     flags = {"--episodes": fs.get("episodes", 600), "--classifier": fs.get("classifier"),
              "--data-dir": fs.get("data_dir"), "--folder-root": fs.get("folder_root"),

@@ -64,6 +64,24 @@ def test_dry_run_names_a_missing_dataset_and_how_to_get_it_before_any_job(tmp_pa
     assert "WARNING: dataset" not in default.stdout + default.stderr
 
 
+def test_dry_run_names_missing_few_shot_sources_and_detection_data(tmp_path):
+    config = tmp_path / "transfer.yaml"
+    config.write_text(
+        f"fewshot: {{sources: [shapes, omniglot, fungi], data_dir: {tmp_path / 'tfds'}, "
+        f"folder_root: {tmp_path / 'md'}}}\n"
+        f"detection: {{data: real, coco_root: {tmp_path / 'coco'}, "
+        f"voc_root: {tmp_path / 'voc'}, tasks: [coco_mask, coco_kpt]}}\n")
+    (tmp_path / "md" / "fungi").mkdir(parents=True)
+    proc = _snakemake("-n", "--configfile", str(config), "--config",
+                      f"results_dir={tmp_path / 'results'}")
+    output = proc.stdout + proc.stderr
+    assert f"'omniglot' is not prepared in {tmp_path / 'tfds'}" in output
+    assert "tfds build omniglot" in output
+    assert "source 'fungi'" not in output and "source 'shapes'" not in output  # both there
+    assert f"detection data for coco_mask, coco_kpt: no folder {tmp_path / 'coco'}" in output
+    assert "voc_det" not in output.split("WARNING")[-1]  # not a configured task
+
+
 def test_a_configfile_replaces_the_default_model_and_sampler_grids(tmp_path):
     """Snakemake merges --configfile into the default key by key; the model and sampler grids
     must be replaced instead, or the paper run would inherit the default's extra samplers."""
