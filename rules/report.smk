@@ -55,7 +55,8 @@ _FIGURE_INPUTS = {
     "loss_curves": lambda w: _report_targets("pretrain_targets"),
     "anneal_schedules": lambda w: _report_targets("pretrain_targets", "linear_eval_targets"),
     "toy_bias_variance": lambda w: _toy_estimates(),
-    "ring_bounds": lambda w: _report_targets("linear_eval_targets"),
+    # pretrain records too: every figure's footer gives the pretraining settings
+    "ring_bounds": lambda w: _report_targets("pretrain_targets", "linear_eval_targets"),
 }
 
 for _stem, _inputs in _FIGURE_INPUTS.items():
