@@ -195,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                                    "rings": [list(r) for r in rings]},
         wall_time_s=time.time() - start,
         protocol="optimal critic, estimates over draws of negatives",
+        extra={"dim": args.dim, "rho": args.rho, "n": args.n,
+               "num_negatives": args.num_negatives, "seeds": args.seeds},
     ))
     print(stats.to_string())
     return 0

@@ -244,3 +244,18 @@ def test_run_specs_come_from_the_checkpoint_beside_each_pretrain_record(tmp_path
     assert "resnet18 width 0.125, 12 epochs, batch 128" in config_footer(records, settings)
     paths = make_figures(tmp_path, tmp_path / "out", only=["loss_curves"])
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_run_settings_come_from_the_record_config_when_there_is_no_checkpoint(tmp_path):
+    from repro.report.figures import load_run_specs
+    from repro.results import load_records, make_record, write_record
+
+    spec = {"model": "ir", "seed": 0,
+            "pretrain": {"backbone": {"arch": "resnet18", "width": 0.25}, "epochs": 3,
+                         "batch_size": 32}}
+    path = tmp_path / "pretrain" / "result.json"
+    write_record(path, make_record(stage="pretrain", model="ir", sampler="uniform",
+                                   dataset="shapes", seed=0, metrics={"final_loss": 1.0},
+                                   scale="default", config=spec, wall_time_s=1.0))
+    assert not (path.parent / "checkpoint.pt").exists()
+    assert load_run_specs(load_records(tmp_path)) == {str(path): spec}

@@ -80,4 +80,6 @@ def test_toy_record_carries_the_scale_it_is_given(tmp_path):
     record = tmp_path / "result.json"
     assert main(["--n", "64", "--seeds", "2", "--csv", str(tmp_path / "e.csv"), "--record",
                  str(record), "--scale", "paper"]) == 0
-    assert read_record(record)["scale"] == "paper"
+    saved = read_record(record)
+    assert saved["scale"] == "paper"
+    assert saved["extra"] == {"dim": 4, "rho": 0.9, "n": 64, "num_negatives": 16, "seeds": 2}

@@ -128,15 +128,21 @@ SETTING_COLUMNS = ("scale", "dataset", "model", "sampler", "seed", "epochs", "ba
 
 
 def load_run_specs(records) -> dict[str, dict[str, Any]]:
-    """The run spec (:func:`repro.config.run_spec`) of every ``pretrain`` record, read from the
-    ``checkpoint.pt`` beside its ``result.json``, keyed by the record's path. Records whose
-    checkpoint is missing or unreadable are left out (memory-mapped: no weights are read)."""
+    """The run spec (:func:`repro.config.run_spec`) of every ``pretrain`` record, keyed by the
+    record's path: the record's own ``config`` where it has one (records since it was added),
+    else read from the ``checkpoint.pt`` beside its ``result.json`` (memory-mapped: no weights
+    are read). Records with neither are left out."""
     import torch
 
     specs: dict[str, dict[str, Any]] = {}
     if records.empty:
         return specs
-    for path in records.loc[records["stage"] == "pretrain", "path"].drop_duplicates():
+    pretrain = records[records["stage"] == "pretrain"].drop_duplicates("path")
+    configs = pretrain["config"] if "config" in pretrain else [None] * len(pretrain)
+    for path, config in zip(pretrain["path"], configs):
+        if isinstance(config, Mapping) and "pretrain" in config:
+            specs[str(path)] = dict(config)
+            continue
         checkpoint = Path(path).parent / "checkpoint.pt"
         try:
             state = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=False)
