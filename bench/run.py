@@ -1,43 +1,79 @@
 """Performance benchmarks: ratios measured in one run, printed as a table.
 
-    python bench/run.py                 # paper sizes (GPU if there is one)
+    python bench/run.py                 # paper-like sizes (GPU if there is one)
     python bench/run.py --quick         # tiny sizes: a smoke test, seconds on a CPU
     python bench/run.py --json out.json # also save the measured numbers
+    python bench/run.py --threads 1     # torch intra-op threads (default: one per CPU core)
 
-Rows (each the median of repeated timings after warm-up; paired timings alternate so that
-drift hits both sides alike):
+How a ratio is measured: after warm-up, every function of a benchmark group is timed once per
+round, in a fresh random order each round (seeded), so drift, warm-up and cache effects hit
+every side alike and no model's warm-up biases another. Each row's ratio is the median of the
+per-round ratios ``a_i / b_i`` (``a`` and ``b`` timed in the same round); the IQR column gives
+their interquartile range. The verdict ``ok`` is ``yes`` / ``NO`` only when the whole IQR is on
+one side of the goal (``unclear`` otherwise, or when the IQR reaches physically impossible
+values), and ``invalid (noisy machine?)`` when the median is physically impossible (a part of a
+step taking longer than the whole step). Run on an idle machine: the header warns when the
+1-minute load average is at least the CPU count. Torch's intra-op threads are set explicitly
+(``--threads``, default the CPU count) and printed.
+
+Rows:
 
 * ring selection vs a full ``torch.sort`` of the pool, at the paper's sizes: a MoCo queue of
   65,536 keys (whole ring kept), an IR memory bank of 50,000 entries (K = 4,096 drawn from
   the ring), batch 256, D = 128. Ratio < 1 means the top-k based ring beats sorting.
+* uniform negatives from a memory bank: the dense ``(B, N)`` product path of
+  ``repro.models.base.negatives_from_pool`` vs its gathered ``(B, K, D)`` rows path (forward
+  and backward; the threshold ``FULL_PRODUCT_RATIO`` is forced each way), at N = 50,000 and at
+  the switch-over N = FULL_PRODUCT_RATIO * K. Ratio < 1 means the dense product is faster.
 * augmentation throughput: images/s of the pretraining transform
-  (``repro.data.pretrain_transform(get_spec(name))``) on one CPU process.
-* per base model: ring step time / uniform step time (goal <= 1.05), and backbone-only
-  forward+backward time / training step time (goal >= 0.9: the contrastive machinery, pools
-  and sampler included, costs at most ~10% on top of the backbone).
+  (``repro.data.pretrain_transform(get_spec(name))``) on one CPU process, on random-noise
+  images (ImageNet: 403x358 noise arrays standing in for ~400x360 photos).
+* per base model: ring step time / uniform step time at several points of the ``w_l``
+  annealing schedule (goal <= 1.05; wide early rings take a costlier mask path than the final
+  narrow one), and backbone-only forward+backward time / training step time (goal >= 0.9:
+  the contrastive machinery, pools and sampler included, costs at most ~10% on top of the
+  backbone; above 1 is impossible).
 
-Benchmarks whose modules are missing are skipped with a message.
+Nothing is skipped: a benchmark that cannot run raises, and the script exits non-zero.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import platform
+import random
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Hashable, Iterator, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+import repro.models.base as model_base  # noqa: E402
+from repro.data import get_spec, pretrain_transform  # noqa: E402
+from repro.models import build_model  # noqa: E402
+from repro.samplers import UniformSampler, ring_indices  # noqa: E402
 
 MODELS = ("ir", "cmc", "moco", "simclr")
+# Ring sampler of the step-time rows; w_l anneals linearly from 0 over the first half of
+# training, so progress 0.125 / 0.25 / 1.0 give w_l = 0.225 / 0.45 / 0.9.
+RING = {"name": "ring", "w_l": 0.9, "w_u": 0.99, "schedule": "linear", "w_l_start": 0.0,
+        "anneal_fraction": 0.5}
+PROGRESS_POINTS = (0.125, 0.25, 1.0)
+SEED = 0
+
+Goal = tuple[str, float]  # ("<", 1.0), ("<=", 1.05), (">=", 0.9)
 
 
 # ------------------------------------------------------------------------------------------
@@ -58,54 +94,118 @@ def _time_once(fn: Callable[[], Any], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def median_time(fn: Callable[[], Any], device: torch.device, repeats: int,
-                warmup: int = 1) -> float:
-    """Median wall time of ``fn`` in seconds over ``repeats`` calls, after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    return statistics.median(_time_once(fn, device) for _ in range(repeats))
+def interleaved_times(fns: dict[Hashable, Callable[[], Any]], device: torch.device,
+                      repeats: int, warmup: int,
+                      rng: random.Random) -> dict[Hashable, list[float]]:
+    """Wall times in seconds of every function in ``fns``, ``repeats`` each.
 
-
-def paired_median_times(fa: Callable[[], Any], fb: Callable[[], Any], device: torch.device,
-                        repeats: int, warmup: int = 1) -> tuple[float, float]:
-    """Median times of ``fa`` and ``fb``, measured alternately (a, b, a, b, ...)."""
+    ``warmup`` untimed calls of each first; then each round times every function once, in an
+    order shuffled afresh by ``rng``. Entry ``i`` of every list comes from round ``i``.
+    """
+    keys = list(fns)
     for _ in range(warmup):
-        fa()
-        fb()
-    ta, tb = [], []
+        for key in keys:
+            fns[key]()
+    times: dict[Hashable, list[float]] = {key: [] for key in keys}
     for _ in range(repeats):
-        ta.append(_time_once(fa, device))
-        tb.append(_time_once(fb, device))
-    return statistics.median(ta), statistics.median(tb)
+        rng.shuffle(keys)
+        for key in keys:
+            times[key].append(_time_once(fns[key], device))
+    return times
 
 
-def machine_info(device: torch.device) -> dict[str, Any]:
-    """CPU model, core count, torch threads, GPU name (if used), torch version."""
-    cpu = platform.processor() or platform.machine()
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    """``(q1, median, q3)`` of ``values`` (inclusive method; one value gives it thrice)."""
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    q1, med, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, med, q3
+
+
+def ratio_stats(num: list[float], den: list[float]) -> tuple[float, float, float]:
+    """``(q1, median, q3)`` of the paired per-round ratios ``num[i] / den[i]``."""
+    if len(num) != len(den) or not num:
+        raise ValueError(f"paired timings need equal non-empty lists, got {len(num)}, "
+                         f"{len(den)}")
+    return quartiles([a / b for a, b in zip(num, den)])
+
+
+def _meets(value: float, goal: Goal) -> bool:
+    op, threshold = goal
+    return {"<": value < threshold, "<=": value <= threshold,
+            ">=": value >= threshold, ">": value > threshold}[op]
+
+
+def verdict(q1: float, median: float, q3: float, goal: Goal,
+            impossible_above: Optional[float] = None) -> str:
+    """``yes`` / ``NO`` when the whole IQR ``[q1, q3]`` meets / misses ``goal``, ``unclear``
+    when it straddles it (or reaches above ``impossible_above``), ``invalid (noisy
+    machine?)`` when the median exceeds the physically possible ``impossible_above``."""
+    if impossible_above is not None and median > impossible_above:
+        return "invalid (noisy machine?)"
+    if impossible_above is not None and q3 > impossible_above:
+        return "unclear (IQR reaches impossible values)"
+    if _meets(q1, goal) and _meets(q3, goal):
+        return "yes"
+    if not _meets(q1, goal) and not _meets(q3, goal):
+        return "NO"
+    return "unclear (IQR spans goal)"
+
+
+def ratio_row(name: str, a: tuple[str, list[float]], b: tuple[str, list[float]], goal: Goal,
+              impossible_above: Optional[float] = None, note: str = "") -> dict[str, Any]:
+    """A table row for the ratio of ``a = (label, times)`` over ``b``, timed in pairs."""
+    q1, med, q3 = ratio_stats(a[1], b[1])
+    return {"benchmark": name,
+            "measured": f"{a[0]} {statistics.median(a[1]) * 1e3:.2f} ms",
+            "baseline": f"{b[0]} {statistics.median(b[1]) * 1e3:.2f} ms",
+            "ratio": round(med, 4), "q1": round(q1, 4), "q3": round(q3, 4),
+            "goal": f"{goal[0]} {goal[1]:g}",
+            "ok": verdict(q1, med, q3, goal, impossible_above), "note": note}
+
+
+def throughput_row(name: str, items: int, times: list[float], baseline: str,
+                   note: str = "") -> dict[str, Any]:
+    """A table row for ``items`` processed per call, from the per-call ``times``."""
+    q1, med, q3 = quartiles([items / t for t in times])
+    return {"benchmark": name, "measured": f"{med:.0f} img/s (IQR {q1:.0f}-{q3:.0f})",
+            "baseline": baseline, "ratio": None, "q1": None, "q3": None,
+            "value": round(med, 1), "unit": "img/s", "goal": "", "ok": "", "note": note}
+
+
+# ------------------------------------------------------------------------------------------
+# Machine
+# ------------------------------------------------------------------------------------------
+
+
+def _cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
                 if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    info = {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "device": str(device)}
+    return platform.processor() or platform.machine()
+
+
+def machine_info(device: torch.device, load_at_start: float) -> dict[str, Any]:
+    """CPU model, core count, load average at start, torch threads, GPU name (if used)."""
+    info = {"cpu": _cpu_name(), "cpu_count": os.cpu_count(),
+            "load_avg_1min_at_start": round(load_at_start, 2),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "device": str(device)}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
 
 
-def _row(name: str, measured: str, baseline: str, ratio: Optional[float], goal: str = "",
-         ok: Optional[bool] = None, note: str = "") -> dict[str, Any]:
-    return {"benchmark": name, "measured": measured, "baseline": baseline,
-            "ratio": None if ratio is None else round(ratio, 4), "goal": goal,
-            "ok": "" if ok is None else ("yes" if ok else "NO"), "note": note}
-
-
-def _skip(name: str, why: str) -> dict[str, Any]:
-    return _row(name, "skipped", "", None, note=why)
+def load_warning(load: float, cpus: int) -> Optional[str]:
+    """A warning line when the 1-minute load average shows other work on the machine."""
+    if load >= cpus:
+        return (f"WARNING: load average {load:.2f} >= {cpus} CPU cores at start: other work "
+                f"is running, timings and verdicts are unreliable")
+    return None
 
 
 # ------------------------------------------------------------------------------------------
@@ -113,41 +213,111 @@ def _skip(name: str, why: str) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------
 
 
-def bench_selection(device: torch.device, quick: bool, repeats: int) -> list[dict[str, Any]]:
-    """Ring negatives (top-k based) vs sorting every anchor's whole pool."""
-    from repro.samplers import ring_indices
+def _unit_rows(n: int, dim: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.nn.functional.normalize(torch.randn(n, dim, generator=gen), dim=1).to(device)
 
+
+def _selection_fns(sims: torch.Tensor, k: Optional[int], w_l: float, w_u: float,
+                   device: torch.device) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """``(ring, full_sort)``: the ring's indices by ``ring_indices`` and by sorting."""
+    batch, pool_size = sims.shape
+    lo, hi = int((1 - w_u) * pool_size + 1e-6), int((1 - w_l) * pool_size + 1e-6)
+    draw = torch.Generator(device=device).manual_seed(1)
+
+    def ring() -> torch.Tensor:
+        return ring_indices(sims, w_l, w_u, k, draw)
+
+    def full_sort() -> torch.Tensor:
+        band = torch.sort(sims, dim=1, descending=True).indices[:, lo:hi]
+        if k is None:
+            return band
+        pick = torch.randint(0, hi - lo, (batch, k), generator=draw, device=device)
+        return band.gather(1, pick)
+    return ring, full_sort
+
+
+def bench_selection(device: torch.device, quick: bool, repeats: int, warmup: int,
+                    rng: random.Random) -> list[dict[str, Any]]:
+    """Ring negatives (top-k based) vs sorting every anchor's whole pool."""
     batch, dim = (32, 128) if quick else (256, 128)
     cases = [  # name, pool size, K (None = whole ring), w_l, w_u
         ("MoCo queue", 4096 if quick else 65536, None, 0.9, 0.99),
         ("IR bank", 5000 if quick else 50000, 64 if quick else 4096, 0.9, 0.99),
         ("IR bank, wide ring", 5000 if quick else 50000, 64 if quick else 4096, 0.3, 0.99),
     ]
-    gen = torch.Generator(device="cpu").manual_seed(0)
-    q = torch.nn.functional.normalize(torch.randn(batch, dim, generator=gen), dim=1).to(device)
-    rows = []
+    gen = torch.Generator(device="cpu").manual_seed(SEED)
+    q = _unit_rows(batch, dim, gen, device)
+    fns, labels = {}, {}
     for name, pool_size, k, w_l, w_u in cases:
-        pool = torch.nn.functional.normalize(torch.randn(pool_size, dim, generator=gen),
-                                             dim=1).to(device)
-        sims = q @ pool.t()
-        lo, hi = int((1 - w_u) * pool_size + 1e-6), int((1 - w_l) * pool_size + 1e-6)
-        draw = torch.Generator(device=device).manual_seed(1)
+        sims = q @ _unit_rows(pool_size, dim, gen, device).t()
+        fns[(name, "ring")], fns[(name, "sort")] = _selection_fns(sims, k, w_l, w_u, device)
+        labels[name] = (f"ring selection / full sort, {name} (B={batch}, N={pool_size}, "
+                        f"{'whole ring' if k is None else f'K={k}'}, ring [{w_l}, {w_u}])")
+    times = interleaved_times(fns, device, repeats, warmup, rng)
+    return [ratio_row(labels[name], ("ring", times[(name, "ring")]),
+                      ("sort", times[(name, "sort")]), ("<", 1.0))
+            for name, *_ in cases]
 
-        def ring():
-            return ring_indices(sims, w_l, w_u, k, draw)
 
-        def full_sort():
-            band = torch.sort(sims, dim=1, descending=True).indices[:, lo:hi]
-            if k is None:
-                return band
-            pick = torch.randint(0, hi - lo, (batch, k), generator=draw, device=device)
-            return band.gather(1, pick)
+# ------------------------------------------------------------------------------------------
+# Uniform negatives: dense (B, N) product vs gathered (B, K, D) rows
+# ------------------------------------------------------------------------------------------
 
-        t_ring, t_sort = paired_median_times(ring, full_sort, device, repeats)
-        label = f"ring selection, {name} (B={batch}, N={pool_size}, " \
-                f"{'whole ring' if k is None else f'K={k}'}, [{w_l}, {w_u}])"
-        rows.append(_row(label, f"{t_ring * 1e3:.2f} ms", f"sort {t_sort * 1e3:.2f} ms",
-                         t_ring / t_sort, "< 1", t_ring < t_sort))
+
+@contextlib.contextmanager
+def full_product_ratio(value: float) -> Iterator[None]:
+    """Temporarily set ``repro.models.base.FULL_PRODUCT_RATIO`` (inf: always the dense
+    product; 0: always gathered rows)."""
+    saved = model_base.FULL_PRODUCT_RATIO
+    model_base.FULL_PRODUCT_RATIO = value
+    try:
+        yield
+    finally:
+        model_base.FULL_PRODUCT_RATIO = saved
+
+
+def _uniform_negatives_fn(anchors: torch.Tensor, pool: torch.Tensor, k: int, ratio: float,
+                          device: torch.device) -> Callable[[], torch.Tensor]:
+    """Forward + backward of ``negatives_from_pool`` with uniform negatives, the path forced
+    by ``ratio``; the same draws on every call."""
+    sampler = UniformSampler(k)
+
+    def run() -> torch.Tensor:
+        anchors.grad = None
+        draw = torch.Generator(device=device).manual_seed(2)
+        with full_product_ratio(ratio):
+            neg = model_base.negatives_from_pool(sampler, anchors, pool, progress=1.0,
+                                                 generator=draw)
+        neg.sum().backward()
+        return neg.detach()
+    return run
+
+
+def bench_dense_vs_gathered(device: torch.device, quick: bool, repeats: int, warmup: int,
+                            rng: random.Random) -> list[dict[str, Any]]:
+    """Uniform bank negatives: one ``(B, N)`` product vs ``K`` gathered rows per anchor."""
+    batch, dim, k = (32, 128, 64) if quick else (256, 128, 4096)
+    switch = int(model_base.FULL_PRODUCT_RATIO * k)
+    sizes = (800 if quick else 50000, switch)
+    gen = torch.Generator(device="cpu").manual_seed(SEED)
+    anchors = _unit_rows(batch, dim, gen, device).requires_grad_()
+    fns = {}
+    for n in sizes:
+        pool = _unit_rows(n, dim, gen, device)
+        fns[(n, "dense")] = _uniform_negatives_fn(anchors, pool, k, math.inf, device)
+        fns[(n, "gathered")] = _uniform_negatives_fn(anchors, pool, k, 0.0, device)
+        if not torch.allclose(fns[(n, "dense")](), fns[(n, "gathered")](), atol=1e-5):
+            raise RuntimeError(f"dense and gathered negatives differ at N={n}")
+    times = interleaved_times(fns, device, repeats, warmup, rng)
+    rows = []
+    for n in sizes:
+        where = ("=" if n == switch else "<" if n < switch else ">") + " FULL_PRODUCT_RATIO x K"
+        chosen = "dense" if n <= switch else "gathered"
+        rows.append(ratio_row(
+            f"uniform negatives, dense (B, N) product / gathered (B, K, D) rows, fwd+bwd "
+            f"(B={batch}, N={n}, K={k}, D={dim})",
+            ("dense", times[(n, "dense")]), ("gathered", times[(n, "gathered")]), ("<", 1.0),
+            note=f"N {where}: the model uses the {chosen} path"))
     return rows
 
 
@@ -156,45 +326,34 @@ def bench_selection(device: torch.device, quick: bool, repeats: int) -> list[dic
 # ------------------------------------------------------------------------------------------
 
 
-def _spec_value(spec: Any, key: str, default: Any) -> Any:
-    if isinstance(spec, dict):
-        return spec.get(key, default)
-    return getattr(spec, key, default)
+def _noise_images(width: int, height: int, count: int) -> list[Image.Image]:
+    rng = np.random.default_rng(SEED)
+    return [Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+            for _ in range(count)]
 
 
-def bench_augment(quick: bool, repeats: int) -> list[dict[str, Any]]:
+def bench_augment(quick: bool, repeats: int, warmup: int,
+                  rng: random.Random) -> list[dict[str, Any]]:
     """Images per second of the pretraining transform, per dataset spec, on one process."""
-    try:
-        from repro.data import get_spec, pretrain_transform
-    except ImportError as err:
-        return [_skip("augmentation throughput", f"repro.data not available ({err})")]
-    import numpy as np
-    from PIL import Image
-
     rows = []
     for name in (("cifar10",) if quick else ("cifar10", "stl10", "imagenet")):
-        label = f"augmentation throughput, {name} pretrain transform"
-        try:
-            spec = get_spec(name)
-            transform = pretrain_transform(spec)
-        except (KeyError, ValueError) as err:
-            rows.append(_skip(label, f"no spec ({err})"))
-            continue
-        size = int(_spec_value(spec, "image_size", 32))
-        # ImageNet-sized crops come from larger photographs (typically ~400 x 350 pixels).
-        source = (size, size) if size <= 96 else (int(size * 1.8), int(size * 1.6))
-        rng = np.random.default_rng(0)
-        images = [Image.fromarray(rng.integers(0, 256, (*source[::-1], 3), dtype=np.uint8))
-                  for _ in range(8)]
+        spec = get_spec(name)
+        transform = pretrain_transform(spec)
+        size = spec.image_size
+        # Random-noise arrays stand in for photos: image-sized for CIFAR / STL10; ImageNet
+        # crops come from larger photos, here 1.8 x 1.6 the crop side (403x358 for 224).
+        width, height = (size, size) if size <= 96 else (int(size * 1.8), int(size * 1.6))
+        images = _noise_images(width, height, 8)
         n = 16 if quick else 256
 
-        def run():
+        def run() -> None:
             for i in range(n):
                 transform(images[i % len(images)])
 
-        seconds = median_time(run, torch.device("cpu"), repeats)
-        rows.append(_row(label, f"{n / seconds:.0f} img/s", f"{source[0]}x{source[1]} source",
-                         None, note="one process; DataLoader workers scale it"))
+        times = interleaved_times({name: run}, torch.device("cpu"), repeats, warmup, rng)
+        rows.append(throughput_row(f"augmentation throughput, {name} pretrain transform", n,
+                                   times[name], f"{width}x{height} random-noise source",
+                                   "one process; DataLoader workers scale it"))
     return rows
 
 
@@ -221,12 +380,12 @@ def _backbone_work(name: str, model: torch.nn.Module, x1: torch.Tensor,
     if name == "ir":
         return lambda: model.encoder(x1).sum().backward()
     if name == "cmc":
-        def cmc():
+        def cmc() -> None:
             l, ab = model.lab_views(x1)
             (model.encoder_l(l).sum() + model.encoder_ab(ab).sum()).backward()
         return cmc
     if name == "moco":
-        def moco():
+        def moco() -> None:
             with torch.no_grad():
                 model.key_encoder(x2)
             model.encoder(x1).sum().backward()
@@ -236,63 +395,79 @@ def _backbone_work(name: str, model: torch.nn.Module, x1: torch.Tensor,
     raise ValueError(f"no backbone-only baseline for model {name!r}")
 
 
-def bench_models(device: torch.device, quick: bool, repeats: int,
-                 models: tuple[str, ...] = MODELS) -> list[dict[str, Any]]:
-    """Per base model: ring / uniform step time, and backbone-only / step time."""
-    try:
-        from repro.models import build_model
-    except ImportError as err:
-        return [_skip("base-model step times", f"repro.models not available ({err})")]
+def _build(name: str, sampler: dict[str, Any], s: dict[str, Any], device: torch.device
+           ) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(SEED)
+    model = build_model(name, sampler_config=sampler, dataset_size=s["dataset_size"],
+                        backbone=s["backbone"], num_negatives=s["num_negatives"],
+                        queue_size=s["queue_size"]).to(device).train()
+    return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+
+def _step_fn(model: torch.nn.Module, opt: torch.optim.Optimizer, batch: dict[str, Any],
+             progress: float, device: torch.device) -> Callable[[], None]:
+    """One full training step (forward, backward, optimiser, pool update) at ``progress``."""
+    draw = torch.Generator(device=device).manual_seed(SEED)
+
+    def run() -> None:
+        opt.zero_grad(set_to_none=True)
+        model(batch, progress=progress, generator=draw)["loss"].backward()
+        opt.step()
+        model.update_state()
+    return run
+
+
+def _model_fns(name: str, s: dict[str, Any], batch: dict[str, Any], device: torch.device
+               ) -> tuple[dict[Hashable, Callable[[], None]], dict[float, float]]:
+    """Timed functions of one model (uniform step, ring step per progress point, backbone
+    only) keyed ``(name, variant)``, and the ring's ``w_l`` at each progress point."""
+    uniform, uniform_opt = _build(name, {"name": "uniform"}, s, device)
+    ring, ring_opt = _build(name, RING, s, device)
+    fns: dict[Hashable, Callable[[], None]] = {
+        (name, "uniform"): _step_fn(uniform, uniform_opt, batch, 1.0, device)}
+    for p in PROGRESS_POINTS:
+        fns[(name, p)] = _step_fn(ring, ring_opt, batch, p, device)
+    backbone = _backbone_work(name, uniform, *batch["views"])
+
+    def backbone_only() -> None:
+        uniform.zero_grad(set_to_none=True)
+        backbone()
+    fns[(name, "backbone")] = backbone_only
+    return fns, {p: ring.sampler.current_w_l(p) for p in PROGRESS_POINTS}
+
+
+def _fake_batch(s: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    gen = torch.Generator().manual_seed(SEED)
+    shape = (s["batch"], 3, s["image"], s["image"])
+    views = (torch.randn(shape, generator=gen).to(device),
+             torch.randn(shape, generator=gen).to(device))
+    return {"index": torch.randperm(s["dataset_size"], generator=gen)[:s["batch"]].to(device),
+            "views": views, "label": torch.zeros(s["batch"], dtype=torch.long, device=device)}
+
+
+def bench_models(device: torch.device, quick: bool, repeats: int, warmup: int,
+                 rng: random.Random, models: tuple[str, ...] = MODELS) -> list[dict[str, Any]]:
+    """Per base model: ring / uniform step time at several ``w_l``, and backbone-only / step
+    time; every model's functions are timed interleaved in one shuffled schedule."""
     s = _model_settings(device, quick)
-    gen = torch.Generator().manual_seed(0)
-    x1 = torch.randn(s["batch"], 3, s["image"], s["image"], generator=gen).to(device)
-    x2 = torch.randn(s["batch"], 3, s["image"], s["image"], generator=gen).to(device)
-    batch = {"index": torch.randperm(s["dataset_size"], generator=gen)[:s["batch"]].to(device),
-             "views": (x1, x2), "label": torch.zeros(s["batch"], dtype=torch.long, device=device)}
-    samplers = {"uniform": {"name": "uniform"},
-                "ring": {"name": "ring", "w_l": 0.9, "w_u": 0.99, "schedule": "linear"}}
+    batch = _fake_batch(s, device)
+    fns: dict[Hashable, Callable[[], None]] = {}
+    w_ls = {}
+    for name in models:
+        model_fns, w_ls[name] = _model_fns(name, s, batch, device)
+        fns.update(model_fns)
+    times = interleaved_times(fns, device, repeats, warmup, rng)
     rows = []
     for name in models:
-        built = {}
-        try:
-            for label, sampler in samplers.items():
-                torch.manual_seed(0)
-                model = build_model(name, sampler_config=sampler,
-                                    dataset_size=s["dataset_size"], backbone=s["backbone"],
-                                    num_negatives=s["num_negatives"],
-                                    queue_size=s["queue_size"]).to(device).train()
-                opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-                built[label] = (model, opt)
-        except (ValueError, TypeError, KeyError) as err:
-            rows.append(_skip(f"{name}: step times", f"build_model failed ({err})"))
-            continue
-
-        def step(label: str) -> Callable[[], None]:
-            model, opt = built[label]
-            draw = torch.Generator(device=device).manual_seed(0)
-
-            def run():
-                opt.zero_grad(set_to_none=True)
-                model(batch, progress=1.0, generator=draw)["loss"].backward()
-                opt.step()
-                model.update_state()
-            return run
-
-        t_ring, t_uniform = paired_median_times(step("ring"), step("uniform"), device, repeats)
-        rows.append(_row(f"{name}: ring step / uniform step", f"{t_ring * 1e3:.1f} ms",
-                         f"{t_uniform * 1e3:.1f} ms", t_ring / t_uniform, "<= 1.05",
-                         t_ring / t_uniform <= 1.05))
-        model, opt = built["uniform"]
-        backbone = _backbone_work(name, model, x1, x2)
-
-        def backbone_only():
-            model.zero_grad(set_to_none=True)
-            backbone()
-        t_backbone, t_step = paired_median_times(backbone_only, step("uniform"), device,
-                                                 repeats)
-        rows.append(_row(f"{name}: backbone fwd+bwd / training step (uniform)",
-                         f"{t_backbone * 1e3:.1f} ms", f"step {t_step * 1e3:.1f} ms",
-                         t_backbone / t_step, ">= 0.9", t_backbone / t_step >= 0.9))
+        step = ("uniform", times[(name, "uniform")])
+        for p in PROGRESS_POINTS:
+            rows.append(ratio_row(
+                f"{name}: ring step / uniform step, w_l = {w_ls[name][p]:g} (progress {p:g})",
+                ("ring", times[(name, p)]), step, ("<=", 1.05),
+                note=f"ring [{w_ls[name][p]:g}, {RING['w_u']}]"))
+        rows.append(ratio_row(f"{name}: backbone fwd+bwd / training step (uniform)",
+                              ("backbone", times[(name, "backbone")]), step, (">=", 0.9),
+                              impossible_above=1.0, note="> 1 is impossible"))
     return rows
 
 
@@ -301,33 +476,55 @@ def bench_models(device: torch.device, quick: bool, repeats: int,
 # ------------------------------------------------------------------------------------------
 
 
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def run(quick: bool = False, device: str = "auto", repeats: Optional[int] = None,
-        models: tuple[str, ...] = MODELS) -> dict[str, Any]:
-    """Every benchmark; returns ``{"machine", "settings", "rows"}``."""
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if device == "auto" else device))
-    repeats = repeats or (2 if quick else 10)
-    rows = bench_selection(dev, quick, repeats)
-    rows += bench_augment(quick, repeats)
-    rows += bench_models(dev, quick, repeats, models)
-    return {"machine": machine_info(dev),
-            "settings": {"quick": quick, "repeats": repeats,
+        models: tuple[str, ...] = MODELS, threads: Optional[int] = None) -> dict[str, Any]:
+    """Every benchmark; returns ``{"machine", "warning", "settings", "rows"}``."""
+    load = os.getloadavg()[0]  # before this script adds its own load
+    threads = threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    dev = _device(device)
+    repeats = repeats or (3 if quick else 10)
+    warmup = 1 if quick else 2
+    rng = random.Random(SEED)
+    rows = bench_selection(dev, quick, repeats, warmup, rng)
+    rows += bench_dense_vs_gathered(dev, quick, repeats, warmup, rng)
+    rows += bench_augment(quick, repeats, warmup, rng)
+    rows += bench_models(dev, quick, repeats, warmup, rng, models)
+    return {"machine": machine_info(dev, load),
+            "warning": load_warning(load, os.cpu_count() or 1),
+            "settings": {"quick": quick, "repeats": repeats, "warmup": warmup,
+                         "torch_threads": threads, "ring": RING,
+                         "progress_points": list(PROGRESS_POINTS),
                          "models": _model_settings(dev, quick)},
             "rows": rows}
 
 
 def format_table(result: dict[str, Any]) -> str:
+    """The header lines (warning, machine, settings) and the rows as a GitHub table."""
     from tabulate import tabulate
 
     m = result["machine"]
-    head = (f"machine: {m['cpu']} ({m['cpu_count']} cores, torch threads "
-            f"{m['torch_threads']}); device {m['device']}"
-            + (f" = {m['gpu']}" if "gpu" in m else "") + f"; torch {m['torch']}\n"
-            f"settings: {json.dumps(result['settings'])}\n")
-    columns = ["benchmark", "measured", "baseline", "ratio", "goal", "ok", "note"]
-    body = tabulate([[r[c] if r[c] is not None else "" for c in columns]
-                     for r in result["rows"]], headers=columns, tablefmt="github")
-    return head + body
+    head = (f"{result['warning']}\n" if result.get("warning") else "") + (
+        f"machine: {m['cpu']} ({m['cpu_count']} cores, load average "
+        f"{m['load_avg_1min_at_start']} at start); torch intra-op threads "
+        f"{m['torch_threads']} (--threads); device {m['device']}"
+        + (f" = {m['gpu']}" if "gpu" in m else "") + f"; torch {m['torch']}\n"
+        f"settings: {json.dumps(result['settings'])}\n"
+        "ratio = median of per-round paired ratios; IQR = their interquartile range\n")
+    columns = ["benchmark", "measured", "baseline", "ratio", "IQR", "goal", "ok", "note"]
+    table = []
+    for r in result["rows"]:
+        iqr = "" if r["ratio"] is None else f"{r['q1']:.2f}-{r['q3']:.2f}"
+        ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        table.append([r["benchmark"], r["measured"], r["baseline"], ratio, iqr, r["goal"],
+                      r["ok"], r["note"]])
+    return head + tabulate(table, headers=columns, tablefmt="github")
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -335,11 +532,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 ...")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="timed repetitions per measurement (default 10; 2 with --quick)")
+                        help="timed rounds per benchmark group (default 10; 3 with --quick)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: the CPU count)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
-    result = run(args.quick, args.device, args.repeats, tuple(args.models))
+    if args.repeats is not None and args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be at least 1")
+    result = run(args.quick, args.device, args.repeats, tuple(args.models), args.threads)
     print(format_table(result))
     if args.json:
         from repro.io import atomic_write_json
