@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 import torch
 import torchvision
 import yaml
@@ -15,7 +16,8 @@ import yaml
 from transfer.detection.convert import (PIXEL_MEAN, PIXEL_STD, convert_state_dict,
                                         detectron2_to_torchvision_name, infer_backbone,
                                         main as convert_main, torchvision_to_detectron2_name)
-from transfer.detection.train import CONFIG_DIR, learning_rate, main as train_main, pick_backend
+from transfer.detection.train import (CONFIG_DIR, default_warmup, learning_rate, lr_steps,
+                                      main as train_main, pick_backend)
 
 
 def _checkpoint(path: Path, backbone: dict) -> Path:
@@ -200,6 +202,31 @@ def test_training_flip_moves_boxes_and_masks_together(shapes):
     assert torch.equal(fx.flip(-1), x)
 
 
+def test_generated_voc_devkit_reads_back_as_the_same_shapes_as_the_coco_dataset(tmp_path):
+    from pycocotools.coco import COCO
+
+    from transfer.detection.data import VOC_CLASSES, voc_to_coco
+    from transfer.detection.synthetic import VOC_NAMES, make_shapes_coco, make_shapes_voc
+
+    coco_root = make_shapes_coco(tmp_path / "coco", num_train=6, num_val=3, image_size=64)
+    voc_root = make_shapes_voc(tmp_path / "VOCdevkit", num_train=6, num_test=3, image_size=64)
+    read = {(y, s): voc_to_coco(voc_root, y, s)
+            for y, s in (("2007", "trainval"), ("2012", "trainval"), ("2007", "test"))}
+    assert [len(c["images"]) for c in read.values()] == [3, 3, 3]
+    for (year, split), voc in read.items():
+        for image in voc["images"]:
+            assert (voc_root / image["file_name"]).exists()
+            assert Image.open(voc_root / image["file_name"]).format == "JPEG"
+    coco = COCO(str(coco_root / "annotations" / "instances_val2017.json"))
+    names = {c["id"]: VOC_NAMES[c["name"]] for c in coco.loadCats(coco.getCatIds())}
+    expected = sorted((names[a["category_id"]], tuple(a["bbox"]))
+                      for a in coco.loadAnns(coco.getAnnIds()))
+    test = read[("2007", "test")]
+    got = sorted((VOC_CLASSES[a["category_id"] - 1], tuple(a["bbox"]))
+                 for a in test["annotations"])
+    assert got == expected and not any(a["iscrowd"] for a in test["annotations"])
+
+
 def test_voc_xml_becomes_coco_with_zero_based_boxes_and_difficult_as_crowd(tmp_path):
     from transfer.detection.data import voc_to_coco
 
@@ -232,6 +259,22 @@ def test_learning_rate_warms_up_then_steps_down_tenfold():
     assert learning_rate(10, 0.02, 100, 10) == pytest.approx(0.02)
     assert learning_rate(75, 0.02, 100, 10) == pytest.approx(0.002)
     assert learning_rate(99, 0.02, 100, 10) == pytest.approx(0.0002)
+
+
+def test_lr_steps_keep_each_tasks_paper_schedule_and_stay_distinct_inside_short_runs():
+    from transfer.detection.data import TASKS
+
+    voc, coco = TASKS["voc_det"], TASKS["coco_mask"]
+    assert lr_steps(24000, voc.step_fractions) == (18000, 22000)
+    assert lr_steps(90000, coco.step_fractions) == (60000, 80000)
+    assert lr_steps(100, coco.step_fractions) == (66, 88)
+    assert learning_rate(66, 0.02, 100, 1, coco.step_fractions) == pytest.approx(0.002)
+    assert learning_rate(65, 0.02, 100, 1, coco.step_fractions) == pytest.approx(0.02)
+    # 4 iterations: both VOC drops land on iteration 3; detectron2 refuses repeated milestones
+    assert lr_steps(4, voc.step_fractions) == (3,)
+    assert learning_rate(3, 0.02, 4, 1) == pytest.approx(0.002)
+    assert lr_steps(1, voc.step_fractions) == ()
+    assert [default_warmup(n) for n in (1, 20, 500, 24000)] == [1, 2, 50, 100]
 
 
 def test_detector_backbone_holds_the_pretrained_weights_and_can_freeze_bn():
@@ -277,6 +320,72 @@ def test_torchvision_backend_fine_tunes_and_writes_a_detection_record(tmp_path, 
     assert all(0.0 <= v <= 100.0 for v in record["metrics"].values())
     assert "pycocotools" in record["protocol"] and task in record["protocol"]
     assert (out.parent / "log.csv").exists()
+
+
+def test_torchvision_backend_fine_tunes_on_a_voc_devkit(tmp_path):
+    from repro.results import read_record
+    from transfer.detection.synthetic import make_shapes_voc
+
+    voc = make_shapes_voc(tmp_path / "VOCdevkit", num_train=4, num_test=2, image_size=64)
+    ckpt = _checkpoint(tmp_path / "checkpoint.pt", TINY)
+    out = tmp_path / "voc" / "result.json"
+    assert train_main(["--checkpoint", str(ckpt), "--task", "voc_det", "--data", "voc",
+                       "--data-root", str(voc), "--backend", "torchvision", "--iterations", "2",
+                       "--min-size", "64", "--max-size", "64", "--head-width", "16",
+                       "--out", str(out), "--no-progress"]) == 0
+    record = read_record(out)
+    assert record["eval_dataset"] == "voc2007_test" and record["extra"]["test_images"] == 2
+    assert record["extra"]["train_images"] == 4  # VOC07 trainval + VOC12 trainval
+    assert set(record["metrics"]) == {"bbox_AP", "bbox_AP50", "bbox_AP75"}
+
+
+# Where detectron2 is installed (it is not on PyPI), its backend runs end to end on the generated
+# data: a ResNet-50 at width 1/4 (the C4 head needs bottleneck blocks), 2 iterations at learning
+# rate 0, 64-pixel images, every box scored (SCORE_THRESH_TEST 0) so that the evaluation sees
+# predictions.
+D2_TINY_OPTS = ["INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64",
+                "INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64",
+                "TEST.PRECISE_BN.NUM_ITER", "1", "DATALOADER.NUM_WORKERS", "0",
+                "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0", "SOLVER.BASE_LR", "0.0"]
+R50_QUARTER = {"arch": "resnet50", "cifar_stem": False, "width": 0.25, "in_channels": 3}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task,data,iou_types", [
+    ("voc_det", "generated", ("bbox",)),
+    ("voc_det", "voc", ("bbox",)),
+    ("coco_mask", "generated", ("bbox", "segm")),
+    ("coco_kpt", "generated", ("bbox", "keypoints")),
+])
+def test_detectron2_backend_fine_tunes_loads_every_backbone_weight_and_scores(
+        tmp_path, shapes, task, data, iou_types):
+    pytest.importorskip("detectron2", reason="detectron2 is not installed (not on PyPI)")
+    from repro.results import read_record
+    from transfer.detection.synthetic import make_shapes_voc
+
+    root = make_shapes_voc(tmp_path / "VOCdevkit", num_train=4, num_test=2,
+                           image_size=64) if data == "voc" else shapes
+    ckpt = _checkpoint(tmp_path / "checkpoint.pt", R50_QUARTER)
+    out = tmp_path / task / "result.json"
+    assert train_main(["--checkpoint", str(ckpt), "--task", task, "--data", data,
+                       "--data-root", str(root), "--backend", "detectron2",
+                       "--iterations", "2", "--batch-size", "2", "--out", str(out),
+                       "--no-progress", "--opts", *D2_TINY_OPTS]) == 0
+    record = read_record(out)
+    assert record["extra"]["backend"] == "detectron2" and record["extra"]["device"] == "cpu"
+    expected = {f"{t}_{m}" for t in iou_types for m in ("AP", "AP50", "AP75")}
+    assert set(record["metrics"]) == expected
+    assert all(0.0 <= v <= 100.0 for v in record["metrics"].values())
+    # with the learning rate at 0 the trained detector still holds every converted weight
+    converted = pickle.loads((out.parent / "backbone_d2.pkl").read_bytes())["model"]
+    final = torch.load(out.parent / "detectron2" / "model_final.pth", map_location="cpu",
+                       weights_only=False)["model"]
+    for name, value in converted.items():
+        if name.endswith(("running_mean", "running_var")):
+            continue  # BN statistics move in training mode whatever the learning rate
+        matches = [k for k in final if k.endswith("." + name)]
+        assert len(matches) == 1, name
+        assert np.array_equal(final[matches[0]].numpy(), value), name
 
 
 def test_detectron2_backend_without_detectron2_is_a_clear_error():

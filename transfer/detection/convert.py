@@ -146,6 +146,7 @@ def detectron2_settings(backbone: Mapping[str, Any], weights: str) -> dict[str, 
             },
         },
         "INPUT": {"FORMAT": "RGB"},
+        "VERSION": 2,
     }
 
 

@@ -42,15 +42,21 @@ class Task:
     iou_types: tuple[str, ...]
     detectron2_config: str
     iterations: int    # the paper schedule at batch 16
+    steps: tuple[int, ...]  # its learning-rate drops (x0.1 each)
+
+    @property
+    def step_fractions(self) -> tuple[float, ...]:
+        """The learning-rate drops as fractions of the schedule (a shorter run keeps them)."""
+        return tuple(step / self.iterations for step in self.steps)
 
 
 TASKS: dict[str, Task] = {
     "voc_det": Task("voc_det", "box", "c4", "instances", ("bbox",), "voc_det_R_50_C4_24k.yaml",
-                    24000),
+                    24000, (18000, 22000)),
     "coco_mask": Task("coco_mask", "mask", "fpn", "instances", ("bbox", "segm"),
-                      "coco_mask_R_50_FPN_1x.yaml", 90000),
+                      "coco_mask_R_50_FPN_1x.yaml", 90000, (60000, 80000)),
     "coco_kpt": Task("coco_kpt", "keypoints", "fpn", "person_keypoints", ("bbox", "keypoints"),
-                     "coco_kpt_R_50_FPN_1x.yaml", 90000),
+                     "coco_kpt_R_50_FPN_1x.yaml", 90000, (60000, 80000)),
 }
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",

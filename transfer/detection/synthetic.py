@@ -1,7 +1,9 @@
 """A small generated COCO-format dataset: squares, triangles and circles with boxes, masks and
-keypoints, for tests and the offline default workflow.
+keypoints, for tests and the offline default workflow; the same shapes as a PASCAL VOC devkit
+(boxes only) for the VOC reading path.
 
     python -m transfer.detection.synthetic results/detection/data/shapes_coco --train 48 --val 16
+    python -m transfer.detection.synthetic /tmp/VOCdevkit --format voc
 
 Layout (the COCO 2017 one, so the same reader serves both)::
 
@@ -26,7 +28,8 @@ from typing import Any, Optional
 import numpy as np
 from PIL import Image, ImageDraw
 
-__all__ = ["CATEGORIES", "KEYPOINT_NAMES", "SPLITS", "make_shapes_coco", "main"]
+__all__ = ["CATEGORIES", "KEYPOINT_NAMES", "SPLITS", "VOC_NAMES", "make_shapes_coco",
+           "make_shapes_voc", "main"]
 
 CATEGORIES = [{"id": 1, "name": "square", "supercategory": "shape"},
               {"id": 2, "name": "triangle", "supercategory": "shape"},
@@ -35,6 +38,8 @@ KEYPOINT_NAMES = ["point_1", "point_2", "point_3", "point_4", "centre"]
 KEYPOINT_CATEGORY = {"id": 1, "name": "shape", "supercategory": "shape",
                      "keypoints": KEYPOINT_NAMES, "skeleton": [[1, 2], [2, 3], [3, 4], [4, 1]]}
 SPLITS = ("train2017", "val2017")
+# The VOC class each shape stands in for in make_shapes_voc (VOC XML names must be VOC's own).
+VOC_NAMES = {"square": "aeroplane", "triangle": "bicycle", "circle": "bird"}
 
 
 def _shape(kind: str, x0: float, y0: float, s: float) -> dict[str, Any]:
@@ -138,23 +143,88 @@ def make_shapes_coco(root: str | Path, *, num_train: int = 48, num_val: int = 16
     return root
 
 
+def make_shapes_voc(root: str | Path, *, num_train: int = 48, num_test: int = 16,
+                    image_size: int = 96, seed: int = 0) -> Path:
+    """Write the shapes as a PASCAL VOC devkit under ``root``; returns ``root``.
+
+    Layout: ``VOC2007/`` and ``VOC2012/``, each with ``JPEGImages/*.jpg``, ``Annotations/*.xml``
+    (VOC's fields: 1-based inclusive pixel boxes, ``pose``, ``truncated``, ``difficult``) and
+    ``ImageSets/Main/``: the train images split between ``VOC2007`` and ``VOC2012``
+    ``trainval.txt``, the test images in ``VOC2007/ImageSets/Main/test.txt`` (the files of the
+    VOC07+12 -> VOC07 protocol). Shapes are
+    named by the VOC classes of :data:`VOC_NAMES`. Deterministic for a given ``seed``.
+    """
+    import tempfile
+    import xml.etree.ElementTree as ET
+
+    if num_train < 2 or num_test < 1:
+        raise ValueError("need at least two train images (one per VOC year) and one test image")
+    root = Path(root)
+    names = {c["id"]: VOC_NAMES[c["name"]] for c in CATEGORIES}
+    listings: dict[tuple[str, str], list[str]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        rng = np.random.default_rng(seed)
+        splits = (("train", num_train, 1), ("test", num_test, 1 + num_train))
+        for role, n, first in splits:
+            coco, _ = _split(role, n, image_size, rng, Path(tmp), first)
+            for number, image in enumerate(coco["images"]):
+                year = "2007" if role == "test" or number % 2 == 0 else "2012"
+                stem = f"{image['id']:06d}"
+                base = root / f"VOC{year}"
+                for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
+                    (base / sub).mkdir(parents=True, exist_ok=True)
+                Image.open(Path(tmp) / role / image["file_name"]).convert("RGB").save(
+                    base / "JPEGImages" / f"{stem}.jpg", quality=95)
+                xml = ET.Element("annotation")
+                ET.SubElement(xml, "filename").text = f"{stem}.jpg"
+                size = ET.SubElement(xml, "size")
+                for key, value in (("width", image["width"]), ("height", image["height"]),
+                                   ("depth", 3)):
+                    ET.SubElement(size, key).text = str(value)
+                for ann in (a for a in coco["annotations"] if a["image_id"] == image["id"]):
+                    obj = ET.SubElement(xml, "object")
+                    for key, value in (("name", names[ann["category_id"]]),
+                                       ("pose", "Unspecified"), ("truncated", "0"),
+                                       ("difficult", "0")):
+                        ET.SubElement(obj, key).text = value
+                    x, y, w, h = ann["bbox"]
+                    box = ET.SubElement(obj, "bndbox")
+                    for key, value in (("xmin", x + 1), ("ymin", y + 1), ("xmax", x + w),
+                                       ("ymax", y + h)):
+                        ET.SubElement(box, key).text = str(int(round(value)))
+                ET.ElementTree(xml).write(base / "Annotations" / f"{stem}.xml")
+                image_set = "test" if role == "test" else "trainval"
+                listings.setdefault((year, image_set), []).append(stem)
+    for (year, image_set), stems in listings.items():
+        (root / f"VOC{year}" / "ImageSets" / "Main" / f"{image_set}.txt").write_text(
+            "".join(f"{stem}\n" for stem in stems))
+    return root
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m transfer.detection.synthetic",
-        description="Generate a small COCO-format dataset of shapes (boxes, masks, keypoints).")
-    parser.add_argument("root", help="output folder (COCO 2017 layout)")
+        description="Generate a small dataset of shapes: COCO format (boxes, masks, keypoints) "
+                    "or a PASCAL VOC devkit (boxes; VOC07+12 trainval, VOC07 test).")
+    parser.add_argument("root", help="output folder (COCO 2017 layout, or the VOCdevkit)")
+    parser.add_argument("--format", choices=("coco", "voc"), default="coco")
     parser.add_argument("--train", type=int, default=48, help="train images")
-    parser.add_argument("--val", type=int, default=16, help="val images")
+    parser.add_argument("--val", type=int, default=16, help="val (VOC: test) images")
     parser.add_argument("--size", type=int, default=96, help="image side in pixels")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
-        make_shapes_coco(args.root, num_train=args.train, num_val=args.val,
-                         image_size=args.size, seed=args.seed)
+        if args.format == "voc":
+            make_shapes_voc(args.root, num_train=args.train, num_test=args.val,
+                            image_size=args.size, seed=args.seed)
+        else:
+            make_shapes_coco(args.root, num_train=args.train, num_val=args.val,
+                             image_size=args.size, seed=args.seed)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(json.dumps({"root": args.root, "train": args.train, "val": args.val}))
+    print(json.dumps({"root": args.root, "format": args.format, "train": args.train,
+                      "val": args.val}))
     return 0
 
 

@@ -12,8 +12,9 @@ Backends (``--backend auto`` picks the first available):
   detectron2's COCO / VOC evaluators. This is the paper protocol.
 - ``torchvision``: the same task with ``torchvision.models.detection`` (Faster R-CNN C4 for
   ``voc_det``, Mask / Keypoint R-CNN with FPN for the COCO tasks; see
-  :mod:`transfer.detection.models`), one process, SGD with warm-up and two LR steps (at 75% and
-  92% of the iterations, as 18k/22k of 24k), COCO-style AP with pycocotools.
+  :mod:`transfer.detection.models`), one process, SGD with warm-up and the paper schedule's two
+  LR steps scaled to ``--iterations`` (18k/22k of 24k for VOC, 60k/80k of 90k for COCO),
+  COCO-style AP with pycocotools.
 
 The record (stage ``detection``) carries ``bbox_AP``, ``bbox_AP50``, ``bbox_AP75`` and, for the
 mask / keypoint tasks, ``segm_*`` / ``keypoints_*`` (percent), and ``extra.backend``.
@@ -32,7 +33,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from transfer.detection.data import TASKS, Task
+from transfer.detection.data import TASKS, VOC_CLASSES, Task
 
 __all__ = ["CONFIG_DIR", "detectron2_available", "pick_backend", "learning_rate",
            "train_torchvision", "train_detectron2", "run", "main"]
@@ -57,11 +58,24 @@ def pick_backend(requested: str) -> str:
     return requested
 
 
+def lr_steps(max_iter: int, fractions: Sequence[float]) -> tuple[int, ...]:
+    """The iterations at which the learning rate drops: each fraction of ``max_iter``, as
+    distinct iterations inside ``(0, max_iter)`` (a short run keeps fewer drops, since
+    detectron2's scheduler refuses repeated or out-of-range milestones)."""
+    return tuple(sorted({int(f * max_iter) for f in fractions} & set(range(1, max_iter))))
+
+
+def default_warmup(iterations: int) -> int:
+    """Warm-up iterations of a run without ``--warmup``: 10% of it, at least 1, at most 100."""
+    return max(1, min(100, iterations // 10))
+
+
 def learning_rate(iteration: int, base_lr: float, max_iter: int, warmup: int,
-                  steps: Sequence[float] = (0.75, 0.9167), gamma: float = 0.1) -> float:
+                  steps: Sequence[float] = TASKS["voc_det"].step_fractions,
+                  gamma: float = 0.1) -> float:
     """Linear warm-up from ``base_lr / 1000`` over ``warmup`` iterations, then ``gamma`` at each
-    ``steps`` fraction of ``max_iter`` (detectron2's WarmupMultiStepLR)."""
-    factor = gamma ** sum(iteration >= int(s * max_iter) for s in steps)
+    of :func:`lr_steps` of the ``steps`` fractions (detectron2's WarmupMultiStepLR)."""
+    factor = gamma ** sum(iteration >= step for step in lr_steps(max_iter, steps))
     if iteration < warmup:
         alpha = iteration / warmup
         factor *= 0.001 * (1 - alpha) + alpha
@@ -108,7 +122,7 @@ def train_torchvision(encoder_state, backbone, task: Task, out_dir: Path, *, dat
     model.train()
     for it in steps:
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(it, lr, iterations, warmup)
+            group["lr"] = learning_rate(it, lr, iterations, warmup, task.step_fractions)
         images, targets = next(batches)
         images = [im.to(device) for im in images]
         targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
@@ -140,39 +154,49 @@ def train_torchvision(encoder_state, backbone, task: Task, out_dir: Path, *, dat
 
 def train_detectron2(checkpoint: Path, task: Task, out_dir: Path, *, data: str, data_root: str,
                      iterations: Optional[int], batch_size: Optional[int], lr: Optional[float],
-                     num_gpus: int, opts: Sequence[str], seed: int) -> tuple[dict, dict]:
+                     warmup: Optional[int], num_gpus: int, opts: Sequence[str], seed: int,
+                     device: str) -> tuple[dict, dict]:
     """Fine-tune and evaluate with detectron2 (the paper protocol); returns ``(metrics, extra)``.
 
-    ``data=coco`` / ``voc`` use detectron2's builtin datasets (``DETECTRON2_DATASETS`` =
-    ``data_root``); ``generated`` registers the generated COCO JSONs. With ``num_gpus > 1`` the
-    workers are spawned by ``detectron2.engine.launch`` and rank 0 writes the metrics.
+    The datasets are registered from ``data_root`` under this project's names (``generated``
+    and ``coco``: the COCO 2017 layout; ``voc``: a VOCdevkit folder), so no
+    ``DETECTRON2_DATASETS`` variable is needed. With ``num_gpus > 1`` the workers are spawned by
+    ``detectron2.engine.launch`` and rank 0 writes the metrics. VOC is scored by detectron2's
+    VOC07 evaluator, COCO-format data by pycocotools' own ``COCOeval`` (detectron2's fast
+    reimplementation off, as the torchvision backend scores); a task with no detection at all
+    scores 0 AP (detectron2 reports NaN) and is named in ``extra.no_detections``.
     """
     import json
-    import os
 
     from detectron2.engine import launch
 
     from transfer.detection.convert import convert_checkpoint
 
+    if num_gpus > 1 and device == "cpu":
+        raise ValueError(f"--num-gpus {num_gpus} needs --device cuda")
     weights = out_dir / "backbone_d2.pkl"
     convert_checkpoint(checkpoint, weights, out_dir / "backbone_d2.yaml")
-    if data in ("coco", "voc"):
-        os.environ.setdefault("DETECTRON2_DATASETS", str(data_root))
     job = {"task": task.name, "out_dir": str(out_dir), "data": data, "data_root": str(data_root),
            "iterations": iterations, "batch_size": batch_size, "lr": lr,
-           "num_gpus": num_gpus, "opts": list(opts), "seed": seed}
+           "warmup": warmup, "num_gpus": num_gpus, "opts": list(opts), "seed": seed,
+           "device": device}
     metrics_file = out_dir / "detectron2_metrics.json"
     metrics_file.unlink(missing_ok=True)
     if num_gpus > 1:
         launch(_detectron2_worker, num_gpus, dist_url="auto", args=(job,))
     else:
         _detectron2_worker(job)
-    results = json.loads(metrics_file.read_text())
-    metrics = {f"{iou}_{name}": float(value) for iou, values in results.items()
-               for name, value in values.items() if name in ("AP", "AP50", "AP75")}
+    written = json.loads(metrics_file.read_text())
+    metrics, empty = {}, []
+    for iou in task.iou_types:
+        values = {name: float(written["results"][iou][name]) for name in ("AP", "AP50", "AP75")}
+        if all(math.isnan(v) for v in values.values()):
+            empty.append(iou)
+            values = dict.fromkeys(values, 0.0)
+        metrics.update({f"{iou}_{name}": value for name, value in values.items()})
     return metrics, {"architecture": f"detectron2 {task.detectron2_config}",
                      "detectron2_config": task.detectron2_config, "weights": str(weights),
-                     "num_gpus": num_gpus}
+                     "num_gpus": num_gpus, "no_detections": empty, "solver": written["solver"]}
 
 
 def _detectron2_cfg(job: dict[str, Any]):
@@ -182,20 +206,27 @@ def _detectron2_cfg(job: dict[str, Any]):
     cfg = get_cfg()
     cfg.merge_from_file(str(CONFIG_DIR / task.detectron2_config))
     cfg.merge_from_file(str(out_dir / "backbone_d2.yaml"))
-    if job["data"] == "generated":
-        _register_generated(task, Path(job["data_root"]), cfg)
+    _register_datasets(task, job["data"], Path(job["data_root"]), cfg)
     if job["num_gpus"] <= 1:  # synchronised BN needs a process group: one GPU is plain BN
         for node in (cfg.MODEL.RESNETS, cfg.MODEL.FPN, cfg.MODEL.ROI_BOX_HEAD,
                      cfg.MODEL.ROI_MASK_HEAD):
             if node.get("NORM") in ("SyncBN", "naiveSyncBN"):
                 node.NORM = "BN"
     if job["iterations"]:
-        cfg.SOLVER.MAX_ITER = job["iterations"]
-        cfg.SOLVER.STEPS = tuple(int(f * job["iterations"]) for f in (0.75, 0.9167))
+        iterations = job["iterations"]
+        fractions = [step / cfg.SOLVER.MAX_ITER for step in cfg.SOLVER.STEPS]
+        cfg.SOLVER.STEPS = lr_steps(iterations, fractions)
+        cfg.SOLVER.MAX_ITER = iterations
+        # the config's warm-up (1000 COCO, 100 VOC) is for the paper schedule: a shorter run
+        # warms up over at most 10% of its iterations, as the torchvision backend does
+        cfg.SOLVER.WARMUP_ITERS = min(cfg.SOLVER.WARMUP_ITERS, default_warmup(iterations))
+    if job["warmup"] is not None:
+        cfg.SOLVER.WARMUP_ITERS = job["warmup"]
     if job["batch_size"]:
         cfg.SOLVER.IMS_PER_BATCH = job["batch_size"]
     if job["lr"]:
         cfg.SOLVER.BASE_LR = job["lr"]
+    cfg.MODEL.DEVICE = job["device"]
     cfg.SEED = job["seed"]
     cfg.OUTPUT_DIR = str(out_dir / "detectron2")
     cfg.merge_from_list(job["opts"])
@@ -204,19 +235,27 @@ def _detectron2_cfg(job: dict[str, Any]):
 
 
 def _detectron2_worker(job: dict[str, Any]) -> None:
-    """Train + test in one detectron2 process; rank 0 writes ``detectron2_metrics.json``."""
-    import json
-
-    from detectron2.engine import DefaultTrainer
+    """Train, then test once, in one detectron2 process; rank 0 writes
+    ``detectron2_metrics.json``."""
+    from detectron2.data import MetadataCatalog
+    from detectron2.engine import DefaultTrainer, hooks
     from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
     from detectron2.utils import comm
 
     class Trainer(DefaultTrainer):
         @classmethod
         def build_evaluator(cls, cfg, dataset_name, output_folder=None):
-            if "voc" in dataset_name:
+            if MetadataCatalog.get(dataset_name).evaluator_type == "pascal_voc":
                 return PascalVOCDetectionEvaluator(dataset_name)
-            return COCOEvaluator(dataset_name, output_dir=cfg.OUTPUT_DIR)
+            tasks = ("bbox",) + ("segm",) * cfg.MODEL.MASK_ON \
+                + ("keypoints",) * cfg.MODEL.KEYPOINT_ON
+            return COCOEvaluator(dataset_name, tasks=tasks, output_dir=cfg.OUTPUT_DIR,
+                                 use_fast_impl=False,
+                                 kpt_oks_sigmas=cfg.TEST.KEYPOINT_OKS_SIGMAS)
+
+        def build_hooks(self):
+            # DefaultTrainer's EvalHook tests after the last iteration; the one test is below
+            return [h for h in super().build_hooks() if not isinstance(h, hooks.EvalHook)]
 
     _register_extra_norm_head()
     cfg = _detectron2_cfg(job)
@@ -227,15 +266,18 @@ def _detectron2_worker(job: dict[str, Any]) -> None:
     if comm.is_main_process():
         from repro.io import atomic_write_json
 
-        atomic_write_json(Path(job["out_dir"]) / "detectron2_metrics.json",
-                          {k: dict(v) for k, v in results.items()})
+        solver = cfg.SOLVER
+        atomic_write_json(Path(job["out_dir"]) / "detectron2_metrics.json", {
+            "results": {k: dict(v) for k, v in results.items()},
+            "solver": {"iterations": solver.MAX_ITER, "batch_size": solver.IMS_PER_BATCH,
+                       "lr": solver.BASE_LR, "warmup": solver.WARMUP_ITERS,
+                       "steps": list(solver.STEPS)}})
 
 
 def _register_extra_norm_head() -> None:
     """Register ``Res5ROIHeadsExtraNorm``: detectron2's C4 box head (res5 on pooled res4
     features) with one more norm layer, of ``MODEL.RESNETS.NORM``, after res5, as the MoCo
-    detection recipe uses for self-supervised backbones. Not run here: detectron2 does not
-    install from the package index."""
+    detection recipe uses for self-supervised backbones."""
     from detectron2.layers import get_norm
     from detectron2.modeling import ROI_HEADS_REGISTRY
     from detectron2.modeling.roi_heads import Res5ROIHeads
@@ -253,30 +295,79 @@ def _register_extra_norm_head() -> None:
     ROI_HEADS_REGISTRY.register(Res5ROIHeadsExtraNorm)
 
 
-def _register_generated(task: Task, root: Path, cfg) -> None:
+def _forget(name: str) -> None:
+    """Drop a dataset registered earlier in this process, so that a new root takes its place."""
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    if name in DatasetCatalog.list():
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+
+
+def _register_datasets(task: Task, data: str, root: Path, cfg) -> None:
+    """Register the task's train and test data found in ``root`` and set ``cfg.DATASETS``.
+
+    ``voc``: VOC07+12 trainval -> VOC07 test from a VOCdevkit folder. ``coco`` / ``generated``:
+    ``annotations/{instances,person_keypoints}_{train,val}2017.json`` with images in
+    ``train2017/``, ``val2017/``; the classes come from the JSON, COCO's person keypoints get
+    detectron2's names, flip map and skeleton, the generated shapes' keypoints their own names
+    (and no flip).
+    """
+    from detectron2.data import MetadataCatalog
+
+    if data == "voc":
+        from detectron2.data.datasets.pascal_voc import register_pascal_voc
+
+        splits = {"train": [("2007", "trainval"), ("2012", "trainval")],
+                  "test": [("2007", "test")]}
+        names = {role: [f"ring_voc_{year}_{split}" for year, split in parts]
+                 for role, parts in splits.items()}
+        for (year, split), name in zip(splits["train"] + splits["test"],
+                                       names["train"] + names["test"]):
+            _forget(name)
+            register_pascal_voc(name, str(root / f"VOC{year}"), split, int(year), VOC_CLASSES)
+            MetadataCatalog.get(name).evaluator_type = "pascal_voc"
+        cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = tuple(names["train"]), tuple(names["test"])
+        return
+
     import json
 
-    from detectron2.data import MetadataCatalog
     from detectron2.data.datasets import register_coco_instances
 
+    annotations = root / "annotations"
+    if not (annotations / f"{task.annotations}_val2017.json").exists():
+        raise FileNotFoundError(f"no {annotations / f'{task.annotations}_val2017.json'}: "
+                                f"--data-root must hold the COCO 2017 layout (annotations/, "
+                                f"train2017/, val2017/)")
+    categories = json.loads((annotations / f"{task.annotations}_val2017.json")
+                            .read_text())["categories"]
+    keypoints: dict[str, Any] = {}
+    if task.head == "keypoints" and data == "coco":  # COCO person: names, flip map, skeleton
+        builtin = MetadataCatalog.get("keypoints_coco_2017_train")
+        keypoints = {key: builtin.get(key) for key in
+                     ("keypoint_names", "keypoint_flip_map", "keypoint_connection_rules")}
+    elif task.head == "keypoints":
+        keypoints = {"keypoint_names": categories[0]["keypoints"], "keypoint_flip_map": []}
     names = []
     for split in ("train2017", "val2017"):
-        name = f"ring_shapes_{task.annotations}_{split}"
-        json_file = root / "annotations" / f"{task.annotations}_{split}.json"
-        if name not in MetadataCatalog.list():
-            register_coco_instances(name, {}, str(json_file), str(root / split))
-            categories = json.loads(json_file.read_text())["categories"]
-            if task.head == "keypoints":
-                MetadataCatalog.get(name).set(keypoint_names=categories[0]["keypoints"],
-                                              keypoint_flip_map=[])
+        name = f"ring_{data}_{task.annotations}_{split}"
+        _forget(name)
+        register_coco_instances(name, keypoints, str(annotations / f"{task.annotations}_"
+                                                      f"{split}.json"), str(root / split))
         names.append(name)
-    categories = json.loads((root / "annotations" / f"{task.annotations}_val2017.json")
-                            .read_text())["categories"]
     cfg.DATASETS.TRAIN, cfg.DATASETS.TEST = (names[0],), (names[1],)
     cfg.MODEL.ROI_HEADS.NUM_CLASSES = len(categories)
+    if data == "coco":
+        return
+    # the circles' masks are RLE (not crowd), which detectron2's default polygon format
+    # refuses; "bitmask" reads polygons and RLE alike
+    cfg.INPUT.MASK_FORMAT = "bitmask"
     if task.head == "keypoints":
         cfg.MODEL.ROI_KEYPOINT_HEAD.NUM_KEYPOINTS = len(categories[0]["keypoints"])
         cfg.TEST.KEYPOINT_OKS_SIGMAS = [0.05] * len(categories[0]["keypoints"])
+        # a shape's keypoints swap differently under a flip for each shape: no flip map fits
+        # them all, so keypoint training is not flipped (nor is the torchvision backend's)
+        cfg.INPUT.RANDOM_FLIP = "none"
 
 
 def run(checkpoint: str | Path, task_name: str, out: str | Path, *, data: str = "generated",
@@ -295,7 +386,7 @@ def run(checkpoint: str | Path, task_name: str, out: str | Path, *, data: str = 
         raise ValueError(f"unknown task {task_name!r}; one of {sorted(TASKS)}")
     task = TASKS[task_name]
     backend = pick_backend(backend)
-    if backend == "detectron2" or device != "cpu":
+    if device != "cpu":
         from repro.gpus import claim
 
         claim(num_gpus if backend == "detectron2" else 1)  # this job's GPUs on a shared machine
@@ -319,7 +410,7 @@ def run(checkpoint: str | Path, task_name: str, out: str | Path, *, data: str = 
     if backend == "torchvision":
         iterations = iterations or task.iterations
         batch_size, lr = batch_size or 2, lr or 0.02
-        warmup = max(1, min(100, iterations // 10)) if warmup is None else warmup
+        warmup = default_warmup(iterations) if warmup is None else warmup
         settings.update(iterations=iterations, batch_size=batch_size, lr=lr, warmup=warmup)
         metrics, extra = train_torchvision(
             state["encoder"], state["backbone"], task, out_dir, data=data, data_root=data_root,
@@ -334,9 +425,14 @@ def run(checkpoint: str | Path, task_name: str, out: str | Path, *, data: str = 
     else:
         metrics, extra = train_detectron2(
             Path(checkpoint), task, out_dir, data=data, data_root=data_root,
-            iterations=iterations, batch_size=batch_size, lr=lr, num_gpus=num_gpus, opts=opts,
-            seed=seed)
-        protocol = f"{task_name}: detectron2 {task.detectron2_config}"
+            iterations=iterations, batch_size=batch_size, lr=lr, warmup=warmup,
+            num_gpus=num_gpus, opts=opts, seed=seed, device=device)
+        solver = extra["solver"]
+        scoring = ("PASCAL VOC AP (detectron2's VOC07 11-point evaluator)" if data == "voc"
+                   else "COCO-style AP (pycocotools)")
+        protocol = (f"{task_name}: detectron2 {task.detectron2_config} fine-tuned "
+                    f"{solver['iterations']} iterations (batch {solver['batch_size']}, "
+                    f"lr {solver['lr']}), {scoring}")
     spec = state.get("config") or {}
     record = make_record(
         stage="detection", model=spec.get("model", "unknown"),
@@ -348,7 +444,8 @@ def run(checkpoint: str | Path, task_name: str, out: str | Path, *, data: str = 
         config={"pretrain": spec, "detection": settings}, wall_time_s=time.time() - start,
         protocol=protocol,
         extra={**settings, **extra, "data_root": str(data_root), "checkpoint": str(checkpoint),
-               "device": device if backend == "torchvision" else f"{num_gpus} gpu(s)"},
+               "device": device if backend == "torchvision" or device == "cpu"
+               else f"{num_gpus} gpu(s)"},
     )
     write_record(out, record)
     return record
@@ -399,7 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "every other option. Put it last: it takes all the words after it. "
                              "The torchvision backend ignores it.")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (torchvision backend)")
+    parser.add_argument("--device", default="cpu",
+                        help="cpu or cuda (detectron2: its MODEL.DEVICE; --num-gpus > 1 needs "
+                             "cuda)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--no-progress", action="store_true")
     return parser
