@@ -35,8 +35,8 @@ import torch
 
 from transfer.detection.data import TASKS, VOC_CLASSES, Task
 
-__all__ = ["CONFIG_DIR", "detectron2_available", "pick_backend", "learning_rate",
-           "train_torchvision", "train_detectron2", "run", "main"]
+__all__ = ["CONFIG_DIR", "detectron2_available", "pick_backend", "lr_steps", "default_warmup",
+           "learning_rate", "train_torchvision", "train_detectron2", "run", "main"]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
