@@ -62,7 +62,8 @@ def lr_steps(max_iter: int, fractions: Sequence[float]) -> tuple[int, ...]:
     """The iterations at which the learning rate drops: each fraction of ``max_iter``, as
     distinct iterations inside ``(0, max_iter)`` (a short run keeps fewer drops, since
     detectron2's scheduler refuses repeated or out-of-range milestones)."""
-    return tuple(sorted({int(f * max_iter) for f in fractions} & set(range(1, max_iter))))
+    return tuple(sorted({step for step in (int(f * max_iter) for f in fractions)
+                         if 0 < step < max_iter}))
 
 
 def default_warmup(iterations: int) -> int:
