@@ -122,6 +122,13 @@ def _split(split: str, num_images: int, image_size: int, rng: np.random.Generato
              "categories": [KEYPOINT_CATEGORY]})
 
 
+def _check_sizes(num_train: int, min_train: int, num_val: int, image_size: int) -> None:
+    if num_train < min_train or num_val < 1:
+        raise ValueError(f"need at least {min_train} train image(s) and one val / test image")
+    if image_size < 32:
+        raise ValueError(f"image_size must be at least 32, got {image_size}")
+
+
 def make_shapes_coco(root: str | Path, *, num_train: int = 48, num_val: int = 16,
                      image_size: int = 96, seed: int = 0) -> Path:
     """Write the dataset under ``root`` (see the module docstring); returns ``root``.
@@ -130,10 +137,7 @@ def make_shapes_coco(root: str | Path, *, num_train: int = 48, num_val: int = 16
     """
     from repro.io import atomic_write_json
 
-    if num_train < 1 or num_val < 1:
-        raise ValueError("need at least one train and one val image")
-    if image_size < 32:
-        raise ValueError(f"image_size must be at least 32, got {image_size}")
+    _check_sizes(num_train, 1, num_val, image_size)
     root = Path(root)
     rng = np.random.default_rng(seed)
     for split, n, first in (("train2017", num_train, 1), ("val2017", num_val, 1 + num_train)):
@@ -151,14 +155,13 @@ def make_shapes_voc(root: str | Path, *, num_train: int = 48, num_test: int = 16
     (VOC's fields: 1-based inclusive pixel boxes, ``pose``, ``truncated``, ``difficult``) and
     ``ImageSets/Main/``: the train images split between ``VOC2007`` and ``VOC2012``
     ``trainval.txt``, the test images in ``VOC2007/ImageSets/Main/test.txt`` (the files of the
-    VOC07+12 -> VOC07 protocol). Shapes are
-    named by the VOC classes of :data:`VOC_NAMES`. Deterministic for a given ``seed``.
+    VOC07+12 -> VOC07 protocol). Shapes are named by the VOC classes of :data:`VOC_NAMES`.
+    Deterministic for a given ``seed``.
     """
     import tempfile
     import xml.etree.ElementTree as ET
 
-    if num_train < 2 or num_test < 1:
-        raise ValueError("need at least two train images (one per VOC year) and one test image")
+    _check_sizes(num_train, 2, num_test, image_size)  # one train image per VOC year at least
     root = Path(root)
     names = {c["id"]: VOC_NAMES[c["name"]] for c in CATEGORIES}
     listings: dict[tuple[str, str], list[str]] = {}
@@ -167,6 +170,9 @@ def make_shapes_voc(root: str | Path, *, num_train: int = 48, num_test: int = 16
         splits = (("train", num_train, 1), ("test", num_test, 1 + num_train))
         for role, n, first in splits:
             coco, _ = _split(role, n, image_size, rng, Path(tmp), first)
+            objects: dict[int, list[dict]] = {}
+            for ann in coco["annotations"]:
+                objects.setdefault(ann["image_id"], []).append(ann)
             for number, image in enumerate(coco["images"]):
                 year = "2007" if role == "test" or number % 2 == 0 else "2012"
                 stem = f"{image['id']:06d}"
@@ -181,7 +187,7 @@ def make_shapes_voc(root: str | Path, *, num_train: int = 48, num_test: int = 16
                 for key, value in (("width", image["width"]), ("height", image["height"]),
                                    ("depth", 3)):
                     ET.SubElement(size, key).text = str(value)
-                for ann in (a for a in coco["annotations"] if a["image_id"] == image["id"]):
+                for ann in objects.get(image["id"], []):
                     obj = ET.SubElement(xml, "object")
                     for key, value in (("name", names[ann["category_id"]]),
                                        ("pose", "Unspecified"), ("truncated", "0"),
