@@ -16,7 +16,8 @@ from repro.config import validate_config
 
 # What --configfile / --config gave, before the default is merged under it. Snakemake merges
 # nested dicts key by key, so a config naming its own `models` or `samplers` would otherwise
-# inherit the default's extra ones (e.g. ring_50_99); those two grids are replaced instead.
+# inherit the default's extra ones, and one naming its own pretrain.per_model / per_dataset the
+# default's CPU-sized overrides (e.g. batch 32 for IR); those blocks are replaced instead.
 _USER_CONFIG = copy.deepcopy(config)
 
 
@@ -26,6 +27,9 @@ configfile: "config/default.yaml"
 for _grid in ("models", "samplers"):
     if _grid in _USER_CONFIG:
         config[_grid] = _USER_CONFIG[_grid]
+for _overrides in ("per_model", "per_dataset"):
+    if _overrides in (_USER_CONFIG.get("pretrain") or {}):
+        config["pretrain"][_overrides] = _USER_CONFIG["pretrain"][_overrides]
 
 
 try:

@@ -28,6 +28,10 @@ Rows:
 * augmentation throughput: images/s of the pretraining transform
   (``repro.data.pretrain_transform(get_spec(name))``) on one CPU process, on random-noise
   images (ImageNet: 403x358 noise arrays standing in for ~400x360 photos).
+* batched augmentation throughput: images/s of ``pretrain.augment: batch``
+  (``repro.data.batch_augment.BatchAugment``) on a whole uint8 batch (256; 16 with ``--quick``)
+  of the same noise images, on the benchmark's device (the training device); compare with the
+  row above for the speed-up over the PIL path.
 * per base model: ring step time / uniform step time at several points of the ``w_l``
   annealing schedule (goal <= 1.05; wide early rings take a costlier mask path than the final
   narrow one), and backbone-only forward+backward time / training step time (goal >= 0.9:
@@ -62,6 +66,7 @@ from PIL import Image  # noqa: E402
 
 import repro.models.base as model_base  # noqa: E402
 from repro.data import get_spec, pretrain_transform  # noqa: E402
+from repro.data.batch_augment import BatchAugment  # noqa: E402
 from repro.models import build_model  # noqa: E402
 from repro.samplers import UniformSampler, ring_indices  # noqa: E402
 
@@ -332,17 +337,25 @@ def _noise_images(width: int, height: int, count: int) -> list[Image.Image]:
             for _ in range(count)]
 
 
+def _augment_datasets(quick: bool) -> tuple[str, ...]:
+    return ("cifar10",) if quick else ("cifar10", "stl10", "imagenet")
+
+
+def _source_size(size: int) -> tuple[int, int]:
+    """``(width, height)`` of the noise images standing in for a dataset's photos:
+    image-sized for CIFAR / STL10; ImageNet crops come from larger photos, here 1.8 x 1.6 the
+    crop side (403x358 for 224)."""
+    return (size, size) if size <= 96 else (int(size * 1.8), int(size * 1.6))
+
+
 def bench_augment(quick: bool, repeats: int, warmup: int,
                   rng: random.Random) -> list[dict[str, Any]]:
     """Images per second of the pretraining transform, per dataset spec, on one process."""
     rows = []
-    for name in (("cifar10",) if quick else ("cifar10", "stl10", "imagenet")):
+    for name in _augment_datasets(quick):
         spec = get_spec(name)
         transform = pretrain_transform(spec)
-        size = spec.image_size
-        # Random-noise arrays stand in for photos: image-sized for CIFAR / STL10; ImageNet
-        # crops come from larger photos, here 1.8 x 1.6 the crop side (403x358 for 224).
-        width, height = (size, size) if size <= 96 else (int(size * 1.8), int(size * 1.6))
+        width, height = _source_size(spec.image_size)
         images = _noise_images(width, height, 8)
         n = 16 if quick else 256
 
@@ -354,6 +367,32 @@ def bench_augment(quick: bool, repeats: int, warmup: int,
         rows.append(throughput_row(f"augmentation throughput, {name} pretrain transform", n,
                                    times[name], f"{width}x{height} random-noise source",
                                    "one process; DataLoader workers scale it"))
+    return rows
+
+
+def bench_batch_augment(device: torch.device, quick: bool, repeats: int, warmup: int,
+                        rng: random.Random) -> list[dict[str, Any]]:
+    """Images per second of ``BatchAugment`` on one uint8 batch, per dataset spec, on
+    ``device``."""
+    rows = []
+    n = 16 if quick else 256
+    for name in _augment_datasets(quick):
+        spec = get_spec(name)
+        width, height = _source_size(spec.image_size)
+        arrays = [np.asarray(im) for im in _noise_images(width, height, 8)]
+        batch = torch.from_numpy(np.stack([arrays[i % len(arrays)] for i in range(n)]))
+        batch = batch.permute(0, 3, 1, 2).contiguous().to(device)
+        augment = BatchAugment(spec)
+        gen = torch.Generator(device=device).manual_seed(SEED)
+
+        def run() -> None:
+            augment(batch, gen)
+
+        times = interleaved_times({name: run}, device, repeats, warmup, rng)
+        rows.append(throughput_row(
+            f"batched augmentation throughput, {name} BatchAugment (B={n})", n, times[name],
+            f"{width}x{height} random-noise source, uint8 batch on {device}",
+            "pretrain.augment: batch; compare with the PIL row"))
     return rows
 
 
@@ -495,6 +534,7 @@ def run(quick: bool = False, device: str = "auto", repeats: Optional[int] = None
     rows = bench_selection(dev, quick, repeats, warmup, rng)
     rows += bench_dense_vs_gathered(dev, quick, repeats, warmup, rng)
     rows += bench_augment(quick, repeats, warmup, rng)
+    rows += bench_batch_augment(dev, quick, repeats, warmup, rng)
     rows += bench_models(dev, quick, repeats, warmup, rng, models)
     return {"machine": machine_info(dev, load),
             "warning": load_warning(load, os.cpu_count() or 1),

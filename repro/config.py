@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 __all__ = ["SCHEMA_PATH", "UNTRAINED", "EXECUTION_KEYS", "load_config", "validate_config",
-           "run_spec", "run_identity", "untrained_spec", "transfer_runs"]
+           "run_spec", "run_identity", "untrained_spec", "transfer_runs", "fewshot_pairs",
+           "pretrain_grid"]
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 UNTRAINED = "untrained"  # sampler label of the random-init baseline (linear_eval.untrained)
@@ -147,9 +148,10 @@ def run_spec(config: Mapping[str, Any], model: str, sampler: str, dataset: str,
                 pretrain[key] = value
     sampler_options = dict(samplers[sampler])
     sampler_options.update((sampler_options.pop("per_model", None) or {}).get(model) or {})
+    model_options = {k: v for k, v in (models[model] or {}).items() if k != "datasets"}
     return {
         "model": model,
-        "model_options": dict(models[model] or {}),
+        "model_options": model_options,
         "sampler_label": sampler,
         "sampler": sampler_options,
         "dataset": dataset,
@@ -157,6 +159,16 @@ def run_spec(config: Mapping[str, Any], model: str, sampler: str, dataset: str,
         "scale": config.get("scale", "default"),
         "pretrain": pretrain,
     }
+
+
+def pretrain_grid(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(dataset, model)`` pairs that are pretrained: every ``pretrain.datasets`` entry with
+    every model, except where a model's ``datasets`` option names the datasets it runs on
+    (e.g. ``cmc: {datasets: [shapes]}``: CMC's Lab views need colour, and digits are grey)."""
+    models = config.get("models") or {}
+    return [(dataset, model) for dataset in config["pretrain"]["datasets"] for model in models
+            if (models[model] or {}).get("datasets") is None
+            or dataset in models[model]["datasets"]]
 
 
 def run_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -198,3 +210,20 @@ def transfer_runs(config: Mapping[str, Any], block: Mapping[str, Any]) -> list[t
         raise ValueError(f"runs {unknown} are not model-sampler pairs of the config "
                          f"({[f'{m}-{s}' for m, s in pairs]})")
     return [tuple(r.split("-", 1)) for r in wanted]
+
+
+def fewshot_pairs(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(source, pretraining dataset)`` pairs the ``fewshot`` block asks for, sources first.
+
+    Every ``fewshot.sources`` entry with every ``fewshot.datasets`` (default
+    ``pretrain.datasets``) whose encoders are evaluated. A source named like the encoder's own
+    pretraining dataset (its test split: in-domain few-shot classification, not transfer) is
+    kept only when ``fewshot.in_domain`` is true (the default when the key is absent); with it
+    false, ``sources: [shapes, digits]`` and ``datasets: [shapes, digits]`` give the cross pairs
+    ``(digits, shapes)`` and ``(shapes, digits)``.
+    """
+    block = config.get("fewshot") or {}
+    datasets = block.get("datasets") or config["pretrain"]["datasets"]
+    in_domain = block.get("in_domain", True)
+    return [(source, dataset) for source in block.get("sources") or []
+            for dataset in datasets if in_domain or source != dataset]

@@ -19,6 +19,11 @@ With ``--resume`` (the workflow always passes it) a run restarts from ``last.pt`
 finished epoch; a finished run re-run this way rewrites its outputs without training. Without
 ``--resume`` the CLI refuses to overwrite an existing ``last.pt``. Every epoch seeds its own RNGs from ``(seed, epoch)``, so a resumed run reaches
 exactly the result of an uninterrupted one on CPU.
+
+``pretrain.augment`` picks where the two views are made: ``pil`` (absent = ``pil``) augments each
+image in the data loader with torchvision's PIL transforms (:func:`repro.data.pretrain_transform`);
+``batch`` loads raw uint8 images and augments the whole batch on the training device
+(:class:`repro.data.batch_augment.BatchAugment`) from a per-epoch generator.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -47,7 +52,7 @@ from repro.io import atomic_torch_save, atomic_write_text
 from repro.results import config_hash, make_record, write_record
 
 __all__ = ["run_spec", "model_from_spec", "pick_device", "train", "save_untrained", "main",
-           "LOG_COLUMNS", "DEVICES"]
+           "augment_mode", "LOG_COLUMNS", "DEVICES", "AUGMENT_MODES"]
 
 LOG_COLUMNS = ("epoch", "step", "loss", "w_l", "lr", "time_s")
 LAST_LOG = "last.log.csv"  # the step log of the epochs in last.pt (not a workflow output)
@@ -120,6 +125,28 @@ def _seed_everything(seed: int) -> None:
 
 def _epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
     return (seed * 1_000_003 + epoch * 7919 + rank * 104_729) % (2**31)
+
+
+# Added to the epoch seed for the batch augmentation's generator: a stream of its own, apart
+# from the sampler's (no epoch or rank offset of _epoch_seed reaches it within 2,000 epochs and
+# 1,024 ranks). Kept below 2**32: the CPU generator keeps only a seed's low 32 bits.
+_AUGMENT_SEED_OFFSET = 1_073_741_827
+
+
+def _augment_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """Seed of the generator ``pretrain.augment: batch`` draws an epoch's views from."""
+    return (_epoch_seed(seed, epoch, rank) + _AUGMENT_SEED_OFFSET) % (2**31)
+
+
+AUGMENT_MODES = ("pil", "batch")
+
+
+def augment_mode(pretrain: Mapping[str, Any]) -> str:
+    """``pretrain.augment`` (absent = ``pil``); an unknown value raises ``ValueError``."""
+    mode = pretrain.get("augment", "pil")
+    if mode not in AUGMENT_MODES:
+        raise ValueError(f"unknown pretrain.augment {mode!r}; choose one of {list(AUGMENT_MODES)}")
+    return mode
 
 
 LR_MILESTONES = (0.68, 0.83)  # the authors' released step schedule: epochs 136, 166 of 200
@@ -204,15 +231,36 @@ def model_from_spec(spec: Mapping[str, Any], dataset_size: int):
 
 
 def _build(spec: Mapping[str, Any], device: torch.device):
+    """The training dataset and the model. ``pretrain.augment: pil``: a
+    :class:`~repro.data.TwoViewDataset` (items hold both views); ``batch``: a
+    :class:`~repro.data.batch_augment.RawImageDataset` (items hold one uint8 image; the
+    training loop makes the views, see :func:`_views`)."""
     from repro.data import TwoViewDataset, build_dataset, get_spec, pretrain_transform
+    from repro.data.batch_augment import RawImageDataset
 
+    mode = augment_mode(spec["pretrain"])
     base = build_dataset(spec["dataset"], spec["pretrain"].get("data_root"), "train")
     subset = spec["pretrain"].get("subset")
     if subset is not None and subset < len(base):
         keep = torch.randperm(len(base), generator=torch.Generator().manual_seed(0))[:subset]
         base = torch.utils.data.Subset(base, keep.tolist())
-    dataset = TwoViewDataset(base, pretrain_transform(get_spec(spec["dataset"])))
+    if mode == "batch":
+        dataset = RawImageDataset(base)
+    else:
+        dataset = TwoViewDataset(base, pretrain_transform(get_spec(spec["dataset"])))
     return dataset, model_from_spec(spec, len(dataset)).to(device)
+
+
+def _views(batch: Mapping[str, Any], device: torch.device,
+           augment: Optional[Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = None,
+           generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two ``(B, 3, S, S)`` views of a loader batch on ``device``: the loader's (``pil``),
+    or two draws of ``augment`` (a :class:`~repro.data.batch_augment.BatchAugment`) from
+    ``generator`` on the batch's uint8 ``image`` (``batch``)."""
+    if augment is None:
+        return tuple(v.to(device, non_blocking=True) for v in batch["views"])
+    images = batch["image"].to(device, non_blocking=True)
+    return augment(images, generator), augment(images, generator)
 
 
 def _save_checkpoint(model, spec: Mapping[str, Any], dataset_size: int, path: Path) -> Path:
@@ -262,6 +310,12 @@ def train(spec: Mapping[str, Any], out: Path, *, resume: bool = True, device: st
 
     _seed_everything(spec["seed"])  # model initialisation
     dataset, model = _build(spec, dev)
+    batch_augment, collate = None, None
+    if augment_mode(p) == "batch":
+        from repro.data import get_spec
+        from repro.data.batch_augment import BatchAugment, collate_raw
+
+        batch_augment, collate = BatchAugment(get_spec(spec["dataset"])), collate_raw
     if world > 1:
         model.set_process_group()  # models all-gather what their bank/queue/batch needs
         ddp = torch.nn.parallel.DistributedDataParallel(
@@ -311,16 +365,20 @@ def train(spec: Mapping[str, Any], out: Path, *, resume: bool = True, device: st
         _seed_everything(seed)  # augmentations drawn in this process
         loader_gen = torch.Generator().manual_seed(_epoch_seed(spec["seed"], epoch))
         sample_gen = torch.Generator(device=dev).manual_seed(seed)
+        augment_gen = (torch.Generator(device=dev).manual_seed(
+            _augment_seed(spec["seed"], epoch, rank)) if batch_augment is not None else None)
         if world > 1:
             part = torch.utils.data.distributed.DistributedSampler(
                 dataset, num_replicas=world, rank=rank, shuffle=True, seed=spec["seed"],
                 drop_last=True)
             part.set_epoch(epoch)
             loader = DataLoader(dataset, batch_size=per_rank_batch, sampler=part, drop_last=True,
-                                num_workers=int(p.get("num_workers", 0)), generator=loader_gen)
+                                num_workers=int(p.get("num_workers", 0)), generator=loader_gen,
+                                collate_fn=collate)
         else:
             loader = DataLoader(dataset, batch_size=per_rank_batch, shuffle=True, drop_last=True,
-                                num_workers=int(p.get("num_workers", 0)), generator=loader_gen)
+                                num_workers=int(p.get("num_workers", 0)), generator=loader_gen,
+                                collate_fn=collate)
         model.train()
         bar = tqdm(loader, total=steps_per_epoch, desc=f"{spec['model']}-{spec['sampler_label']} "
                    f"epoch {epoch + 1}/{epochs}", disable=not progress_bar or rank != 0,
@@ -333,7 +391,7 @@ def train(spec: Mapping[str, Any], out: Path, *, resume: bool = True, device: st
             for group in optimizer.param_groups:
                 group["lr"] = lr
             batch = {"index": batch["index"].to(dev), "label": batch["label"].to(dev),
-                     "views": tuple(v.to(dev, non_blocking=True) for v in batch["views"])}
+                     "views": _views(batch, dev, batch_augment, augment_gen)}
             outputs = ddp(batch, progress=progress, generator=sample_gen)
             loss = outputs["loss"]
             if not torch.isfinite(loss):

@@ -4,7 +4,7 @@
 
 import importlib.util
 
-from repro.config import transfer_runs
+from repro.config import pretrain_grid, transfer_runs
 
 DETECTION_DIR = f"{RESULTS}/detection/{{task}}/{{dataset}}/{{model}}-{{sampler}}/seed{{seed}}"
 DETECTION_DATA = f"{RESULTS}/detection/data/shapes_coco"
@@ -19,6 +19,7 @@ def detection_targets():
             for task in det.get("tasks", [])
             for dataset in datasets
             for model, sampler in transfer_runs(config, det)
+            if (dataset, model) in pretrain_grid(config)
             for seed in config["seeds"]]
 
 

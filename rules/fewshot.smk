@@ -1,20 +1,34 @@
 # Meta-Dataset few-shot transfer of every pretrained query encoder (python -m transfer.fewshot).
 # Uses PY, RESULTS and config from the Snakefile, PRETRAIN_DIR from rules/pretrain.smk.
 
-from repro.config import transfer_runs
+from repro.config import fewshot_pairs, pretrain_grid, transfer_runs
 
 FEWSHOT_DIR = f"{RESULTS}/fewshot/{{source}}/{{dataset}}/{{model}}-{{sampler}}/seed{{seed}}"
 
 
 def fewshot_targets():
-    """result.json of every (source, pretraining dataset, model, sampler, seed) asked for."""
+    """result.json of every (source, pretraining dataset, model, sampler, seed) asked for:
+    the (source, dataset) pairs of repro.config.fewshot_pairs (fewshot.in_domain: false drops
+    a source that is the encoder's own pretraining dataset), each with fewshot.runs and seeds."""
     fs = config.get("fewshot") or {}
-    datasets = fs.get("datasets") or config["pretrain"]["datasets"]
     return [f"{RESULTS}/fewshot/{source}/{dataset}/{model}-{sampler}/seed{seed}/result.json"
-            for source in fs.get("sources", [])
-            for dataset in datasets
+            for source, dataset in fewshot_pairs(config)
             for model, sampler in transfer_runs(config, fs)
+            if (dataset, model) in pretrain_grid(config)
             for seed in config["seeds"]]
+
+
+def _fewshot_skips_everything():
+    """Whether fewshot.in_domain: false leaves no pair although sources are asked for (every
+    source is the only pretraining dataset): worth a warning, since Table 2 stays empty."""
+    fs = config.get("fewshot") or {}
+    return bool(fs.get("sources")) and not fewshot_pairs(config)
+
+
+if _fewshot_skips_everything():
+    logger.warning("WARNING: fewshot.in_domain is false and every fewshot source is the "
+                   "pretraining dataset of the encoders evaluated: no few-shot job (add a "
+                   "source, or set fewshot.in_domain: true for in-domain rows).")
 
 
 def _missing_fewshot_sources():

@@ -12,9 +12,11 @@ def linear_eval_samplers():
 
 def linear_eval_targets():
     """Linear evaluation of every pretrained run, on its pretraining dataset (as in the paper)."""
-    return expand(f"{LINEAR_DIR}/result.json", dataset=config["pretrain"]["datasets"],
-                  model=list(config["models"]), sampler=linear_eval_samplers(),
-                  seed=config["seeds"])
+    return [LINEAR_DIR.format(dataset=dataset, model=model, sampler=sampler, seed=seed)
+            + "/result.json"
+            for dataset, model in pretrain_grid(config)
+            for sampler in linear_eval_samplers()
+            for seed in config["seeds"]]
 
 
 rule linear_eval:

@@ -3,16 +3,19 @@ from pathlib import Path
 
 from snakemake.logging import logger
 
-from repro.config import UNTRAINED, run_identity, run_spec, untrained_spec
+from repro.config import UNTRAINED, pretrain_grid, run_identity, run_spec, untrained_spec
 
 PRETRAIN_DIR = f"{RESULTS}/pretrain/{{dataset}}/{{model}}-{{sampler}}/seed{{seed}}"
 
 
 def pretrain_targets():
-    """result.json of every (dataset, model, sampler, seed) the config asks for."""
-    return expand(f"{PRETRAIN_DIR}/result.json", dataset=config["pretrain"]["datasets"],
-                  model=list(config["models"]), sampler=list(config["samplers"]),
-                  seed=config["seeds"])
+    """result.json of every (dataset, model, sampler, seed) the config asks for: the
+    (dataset, model) pairs of repro.config.pretrain_grid with every sampler and seed."""
+    return [PRETRAIN_DIR.format(dataset=dataset, model=model, sampler=sampler, seed=seed)
+            + "/result.json"
+            for dataset, model in pretrain_grid(config)
+            for sampler in config["samplers"]
+            for seed in config["seeds"]]
 
 
 def _missing_datasets():

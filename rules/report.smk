@@ -1,5 +1,6 @@
 # Tables and figures from the result records (repro.report); nothing here trains.
 #   snakemake tables/table1_linear_eval.md      one table, from the records it needs
+#   snakemake claims                            tables/claims.{md,tex,csv}: the paper's claims
 #   snakemake report                            every table and figure
 # Uses PY, RESULTS and config from the Snakefile. The record lists come from the other rule
 # files (linear_eval_targets(), pretrain_targets(), fewshot_targets(), detection_targets());
@@ -10,6 +11,7 @@ TABLES_DIR = _REPORT.get("tables_dir", "tables")
 FIGURES_DIR = _REPORT.get("figures_dir", "figures")
 REPORTED_DIR = _REPORT.get("reported_dir", f"{TABLES_DIR}/reported")
 _ANNEAL = _REPORT.get("anneal", {})
+_CLAIMS = _REPORT.get("claims") or {}
 
 
 def _report_targets(*names):
@@ -51,6 +53,27 @@ for _stem, (_key, _funcs) in _TABLE_INPUTS.items():
             " --reported {REPORTED_DIR} --only {params.key}"
 
 
+rule claims:
+    """The paper's claims (tables/reported/claims.csv) against the paired seed differences
+    treatment - baseline of the linear-eval, few-shot and detection records, with a verdict."""
+    input:
+        records=lambda w: _report_targets(
+            "linear_eval_targets", "fewshot_targets", "detection_targets"
+        ),
+        reported=f"{REPORTED_DIR}/claims.csv",
+    output:
+        md=f"{TABLES_DIR}/claims.md",
+        tex=f"{TABLES_DIR}/claims.tex",
+        csv=f"{TABLES_DIR}/claims.csv",
+    params:
+        baseline=_CLAIMS.get("baseline", "uniform"),
+        treatment=_CLAIMS.get("treatment", "ring"),
+    shell:
+        "{PY} -m repro.report tables --results {RESULTS} --out {TABLES_DIR}"
+        " --reported {REPORTED_DIR} --only claims"
+        " --baseline {params.baseline:q} --treatment {params.treatment:q}"
+
+
 _FIGURE_INPUTS = {
     "loss_curves": lambda w: _report_targets("pretrain_targets"),
     "anneal_schedules": lambda w: _report_targets("pretrain_targets", "linear_eval_targets"),
@@ -84,4 +107,5 @@ rule report:
     """Every table and figure."""
     input:
         [f"{TABLES_DIR}/{stem}.{ext}" for stem in _TABLE_INPUTS for ext in ("md", "tex", "csv")],
+        rules.claims.output,
         [f"{FIGURES_DIR}/{stem}.{ext}" for stem in _FIGURE_INPUTS for ext in ("png", "pdf")],

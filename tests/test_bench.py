@@ -50,6 +50,7 @@ def test_quick_bench_measures_every_row_for_every_model(tmp_path):
     assert sum(n.startswith("ring selection / full sort") for n in names) == 3
     assert sum(n.startswith("uniform negatives, dense (B, N) product") for n in names) == 2
     assert sum(n.startswith("augmentation throughput") for n in names) == 1
+    assert sum(n.startswith("batched augmentation throughput") for n in names) == 1
     for model in bench.MODELS:
         for w_l in ("0.225", "0.45", "0.9"):
             assert any(n.startswith(f"{model}: ring step / uniform step, w_l = {w_l} (")

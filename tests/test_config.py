@@ -4,8 +4,8 @@ import copy
 
 import pytest
 
-from repro.config import (UNTRAINED, load_config, run_identity, run_spec, transfer_runs,
-                          untrained_spec, validate_config)
+from repro.config import (UNTRAINED, fewshot_pairs, load_config, run_identity, run_spec,
+                          transfer_runs, untrained_spec, validate_config)
 from repro.results import config_hash
 
 
@@ -87,8 +87,8 @@ def test_per_dataset_override_applies_only_to_its_dataset(default):
     config["pretrain"]["per_dataset"] = {"digits": {"backbone": {"cifar_stem": False},
                                                     "epochs": 3}}
     validate_config(config)
-    digits = run_spec(config, "moco", "ring", "digits", 0)["pretrain"]
-    shapes = run_spec(config, "moco", "ring", "shapes", 0)["pretrain"]
+    digits = run_spec(config, "ir", "ring", "digits", 0)["pretrain"]
+    shapes = run_spec(config, "ir", "ring", "shapes", 0)["pretrain"]
     assert digits["backbone"] == {**default["pretrain"]["backbone"], "cifar_stem": False}
     assert digits["epochs"] == 3 and shapes["epochs"] == default["pretrain"]["epochs"]
     assert shapes["backbone"] == default["pretrain"]["backbone"]
@@ -98,7 +98,8 @@ def test_per_dataset_override_applies_only_to_its_dataset(default):
 def test_per_model_overrides_apply_only_to_their_model_and_leave_no_block_in_the_spec(default):
     config = copy.deepcopy(default)
     config["samplers"]["ring"]["per_model"] = {"simclr": {"w_l": 0.5, "w_u": 0.95}}
-    config["pretrain"]["per_model"] = {"simclr": {"lr_schedule": "constant", "lr": 0.3}}
+    config["pretrain"]["per_model"] = {**default["pretrain"].get("per_model", {}),
+                                       "simclr": {"lr_schedule": "constant", "lr": 0.3}}
     validate_config(config)
     simclr, moco = (run_spec(config, m, "ring", "shapes", 0) for m in ("simclr", "moco"))
     assert (simclr["sampler"]["w_l"], simclr["sampler"]["w_u"]) == (0.5, 0.95)
@@ -120,7 +121,8 @@ def test_a_run_without_overrides_keeps_its_identity_when_a_per_model_block_is_ad
     config = copy.deepcopy(default)
     before = config_hash(run_spec(config, "ir", "ring", "shapes", 0))
     config["samplers"]["ring"]["per_model"] = {"simclr": {"w_l": 0.5}}
-    config["pretrain"]["per_model"] = {"simclr": {"lr_schedule": "constant"}}
+    config["pretrain"]["per_model"] = {**config["pretrain"].get("per_model", {}),
+                                       "simclr": {"lr_schedule": "constant"}}
     assert config_hash(run_spec(config, "ir", "ring", "shapes", 0)) == before
 
 
@@ -163,9 +165,9 @@ def test_where_and_how_a_run_executes_never_changes_its_identity(default):
     moved["pretrain"].update(threads=8, num_workers=4, gpus=2, data_root="/elsewhere")
     same = [run_identity(run_spec(c, "ir", "ring", "shapes", 0)) for c in (default, moved)]
     assert same[0] == same[1] and config_hash(same[0]) == config_hash(same[1])
-    longer = copy.deepcopy(default)
-    longer["pretrain"]["epochs"] += 1
-    assert run_identity(run_spec(longer, "ir", "ring", "shapes", 0)) != same[0]
+    faster = copy.deepcopy(default)
+    faster["pretrain"]["lr"] *= 2
+    assert run_identity(run_spec(faster, "ir", "ring", "shapes", 0)) != same[0]
     # the untrained network does not depend on training settings either
     retuned = copy.deepcopy(default)
     retuned["pretrain"].update(lr=1.0, temperature=0.5, epochs=99)
@@ -175,7 +177,39 @@ def test_where_and_how_a_run_executes_never_changes_its_identity(default):
 def test_transfer_runs_default_to_the_whole_grid_and_refuse_unknown_pairs(default):
     assert len(transfer_runs(default, {"runs": None})) == len(default["models"]) * len(
         default["samplers"])
-    assert transfer_runs(default, {"runs": ["moco-ring", "ir-ring_50_99"]}) == [
-        ("moco", "ring"), ("ir", "ring_50_99")]
+    assert transfer_runs(default, {"runs": ["moco-ring", "ir-uniform"]}) == [
+        ("moco", "ring"), ("ir", "uniform")]
     with pytest.raises(ValueError, match="byol-ring"):
         transfer_runs(default, {"runs": ["byol-ring"]})
+
+
+def _fewshot_config(default, **fewshot):
+    """The default with two pretraining datasets and the given ``fewshot`` block, validated
+    (so the schema's defaults are filled in, as the Snakefile does)."""
+    config = copy.deepcopy(default)
+    config["pretrain"]["datasets"] = ["shapes", "digits"]
+    config["fewshot"] = fewshot
+    return validate_config(config)
+
+
+def test_fewshot_in_domain_defaults_to_true_and_keeps_every_source_dataset_pair(default):
+    config = _fewshot_config(default, sources=["shapes", "digits"])
+    assert config["fewshot"]["in_domain"] is True
+    assert fewshot_pairs(config) == [("shapes", "shapes"), ("shapes", "digits"),
+                                     ("digits", "shapes"), ("digits", "digits")]
+
+
+def test_fewshot_in_domain_false_keeps_only_sources_other_than_the_pretraining_data(default):
+    config = _fewshot_config(default, sources=["shapes", "digits", "omniglot"], in_domain=False)
+    assert fewshot_pairs(config) == [("shapes", "digits"), ("digits", "shapes"),
+                                     ("omniglot", "shapes"), ("omniglot", "digits")]
+    only_shapes = _fewshot_config(default, sources=["shapes", "digits"], in_domain=False,
+                                  datasets=["shapes"])
+    assert fewshot_pairs(only_shapes) == [("digits", "shapes")]
+    assert fewshot_pairs(_fewshot_config(default, sources=["shapes"], in_domain=False,
+                                         datasets=["shapes"])) == []
+
+
+def test_fewshot_in_domain_must_be_a_boolean(default):
+    with pytest.raises(ValueError, match=r"fewshot\.in_domain"):
+        _fewshot_config(default, sources=["digits"], in_domain="no")

@@ -206,17 +206,57 @@ def test_shapes_labels_are_learnable_from_translation_free_pixel_features():
     assert clf.score(features(test), test_y) > 0.3
 
 
+def test_digits_are_read_as_scikit_learn_loads_them_without_importing_it():
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    from repro.data.offline import load_digits_arrays
+
+    pixels, targets = load_digits_arrays()
+    reference = load_digits()
+    assert np.array_equal(pixels, reference.images) and np.array_equal(targets, reference.target)
+    probe = ("import sys; from repro.data.offline import digits; digits('test'); "
+             "print('sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_stratified_split_is_disjoint_complete_and_seeded():
+    from repro.data.offline import stratified_split
+
+    labels = np.repeat(np.arange(3), [10, 20, 31])
+    train, test = stratified_split(labels, 0.2, seed=5)
+    assert np.array_equal(np.sort(np.concatenate([train, test])), np.arange(61))
+    assert np.bincount(labels[test]).tolist() == [2, 4, 6]
+    again, other = stratified_split(labels, 0.2, seed=5), stratified_split(labels, 0.2, seed=6)
+    assert np.array_equal(again[1], test) and not np.array_equal(other[1], test)
+
+
 def test_digits_are_scikit_learn_digits_upscaled_and_split_80_20():
-    images, labels = make_digits()
-    assert images.shape == (1797, 32, 32, 3) and images.dtype == np.uint8
+    from sklearn.datasets import load_digits
+
+    size = get_spec("digits").image_size
+    images, labels = make_digits(size)
+    assert images.shape == (1797, size, size, 3) and images.dtype == np.uint8
     assert np.array_equal(images[..., 0], images[..., 2])  # gray replicated to RGB
+    # each upscaled image is its 8 x 8 original: block means track scikit-learn's pixels
+    reference = load_digits()
+    f = size // 8
+    blocks = images[..., 0].reshape(1797, 8, f, 8, f).mean((2, 4)) * (16.0 / 255.0)
+    assert np.corrcoef(blocks.ravel(), reference.images.ravel())[0, 1] > 0.95
+    assert np.array_equal(labels, reference.target)
     train, test = build_dataset("digits", None, "train"), build_dataset("digits", None, "test")
-    assert (len(train), len(test)) == (1437, 360)
-    assert np.bincount(test.targets).min() >= 35  # stratified: ~36 per class
+    assert (len(train), len(test)) == (1438, 359)
+    # stratified: 20% of each class (rounded) in test, the rest in train
+    per_class = np.bincount(reference.target)
+    assert np.bincount(test.targets).tolist() == np.round(0.2 * per_class).astype(int).tolist()
+    assert np.array_equal(np.bincount(train.targets) + np.bincount(test.targets), per_class)
     again = build_dataset("digits", None, "test")
     assert np.array_equal(again.images, test.images)
     image, label = train[0]
-    assert image.size == (32, 32) and 0 <= label < 10
+    assert image.size == (size, size) and 0 <= label < 10
 
 
 @pytest.mark.parametrize("name", ["shapes", "digits"])
@@ -235,10 +275,11 @@ def test_two_views_differ_and_collate_to_two_batches():
     dataset = TwoViewDataset(build_dataset("shapes", None, "train"), pretrain_transform(spec))
     item = dataset[5]
     v1, v2 = item["views"]
-    assert item["index"] == 5 and v1.shape == v2.shape == (3, 32, 32)
+    side = spec.image_size
+    assert item["index"] == 5 and v1.shape == v2.shape == (3, side, side)
     assert not torch.equal(v1, v2)
     batch = next(iter(DataLoader(dataset, batch_size=4)))
-    assert len(batch["views"]) == 2 and batch["views"][0].shape == (4, 3, 32, 32)
+    assert len(batch["views"]) == 2 and batch["views"][0].shape == (4, 3, side, side)
     assert batch["index"].tolist() == [0, 1, 2, 3] and batch["label"].shape == (4,)
 
 
@@ -260,7 +301,8 @@ def test_eval_transform_is_deterministic_and_normalised():
     image, _ = build_dataset("shapes", None, "test")[0]
     t = eval_transform(spec)
     x = t(image)
-    assert torch.equal(x, t(image)) and x.shape == (3, 32, 32)
+    side = spec.image_size
+    assert torch.equal(x, t(image)) and x.shape == (3, side, side)
     raw = torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255
     expected = (raw - torch.tensor(spec.mean)[:, None, None]) / torch.tensor(spec.std)[:, None, None]
     assert torch.allclose(x, expected, atol=1e-5)

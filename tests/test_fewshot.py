@@ -297,6 +297,55 @@ def test_offline_source_runs_end_to_end(tmp_path):
     assert record["extra"]["data"]["backend"] == "repro.data"
 
 
+@pytest.mark.parametrize("pretrained, source, digits_size", [
+    ("shapes", "digits", None), ("digits", "shapes", None),
+    ("digits", "shapes", 16),  # the digits spec at another resolution: nothing assumes 32
+])
+def test_an_encoder_pretrained_on_one_offline_dataset_transfers_to_the_other(
+        tmp_path, monkeypatch, pretrained, source, digits_size):
+    """Cross-domain few-shot: the record names both datasets, and the source is read at the
+    resolution (and normalised with the statistics) of the encoder's pretraining dataset."""
+    import dataclasses
+
+    from repro.data import get_spec, registry
+    from repro.results import read_record
+
+    if digits_size is not None:
+        monkeypatch.setitem(registry.DATASETS, "digits",
+                            dataclasses.replace(get_spec("digits"), image_size=digits_size))
+    size = get_spec(pretrained).image_size
+    ckpt = _checkpoint(tmp_path / "checkpoint.pt", dataset=pretrained)
+    out = tmp_path / "result.json"
+    assert main(["--checkpoint", str(ckpt), "--source", source, "--episodes", "4", "--out",
+                 str(out), "--no-progress", "--max-per-class", "20", "--device", "cpu"]) == 0
+    record = read_record(out)
+    assert (record["dataset"], record["eval_dataset"]) == (pretrained, source)
+    extra = record["extra"]
+    assert extra["source"] == source and extra["episodes"] == 4
+    assert extra["data"] == {"source": source, "backend": "repro.data", "split": "test"}
+    assert (extra["pool_size"], extra["pool_classes"]) == (200, 10)
+    assert 5 <= extra["way_range"][0] <= extra["way_range"][1] <= 10
+    assert extra["preprocessing"]["image_size"] == size == record["config"]["fewshot"][
+        "image_size"]
+    assert extra["preprocessing"]["stats_from"] == pretrained
+
+
+def test_raw_pixels_of_the_other_offline_dataset_classify_far_above_chance(tmp_path):
+    """The transfer path end to end with an encoder whose features are the (normalised) pixels:
+    digits episodes for a shapes checkpoint, at shapes' resolution, well above chance (at most
+    20%: every episode has 5 or more ways), so images and labels stay paired."""
+    from repro.data import get_spec
+    from transfer.fewshot.evaluate import evaluate
+
+    ckpt = _checkpoint(tmp_path / "checkpoint.pt", dataset="shapes")
+    record = evaluate(ckpt, "digits", tmp_path / "result.json", episodes=5, max_per_class=20,
+                      device="cpu", encoder=lambda x: x.flatten(1), progress=False)
+    assert record["extra"]["feature_dim"] == 3 * get_spec("shapes").image_size ** 2
+    assert record["extra"]["way_range"][0] >= 5
+    assert record["metrics"]["accuracy_centroid"] > 50.0
+    assert record["metrics"]["accuracy_logreg"] > 50.0
+
+
 def test_fewshot_record_names_the_device_its_features_were_computed_on(tmp_path):
     from repro.results import read_record
 

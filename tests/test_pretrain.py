@@ -38,9 +38,9 @@ def _losses(path):
         return [(r["epoch"], r["step"], r["loss"], r["w_l"]) for r in csv.DictReader(fh)]
 
 
-@pytest.mark.parametrize("model", ["ir", "moco"])
-def test_resume_after_interruption_reaches_the_same_result(tmp_path, model):
-    spec = run_spec(_config(), model, "ring", "shapes", 0)
+@pytest.mark.parametrize("model,augment", [("ir", "pil"), ("moco", "pil"), ("moco", "batch")])
+def test_resume_after_interruption_reaches_the_same_result(tmp_path, model, augment):
+    spec = run_spec(_config(augment=augment), model, "ring", "shapes", 0)
     straight = train(spec, tmp_path / "straight", progress_bar=False)
     assert train(spec, tmp_path / "split", progress_bar=False, stop_after_epoch=1) == {}
     assert not (tmp_path / "split" / "checkpoint.pt").exists()
@@ -51,6 +51,47 @@ def test_resume_after_interruption_reaches_the_same_result(tmp_path, model):
     b = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=False)["model"]
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _weights(path):
+    return torch.load(path / "checkpoint.pt", weights_only=False)["model"]
+
+
+def test_batch_augmented_run_trains_deterministically_and_differs_from_the_pil_run(tmp_path):
+    """pretrain.augment: batch trains (a finite loss at every step), two runs give
+    identical logs and weights, and the views differ from the PIL path's."""
+    spec = run_spec(_config(augment="batch", epochs=2), "simclr", "uniform", "digits", 0)
+    first = train(spec, tmp_path / "a", progress_bar=False)
+    second = train(spec, tmp_path / "b", progress_bar=False)
+    losses = [float(r[2]) for r in _losses(tmp_path / "a" / "log.csv")]
+    assert len(losses) == 2 * (64 // 16) and all(torch.isfinite(torch.tensor(losses)))
+    assert first["metrics"] == second["metrics"]
+    assert _losses(tmp_path / "a" / "log.csv") == _losses(tmp_path / "b" / "log.csv")
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    pil = run_spec(_config(augment="pil", epochs=2), "simclr", "uniform", "digits", 0)
+    train(pil, tmp_path / "pil", progress_bar=False)
+    assert _losses(tmp_path / "pil" / "log.csv") != _losses(tmp_path / "a" / "log.csv")
+    c = _weights(tmp_path / "pil")
+    assert a.keys() == c.keys() and not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_augment_is_part_of_the_run_identity_and_checked_by_the_schema():
+    from repro.config import run_identity, validate_config
+    from repro.results import config_hash
+
+    hashes = {aug: config_hash(run_identity(run_spec(_config(**kw), "ir", "ring", "shapes", 0)))
+              for aug, kw in (("absent", {}), ("pil", {"augment": "pil"}),
+                              ("batch", {"augment": "batch"}))}
+    assert hashes["batch"] != hashes["pil"] and hashes["batch"] != hashes["absent"]
+    validate_config(_config(augment="batch"))
+    config = _config(augment="batch")
+    config["pretrain"]["per_dataset"] = {"imagenet": {"augment": "pil"}}
+    validate_config(config)
+    assert "augment" not in validate_config(_config())["pretrain"]  # no default filled in:
+    # configs without the key keep the run identities (and checkpoints) they had
+    with pytest.raises(ValueError, match=r"pretrain\.augment"):
+        validate_config(_config(augment="gpu"))
 
 
 def test_a_resumed_run_keeps_its_whole_log_when_log_csv_was_deleted(tmp_path):

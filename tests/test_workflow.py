@@ -20,15 +20,17 @@ def _snakemake(*args, cwd=ROOT, check=True):
     return proc
 
 
-def test_default_dry_run_lists_the_whole_dag_of_72_jobs(tmp_path):
+def test_default_dry_run_lists_the_whole_dag_of_197_jobs(tmp_path):
     proc = _snakemake("-n", "--config", f"results_dir={tmp_path}")
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, flags=re.M))
-    # 4 models x 4 samplers pretrained; linear eval of those and of 4 untrained networks;
-    # few-shot of every pair; detection: 2 runs x 3 tasks
+    # (dataset, model) pairs: 4 models on shapes + 3 on digits (CMC needs colour) = 7;
+    # x 2 samplers x 3 seeds pretrained; linear eval of those and of 7 x 3 untrained networks;
+    # few-shot of every pretrained run on the other dataset; detection: 2 runs x 3 tasks x
+    # 3 seeds on shapes encoders; the claims table
     assert {k: int(counts[k]) for k in ("pretrain", "untrained", "linear_eval", "fewshot",
-                                         "detection", "toy", "total")} == {
-        "pretrain": 16, "untrained": 4, "linear_eval": 20, "fewshot": 16, "detection": 6,
-        "toy": 1, "total": 72}
+                                         "detection", "toy", "claims", "total")} == {
+        "pretrain": 42, "untrained": 21, "linear_eval": 63, "fewshot": 42, "detection": 18,
+        "toy": 1, "claims": 1, "total": 197}
 
 
 def test_bad_config_is_refused_with_a_clear_message(tmp_path):
@@ -82,6 +84,34 @@ def test_dry_run_names_missing_few_shot_sources_and_detection_data(tmp_path):
     assert "voc_det" not in output.split("WARNING")[-1]  # not a configured task
 
 
+def _fewshot_jobs(tmp_path, fewshot: str, datasets: str = "[shapes, digits]"):
+    """``(source, pretraining dataset)`` of every few-shot job a dry run plans for a one-run
+    grid (moco-uniform) with ``fewshot: {fewshot}``, and the dry run's output."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    config = tmp_path / "fewshot.yaml"
+    config.write_text(
+        "models: {moco: {queue_size: 64}}\nsamplers: {uniform: {name: uniform}}\n"
+        f"pretrain: {{datasets: {datasets}}}\nlinear_eval: {{untrained: false}}\n"
+        "detection: {tasks: [], runs: null}\n"
+        f"fewshot: {{runs: null, datasets: {datasets}, {fewshot}}}\n")
+    results = tmp_path / "results"
+    proc = _snakemake("-n", "--configfile", str(config), "--config", f"results_dir={results}")
+    jobs = re.findall(rf"output: {re.escape(str(results))}/fewshot/(\w+)/(\w+)/moco-uniform/"
+                      r"seed0/result\.json", proc.stdout)
+    return sorted(jobs), proc.stdout + proc.stderr
+
+
+def test_fewshot_in_domain_false_plans_exactly_the_cross_dataset_pairs(tmp_path):
+    cross, _ = _fewshot_jobs(tmp_path / "cross", "sources: [shapes, digits], in_domain: false")
+    assert cross == [("digits", "shapes"), ("shapes", "digits")]  # (source, pretrained on)
+    every, _ = _fewshot_jobs(tmp_path / "every", "sources: [shapes, digits], in_domain: true")
+    assert every == [("digits", "digits"), ("digits", "shapes"), ("shapes", "digits"),
+                     ("shapes", "shapes")]
+    none, output = _fewshot_jobs(tmp_path / "none", "sources: [shapes], in_domain: false",
+                                 datasets="[shapes]")
+    assert none == [] and "fewshot.in_domain is false" in output
+
+
 def test_a_configfile_replaces_the_default_model_and_sampler_grids(tmp_path):
     """Snakemake merges --configfile into the default key by key; the model and sampler grids
     must be replaced instead, or the paper run would inherit the default's extra samplers."""
@@ -106,6 +136,7 @@ def test_default_workflow_end_to_end_writes_every_table_and_figure(tmp_path):
 
     config = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
     config["results_dir"] = str(tmp_path / "results")
+    config["seeds"] = [0]
     config["models"] = {"moco": config["models"]["moco"], "ir": config["models"]["ir"]}
     config["samplers"] = {k: config["samplers"][k] for k in ("uniform", "ring")}
     config["pretrain"].update(epochs=1, batch_size=64, subset=256)
@@ -121,14 +152,20 @@ def test_default_workflow_end_to_end_writes_every_table_and_figure(tmp_path):
     _snakemake("--cores", "2", "--configfile", str(configfile))
 
     results = tmp_path / "results"
-    # 2 models x 2 samplers, plus each model untrained (linear_eval.untrained in the default)
-    assert len(list((results / "pretrain").glob("*/*/seed0/checkpoint.pt"))) == 6
-    assert len(list((results / "linear_eval").glob("*/*/seed0/result.json"))) == 6
-    assert len(list((results / "fewshot").rglob("result.json"))) == 4
+    # 2 datasets x 2 models x 2 samplers, plus each model untrained (linear_eval.untrained)
+    assert config["pretrain"]["datasets"] == ["shapes", "digits"]
+    assert len(list((results / "pretrain").glob("*/*/seed0/checkpoint.pt"))) == 12
+    assert len(list((results / "linear_eval").glob("*/*/seed0/result.json"))) == 12
+    # few-shot: each pretrained encoder on the other dataset only (fewshot.in_domain: false)
+    fewshot = sorted(p.relative_to(results / "fewshot").parts[:2]
+                     for p in (results / "fewshot").rglob("result.json"))
+    assert fewshot == [("digits", "shapes")] * 4 + [("shapes", "digits")] * 4
     assert len(list((results / "detection").rglob("result.json"))) == 1
     table1 = (tmp_path / "tables" / "table1_linear_eval.md").read_text()
     assert "MoCo + Ring" in table1 and "IR" in table1 and "(n=1)" in table1
     assert "MoCo, untrained" in table1
+    claims = (tmp_path / "tables" / "claims.md").read_text()
+    assert "inconclusive" in claims and "n=1" in claims  # one seed: no interval, no verdict
     for stem in ("table2_fewshot", "table3_detection"):
         for ext in ("md", "tex", "csv"):
             assert (tmp_path / "tables" / f"{stem}.{ext}").stat().st_size > 0

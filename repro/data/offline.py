@@ -1,11 +1,19 @@
 """The offline datasets of the embedded default: real digits and generated shapes.
 
+Both are 16 x 16 RGB (``repro.data.registry`` declares each size once): small enough that the
+default's pretraining grid fits minutes on a CPU, large enough that every class stays legible.
+
 ``digits``: scikit-learn's ``load_digits`` (1,797 real 8 x 8 handwritten digits, 10 classes),
-upscaled to 32 x 32 RGB (bilinear), split 80/20 stratified with a fixed seed (1,437 / 360).
+upscaled (bilinear) to the registry's size, grey replicated to RGB, split 80/20 stratified with
+a fixed seed (1,438 / 359). Grey has a consequence for CMC, whose two views are the L and ab
+channels of Lab: the ab view of a grey image is zero everywhere, so on digits CMC's ab encoder
+sees no input and its contrast has nothing to learn from. (Colouring the digits does not help:
+one colour pair for every image leaves the random network at 95% linear-eval top-1, and a random
+pair per image hands every contrastive model a colour shortcut: MoCo fell from 95% to 53%.)
 
 ``shapes``: 10 shape classes (:data:`SHAPE_CLASSES`) drawn at a random position, size,
-rotation and colour on a noisy background, 32 x 32 RGB; 2,000 train / 500 test, class-balanced,
-generated deterministically from a fixed seed in well under a second.
+rotation and colour on a noisy background; 2,000 train / 500 test, class-balanced, generated
+deterministically from a fixed seed in well under a second.
 """
 
 from __future__ import annotations
@@ -16,7 +24,8 @@ import numpy as np
 
 from repro.data.arrays import ArrayDataset
 
-__all__ = ["SHAPE_CLASSES", "digits", "shapes", "make_shapes", "make_digits"]
+__all__ = ["SHAPE_CLASSES", "digits", "shapes", "make_shapes", "make_digits",
+           "load_digits_arrays", "stratified_split"]
 
 SHAPE_CLASSES = ["disk", "square", "triangle", "plus", "diamond", "ring", "frame", "cross",
                  "half_disk", "two_dots"]
@@ -86,7 +95,10 @@ def make_shapes(n: int, seed: int, size: int = 32) -> tuple[np.ndarray, np.ndarr
 
 @lru_cache(maxsize=None)
 def _shapes_arrays(split: str) -> tuple[np.ndarray, np.ndarray]:
-    images, labels = make_shapes(_SHAPES_SIZE[split], _SHAPES_SEED[split])
+    from repro.data.registry import get_spec
+
+    images, labels = make_shapes(_SHAPES_SIZE[split], _SHAPES_SEED[split],
+                                 size=get_spec("shapes").image_size)
     images.setflags(write=False)
     return images, labels
 
@@ -97,28 +109,63 @@ def shapes(split: str) -> ArrayDataset:
     return ArrayDataset(images, labels, SHAPE_CLASSES)
 
 
-@lru_cache(maxsize=None)
-def make_digits(size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """All 1,797 scikit-learn digits as ``(N, size, size, 3)`` uint8 and ``(N,)`` labels."""
-    from PIL import Image
+def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits: ``(1797, 8, 8)`` float images in 0..16 and ``(1797,)`` labels.
+
+    Read from the ``digits.csv.gz`` that scikit-learn ships (what ``load_digits`` reads)
+    without importing scikit-learn, which costs every job that reads digits a second or two;
+    ``load_digits`` itself where that file is not found.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    found = importlib.util.find_spec("sklearn")
+    roots = list(found.submodule_search_locations or []) if found else []
+    for root in roots:
+        path = Path(root) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            table = np.loadtxt(path, delimiter=",")
+            return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    small = np.clip(bunch.images * (255.0 / 16.0) + 0.5, 0, 255).astype(np.uint8)
+    return bunch.images, bunch.target.astype(np.int64)
+
+
+def stratified_split(labels: np.ndarray, test_fraction: float, seed: int,
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted ``(train, test)`` indices: ``round(test_fraction * n_c)`` random items of each
+    class ``c`` (``n_c`` items) go to test, drawn from ``seed``."""
+    rng = np.random.default_rng(seed)
+    test = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        test.append(rng.permutation(members)[:int(round(test_fraction * len(members)))])
+    test_idx = np.sort(np.concatenate(test))
+    return np.setdiff1d(np.arange(len(labels)), test_idx), test_idx
+
+
+@lru_cache(maxsize=None)
+def make_digits(size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """All 1,797 scikit-learn digits as ``(N, size, size, 3)`` uint8 and ``(N,)`` labels."""
+    from PIL import Image
+
+    pixels, targets = load_digits_arrays()
+    small = np.clip(pixels * (255.0 / 16.0) + 0.5, 0, 255).astype(np.uint8)
     big = np.stack([np.asarray(Image.fromarray(im, mode="L").resize((size, size),
                                                                       Image.BILINEAR))
                     for im in small])
     images = np.repeat(big[..., None], 3, axis=3)
     images.setflags(write=False)
-    return images, bunch.target.astype(np.int64)
+    return images, targets
 
 
 def digits(split: str) -> ArrayDataset:
-    """scikit-learn digits, 80/20 stratified split with ``random_state=0`` (1,437 / 360)."""
-    from sklearn.model_selection import train_test_split
+    """scikit-learn digits, 80/20 split stratified by class (:func:`stratified_split`, seed 0;
+    1,438 / 359)."""
+    from repro.data.registry import get_spec
 
-    images, labels = make_digits()
-    train_idx, test_idx = train_test_split(np.arange(len(labels)), test_size=0.2,
-                                           stratify=labels, random_state=0)
-    idx = np.sort(train_idx if split == "train" else test_idx)
+    images, labels = make_digits(get_spec("digits").image_size)
+    train_idx, test_idx = stratified_split(labels, 0.2, seed=0)
+    idx = train_idx if split == "train" else test_idx
     return ArrayDataset(images[idx], labels[idx], [str(d) for d in range(10)])

@@ -1,6 +1,7 @@
 """Tables and figures of the paper from result records (no training).
 
     python -m repro.report tables  --results results --out tables
+    python -m repro.report tables  --results results --out tables --only claims
     python -m repro.report figures --results results --out figures
 """
 
@@ -9,9 +10,13 @@ from repro.report.reported import load_reported
 from repro.report.stats import Summary, format_delta, format_summary, summarize, t_ci95
 from repro.report.tables import TABLES, TableSpec, comparison_frame, wide_frame, write_table
 
+CLAIMS = "claims"  # --only name of the claims table (repro.report.claims)
+TABLE_NAMES = (*TABLES, CLAIMS)  # what `tables --only` accepts
+
 __all__ = [
     "FIGURES",
     "TABLES",
+    "TABLE_NAMES",
     "Summary",
     "TableSpec",
     "comparison_frame",
@@ -27,17 +32,23 @@ __all__ = [
 ]
 
 
-def make_tables(results, out_dir, reported_dir="tables/reported", only=None):
-    """Write Tables 1-3 (or those named in ``only``: ``table1``, ``table2``, ``table3``) from
-    the records under ``results``; returns the written paths."""
+def make_tables(results, out_dir, reported_dir="tables/reported", only=None, *,
+                baseline="uniform", treatment="ring"):
+    """Write Tables 1-3 and the claims table (or those named in ``only``: ``table1``,
+    ``table2``, ``table3``, ``claims``) from the records under ``results``; returns the written
+    paths. ``baseline`` / ``treatment``: the sampler labels the claims table compares."""
     from pathlib import Path
 
+    from repro.report.claims import (CLAIMS_STEM, CLAIMS_TITLE, claims_frame, claims_notes,
+                                     claims_wide)
+    from repro.report.reported import CLAIMS_CSV, load_claims
+    from repro.report.tables import write_files
     from repro.results import load_records
 
-    names = list(only or TABLES)
-    unknown = [n for n in names if n not in TABLES]
+    names = list(only or TABLE_NAMES)
+    unknown = [n for n in names if n not in TABLE_NAMES]
     if unknown:
-        raise ValueError(f"unknown table(s) {unknown}; choose from {list(TABLES)}")
+        raise ValueError(f"unknown table(s) {unknown}; choose from {list(TABLE_NAMES)}")
     results = Path(results)
     if not results.is_dir():
         raise FileNotFoundError(f"no results folder at {results}: run the workflow first "
@@ -45,6 +56,14 @@ def make_tables(results, out_dir, reported_dir="tables/reported", only=None):
     records = load_records(results)
     paths = []
     for name in names:
+        if name == CLAIMS:
+            claims_file = Path(reported_dir) / CLAIMS_CSV
+            claims = load_claims(claims_file)
+            tidy = claims_frame(records, claims, baseline, treatment)
+            notes = claims_notes(tidy, claims, baseline, treatment, records, str(claims_file))
+            paths += write_files(tidy, claims_wide(tidy), CLAIMS_TITLE, notes, out_dir,
+                                 CLAIMS_STEM)
+            continue
         spec = TABLES[name]
         reported = load_reported(Path(reported_dir) / spec.reported_csv)
         paths += write_table(records, reported, spec, out_dir)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Optional
 
-from repro.report import FIGURES, TABLES, make_figures, make_tables
+from repro.report import FIGURES, TABLE_NAMES, make_figures, make_tables
 
 
 def _subcommand(sub, name: str, choices, description: str) -> argparse.ArgumentParser:
@@ -27,12 +27,18 @@ def main(argv: Optional[list[str]] = None) -> int:
                     "trains anything.")
     sub = parser.add_subparsers(dest="what", required=True, metavar="{tables,figures}")
     tables = _subcommand(
-        sub, "tables", TABLES,
+        sub, "tables", TABLE_NAMES,
         "Table 1 (linear evaluation), 2 (few-shot) and 3 (detection) as .md, .tex and .csv: "
         "our runs as mean +- 95% CI over seeds per config scale, beside the paper's reported "
-        "numbers and their difference.")
+        "numbers and their difference; and the claims table (claims.*): each of the paper's "
+        "claims (claims.csv) against the paired seed differences treatment - baseline, with a "
+        "verdict.")
     tables.add_argument("--reported", default="tables/reported",
-                        help="folder of the paper's numbers (table*.csv)")
+                        help="folder of the paper's numbers (table*.csv) and claims (claims.csv)")
+    tables.add_argument("--baseline", default="uniform",
+                        help="sampler label of the claims table's baseline")
+    tables.add_argument("--treatment", default="ring",
+                        help="sampler label of the claims table's treatment")
     figures = _subcommand(
         sub, "figures", FIGURES,
         "Loss curves, annealing schedules and their effect, the Gaussian toy's bias and "
@@ -47,7 +53,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.what == "tables":
-            paths = make_tables(args.results, args.out, args.reported, args.only)
+            paths = make_tables(args.results, args.out, args.reported, args.only,
+                                baseline=args.baseline, treatment=args.treatment)
         else:
             paths = make_figures(args.results, args.out, args.only,
                                  anneal={"w_l": args.w_l, "w_l_start": args.w_l_start,

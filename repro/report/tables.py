@@ -48,6 +48,7 @@ __all__ = [
     "render_markdown",
     "latex_caption",
     "render_latex",
+    "write_files",
     "write_table",
 ]
 
@@ -65,6 +66,10 @@ DETECTION_METRIC_ORDER = ("bbox_AP", "bbox_AP50", "bbox_AP75", "segm_AP", "segm_
 NO_PAPER = "n/a (no paper number)"
 NOT_TRANSCRIBED = "not transcribed"
 CSV_DECIMALS = 4  # the tidy CSV's numbers are rounded to this many places (no float noise)
+# Few-shot rows whose source is the pretraining dataset (said after the source's name).
+IN_DOMAIN_NOTE = ("the source is the encoder's own pretraining data (its test split, the same "
+                  "classes), so these rows measure in-domain few-shot classification, not "
+                  "transfer")
 
 
 @dataclass(frozen=True)
@@ -260,9 +265,7 @@ def _budget_notes(frame, spec: TableSpec) -> list[str]:
     if spec.stage == "fewshot":
         same = sorted({t for t, d in zip(frame["task"], frame["pretrained_on"]) if t == d})
         if same:
-            notes.append(f"{', '.join(same)}: the source is the encoder's own pretraining "
-                         "data (its test split, the same classes), so these rows measure "
-                         "in-domain few-shot classification, not transfer.")
+            notes.append(f"{', '.join(same)}: {IN_DOMAIN_NOTE}.")
     if spec.stage == "detection":
         budgets: dict[tuple, set] = {}
         for _, row in frame.iterrows():
@@ -598,19 +601,25 @@ def render_latex(wide, title: str, notes: Sequence[str]) -> str:
             "\\end{table}\n")
 
 
+def write_files(tidy, wide, title: str, notes: Sequence[str], out_dir: str | os.PathLike,
+                stem: str) -> list[Path]:
+    """Write ``<out_dir>/<stem>.md`` and ``.tex`` (``wide`` with ``title`` and ``notes``, see
+    :func:`render_markdown`, :func:`render_latex`) and ``<stem>.csv`` (``tidy``, numbers
+    rounded to :data:`CSV_DECIMALS` places); returns the three paths."""
+    from repro.io import atomic_write, atomic_write_text
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{stem}.{ext}" for ext in ("md", "tex", "csv")]
+    atomic_write_text(paths[0], render_markdown(wide, title, notes))
+    atomic_write_text(paths[1], render_latex(wide, title, notes))
+    atomic_write(paths[2], lambda tmp: tidy.round(CSV_DECIMALS).to_csv(tmp, index=False))
+    return paths
+
+
 def write_table(records, reported, spec: TableSpec, out_dir: str | os.PathLike) -> list[Path]:
     """Write ``<out_dir>/<spec.name>.{md,tex,csv}`` (CSV numbers rounded to
     :data:`CSV_DECIMALS` places); returns the paths."""
-    from repro.io import atomic_write, atomic_write_text
-
     tidy = comparison_frame(records, reported, spec)
-    wide = wide_frame(tidy, spec)
-    notes = _notes(tidy, reported, spec, records)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{spec.name}.{ext}" for ext in ("md", "tex", "csv")]
-    md, tex = render_markdown(wide, spec.title, notes), render_latex(wide, spec.title, notes)
-    atomic_write_text(paths[0], md)
-    atomic_write_text(paths[1], tex)
-    atomic_write(paths[2], lambda tmp: tidy.round(CSV_DECIMALS).to_csv(tmp, index=False))
-    return paths
+    return write_files(tidy, wide_frame(tidy, spec), spec.title,
+                       _notes(tidy, reported, spec, records), out_dir, spec.name)

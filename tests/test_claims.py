@@ -1,0 +1,377 @@
+"""The claims table (repro.report.claims): paired seed differences, their CI and verdicts.
+
+Expected values are computed here independently (scipy.stats on the differences written into
+the synthetic records), never with the module's own helpers.
+"""
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from scipy import stats
+
+from repro.report import make_tables
+from repro.report.__main__ import main as report_main
+from repro.report.claims import (CONTRADICTED, INCONCLUSIVE, LARGER, NOT_CLAIMED, SUPPORTED,
+                                 claim_frame, claim_verdict, claims_frame, claims_wide,
+                                 direction_verdict, paired_differences, range_verdict)
+from repro.report.reported import CLAIMS_COLUMNS, load_claims
+from repro.results import load_records, make_record, write_record
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORTED = ROOT / "tables" / "reported"
+CLAIMS = {c.claim_id: c for c in load_claims(REPORTED / "claims.csv")}
+LINEAR, FEWSHOT, DETECTION = (CLAIMS["linear_eval_gain"], CLAIMS["fewshot_transfer"],
+                              CLAIMS["detection_transfer"])
+
+
+def _record(root, stage, model, sampler, seed, metrics, *, dataset="cifar10", eval_dataset=None,
+            scale="default", epochs=10, extra=None):
+    """A record whose config names its sampler (as the workflow's do), so the two arms of a
+    comparison have different setup hashes; ``epochs`` makes a different experiment."""
+    config = {"pretrain": {"model": model, "sampler_label": sampler, "sampler": {"name": sampler},
+                           "dataset": dataset, "seed": seed, "scale": scale, "epochs": epochs},
+              stage: {"seed": seed}}
+    record = make_record(stage=stage, model=model, sampler=sampler, dataset=dataset, seed=seed,
+                         metrics=metrics, scale=scale, config=config, wall_time_s=1.0,
+                         sampler_params={"name": sampler}, eval_dataset=eval_dataset,
+                         extra=extra)
+    where = (extra or {}).get("task") or eval_dataset or dataset
+    folder = root / stage / where / dataset / f"{model}-{sampler}-{scale}-e{epochs}" / f"s{seed}"
+    write_record(folder / "result.json", record)
+
+
+def _linear(root, model, values, *, dataset="cifar10", eval_dataset=None, scale="default",
+            epochs=10):
+    """Linear-eval records: ``values`` maps sampler -> {seed: top1}."""
+    for sampler, per_seed in values.items():
+        for seed, top1 in per_seed.items():
+            _record(root, "linear_eval", model, sampler, seed, {"top1": top1}, dataset=dataset,
+                    eval_dataset=eval_dataset, scale=scale, epochs=epochs)
+
+
+def _arms(baseline, diffs):
+    """{uniform: baseline per seed, ring: baseline + diff per seed} for seeds 0, 1, ..."""
+    return {"uniform": dict(enumerate(baseline)),
+            "ring": {s: b + d for s, (b, d) in enumerate(zip(baseline, diffs))}}
+
+
+def _scipy_ci(diffs):
+    """95% t interval of the mean of ``diffs``, by scipy."""
+    diffs = pd.Series(diffs, dtype=float)
+    return stats.t.interval(0.95, len(diffs) - 1, loc=diffs.mean(), scale=stats.sem(diffs))
+
+
+def _one(frame, **match):
+    rows = frame
+    for key, value in match.items():
+        rows = rows[rows[key] == value]
+    assert len(rows) == 1, rows
+    return rows.iloc[0]
+
+
+# ---- the claims as data ------------------------------------------------------------------
+
+
+def test_committed_claims_csv_holds_the_abstract_claims_with_their_source():
+    frame = pd.read_csv(REPORTED / "claims.csv", dtype=str, keep_default_na=False)
+    assert tuple(frame.columns) == CLAIMS_COLUMNS
+    assert (LINEAR.stage, LINEAR.metric, LINEAR.models, LINEAR.low, LINEAR.high,
+            LINEAR.direction) == ("linear_eval", "top1", ("ir", "cmc", "moco"), 2.0, 5.0, "+")
+    assert "improves accuracy by 2-5% points in each case, measured by linear evaluation on " \
+        "four standard image datasets" in LINEAR.quote
+    assert "Meta-Dataset" in FEWSHOT.quote and "keypoint detection" in DETECTION.quote
+    assert all(c.source == "abstract, arXiv:2010.02037v1 (ICLR 2021)" and c.wording == "verbatim"
+               for c in CLAIMS.values())
+    for claim, stage in ((FEWSHOT, "fewshot"), (DETECTION, "detection")):
+        assert (claim.stage, claim.direction, claim.low, claim.high) == (stage, "+", None, None)
+    assert FEWSHOT.metric == "accuracy"
+    assert [DETECTION.metric_for(t) for t in ("voc_det", "coco_mask", "coco_kpt", "other")] == [
+        "bbox_AP", "segm_AP", "keypoints_AP", None]
+
+
+@pytest.mark.parametrize("row, message", [
+    ("x,linear_eval,top1,ir,5,2,+,q,s,verbatim", "low <= high"),
+    ("x,linear_eval,top1,ir,2,,+,q,s,verbatim", "low <= high"),
+    ("x,linear_eval,top1,ir,2,5,up,q,s,verbatim", "direction"),
+    ("x,linear_eval,top1,ir,2,5,+,,s,verbatim", "quote and source"),
+])
+def test_a_malformed_claim_is_refused_naming_the_line(tmp_path, row, message):
+    path = tmp_path / "claims.csv"
+    path.write_text(",".join(CLAIMS_COLUMNS) + "\n" + row + "\n")
+    with pytest.raises(ValueError, match=message):
+        load_claims(path)
+
+
+# ---- verdict rules -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("interval, verdict", [
+    ((5.01, 6.0), LARGER),          # entirely above high
+    ((5.0, 6.0), SUPPORTED),        # touches high: overlaps
+    ((4.0, 6.0), SUPPORTED),        # straddles high, above 0
+    ((1.0, 2.5), SUPPORTED),        # straddles low, above 0
+    ((2.5, 4.0), SUPPORTED),        # inside
+    ((0.5, 2.0), SUPPORTED),        # touches low
+    ((0.5, 1.5), CONTRADICTED),     # above 0 but entirely below low
+    ((-1.0, 1.0), CONTRADICTED),    # entirely below low (and includes 0)
+    ((-3.0, -1.0), CONTRADICTED),   # below 0
+    ((-1.2, 3.4), INCONCLUSIVE),    # includes 0, reaches the range
+    ((0.0, 3.0), INCONCLUSIVE),     # not above 0
+    ((-0.5, 6.0), INCONCLUSIVE),    # includes 0 and the whole range
+])
+def test_range_verdict_at_each_boundary(interval, verdict):
+    got, reason = range_verdict(interval, 2.0, 5.0)
+    assert got == verdict
+    if verdict == INCONCLUSIVE:
+        assert "includes 0" in reason
+
+
+@pytest.mark.parametrize("interval, verdict", [
+    ((0.1, 2.0), SUPPORTED), ((-2.0, -0.1), CONTRADICTED), ((-0.1, 2.0), INCONCLUSIVE),
+    ((0.0, 2.0), INCONCLUSIVE)])
+def test_direction_verdict(interval, verdict):
+    assert direction_verdict(interval)[0] == verdict
+
+
+def test_a_claim_of_direction_minus_is_judged_on_baseline_minus_treatment():
+    claim = dataclasses.replace(LINEAR, direction="-")
+    drop = paired_differences({0: 50.0, 1: 52.0, 2: 51.0}, {0: 47.0, 1: 48.5, 2: 48.5})
+    assert drop.mean == pytest.approx(-3.0)
+    verdict, reason = claim_verdict(drop, claim)
+    assert verdict == SUPPORTED and reason.startswith("baseline − treatment")
+    assert claim_verdict(drop, LINEAR)[0] == CONTRADICTED
+
+
+# ---- linear evaluation: pairing, CI, verdicts ------------------------------------------------
+
+
+def test_pairing_is_by_seed_and_a_seed_run_with_one_sampler_only_is_dropped(tmp_path):
+    values = _arms([70.0, 80.0, 90.0], [3.0, 3.5, 2.5])
+    values["ring"][3] = 99.0  # no uniform run of seed 3
+    values["uniform"][4] = 10.0  # no ring run of seed 4
+    _linear(tmp_path, "ir", values)
+    row = _one(claim_frame(load_records(tmp_path), LINEAR))
+    assert (row["n_pairs"], row["seeds"], row["unpaired_seeds"]) == (3, "0;1;2", "3;4")
+    assert row["diff_mean"] == pytest.approx(3.0)
+    assert (row["baseline_mean"], row["treatment_mean"]) == (pytest.approx(80.0),
+                                                             pytest.approx(83.0))
+
+
+def test_ci_is_the_t_interval_of_the_paired_differences_not_of_the_two_means(tmp_path):
+    baseline, diffs = [70.0, 80.0, 90.0], [3.0, 3.5, 2.5]
+    values = _arms(baseline, diffs)
+    _linear(tmp_path, "ir", values)
+    row = _one(claim_frame(load_records(tmp_path), LINEAR))
+    low, high = _scipy_ci(diffs)
+    assert (row["ci_low"], row["ci_high"]) == (pytest.approx(low), pytest.approx(high))
+    assert row["verdict"] == SUPPORTED  # [1.76, 4.24]
+    # Unpaired, the seed-to-seed spread of the baseline swamps the difference: Welch's interval
+    # of the difference of means includes 0, so treating the arms as independent would change
+    # both the interval and the verdict.
+    welch = stats.ttest_ind(list(values["ring"].values()), baseline,
+                            equal_var=False).confidence_interval(0.95)
+    assert welch.low < 0 < welch.high
+    assert row["ci_low"] > 0 and row["ci_low"] != pytest.approx(welch.low)
+
+
+def test_each_verdict_from_records(tmp_path):
+    cases = {  # eval dataset -> (per-seed differences, verdict)
+        "above": ([6.0, 6.5, 7.0], LARGER),
+        "inside": ([3.0, 3.5, 2.5], SUPPORTED),
+        "small": ([1.0, 1.2, 0.8], CONTRADICTED),  # CI in (0, 2)
+        "zero": ([-1.0, 3.0, 1.0], INCONCLUSIVE),  # CI includes 0
+        "single": ([3.0], INCONCLUSIVE),
+    }
+    for name, (diffs, _) in cases.items():
+        _linear(tmp_path, "moco", _arms([50.0 + 5 * i for i in range(len(diffs))], diffs),
+                dataset=name)
+    frame = claim_frame(load_records(tmp_path), LINEAR)
+    for name, (diffs, verdict) in cases.items():
+        row = _one(frame, task=name)
+        assert row["verdict"] == verdict, (name, row["reason"])
+        assert row["n_pairs"] == len(diffs)
+        if len(diffs) > 1:
+            low, high = _scipy_ci(diffs)
+            assert (row["ci_low"], row["ci_high"]) == (pytest.approx(low), pytest.approx(high))
+    assert "includes 0" in _one(frame, task="zero")["reason"]
+    assert _one(frame, task="single")["reason"] == "n=1: no interval"
+    assert pd.isna(_one(frame, task="single")["ci_low"])
+
+
+def test_records_of_two_configurations_are_never_mixed(tmp_path):
+    long_run = ([60.0, 62.0, 64.0], [3.0, 4.0, 3.5])
+    short_run = ([20.0, 30.0, 25.0], [-1.0, 0.5, 1.0])
+    _linear(tmp_path, "ir", _arms(*long_run), epochs=12)
+    _linear(tmp_path, "ir", _arms(*short_run), epochs=1)
+    # a ring run of a third configuration with no uniform partner, and vice versa
+    _linear(tmp_path, "ir", {"ring": {0: 99.0, 1: 98.0}}, epochs=7)
+    _linear(tmp_path, "ir", {"uniform": {0: 1.0}}, epochs=5)
+    frame = claim_frame(load_records(tmp_path), LINEAR)
+    paired = frame[frame["n_pairs"] > 0]
+    assert sorted(paired["n_pairs"]) == [3, 3]
+    got = sorted(zip(paired["diff_mean"], paired["ci_low"]))
+    want = sorted((sum(d) / 3, _scipy_ci(d)[0]) for _, d in (long_run, short_run))
+    assert got == [(pytest.approx(m), pytest.approx(lo)) for m, lo in want]
+    for _, row in paired.iterrows():  # each arm of a row holds one configuration
+        assert row["baseline_setup"] and row["treatment_setup"]
+    alone = frame[frame["n_pairs"] == 0]
+    assert len(alone) == 2 and (alone["verdict"] == INCONCLUSIVE).all()
+    assert all("only in other configurations" in r for r in alone["reason"])
+    assert len(frame) == 4 and set(frame["scale"]) == {"default"}
+
+
+def test_scale_is_a_column_and_each_scale_gets_its_own_row(tmp_path):
+    _linear(tmp_path, "cmc", _arms([50.0, 51.0], [3.0, 4.0]), scale="default")
+    _linear(tmp_path, "cmc", _arms([80.0, 81.0], [0.5, 0.7]), scale="paper")
+    frame = claim_frame(load_records(tmp_path), LINEAR)
+    default, paper = _one(frame, scale="default"), _one(frame, scale="paper")
+    assert (default["n_pairs"], default["diff_mean"]) == (2, pytest.approx(3.5))
+    assert (paper["n_pairs"], paper["diff_mean"]) == (2, pytest.approx(0.6))
+    wide = claims_wide(frame)
+    assert list(wide["scale"]) == ["default", "paper"]
+
+
+def test_a_model_the_claim_does_not_name_is_shown_as_not_claimed_with_its_interval(tmp_path):
+    diffs = [6.0, 6.5, 7.0]
+    _linear(tmp_path, "simclr", _arms([50.0, 55.0, 60.0], diffs))
+    row = _one(claim_frame(load_records(tmp_path), LINEAR), model="simclr")
+    assert (row["verdict"], row["rule_verdict"], row["claimed"]) == (NOT_CLAIMED, LARGER, False)
+    assert row["ci_low"] == pytest.approx(_scipy_ci(diffs)[0])
+    wide = claims_wide(claim_frame(load_records(tmp_path), LINEAR))
+    assert wide.iloc[0]["verdict"] == NOT_CLAIMED
+    assert wide.iloc[0]["95% CI of Δ"].startswith("[")
+
+
+def test_baseline_and_treatment_labels_are_arguments(tmp_path):
+    _linear(tmp_path, "ir", {"uniform": {0: 50.0, 1: 52.0}, "ring": {0: 60.0, 1: 61.0},
+                             "ring_50_99": {0: 51.0, 1: 53.5}})
+    records = load_records(tmp_path)
+    assert _one(claim_frame(records, LINEAR), model="ir")["diff_mean"] == pytest.approx(9.5)
+    other = _one(claim_frame(records, LINEAR, treatment="ring_50_99"), model="ir")
+    assert other["diff_mean"] == pytest.approx(1.25) and other["treatment"] == "ring_50_99"
+    with pytest.raises(ValueError, match="nothing to compare"):
+        claim_frame(records, LINEAR, baseline="ring", treatment="ring")
+
+
+# ---- transfer: direction-only claims -----------------------------------------------------
+
+
+def test_fewshot_direction_verdicts_and_in_domain_rows(tmp_path):
+    cases = {"omniglot": ([1.0, 1.5, 2.0], SUPPORTED), "aircraft": ([-2.0, -1.5, -1.0],
+                                                                     CONTRADICTED),
+             "dtd": ([-1.0, 2.0, 0.5], INCONCLUSIVE), "fungi": ([2.0], INCONCLUSIVE),
+             "shapes": ([1.0, 1.5, 2.0], NOT_CLAIMED)}  # the pretraining data: in-domain
+    for source, (diffs, _) in cases.items():
+        for sampler, per_seed in _arms([40.0 + i for i in range(len(diffs))], diffs).items():
+            for seed, acc in per_seed.items():
+                _record(tmp_path, "fewshot", "ir", sampler, seed, {"accuracy": acc},
+                        dataset="shapes", eval_dataset=source)
+    frame = claim_frame(load_records(tmp_path), FEWSHOT)
+    for source, (diffs, verdict) in cases.items():
+        row = _one(frame, task=source)
+        assert row["verdict"] == verdict, (source, row["reason"])
+        if len(diffs) > 1:
+            assert row["ci_low"] == pytest.approx(_scipy_ci(diffs)[0])
+    in_domain = _one(frame, task="shapes")
+    assert in_domain["in_domain"] and in_domain["rule_verdict"] == SUPPORTED
+    assert "in-domain" in in_domain["reason"]
+    evaluated = dict(zip(frame["task"], claims_wide(frame)["evaluated on"]))
+    assert evaluated["shapes"] == "shapes (in-domain)" and evaluated["omniglot"] == "omniglot"
+    assert _one(frame, task="fungi")["reason"] == "n=1: no interval"
+
+
+def test_detection_uses_each_tasks_headline_ap(tmp_path):
+    # task -> {sampler: metrics}; the other APs go the opposite way and must be ignored
+    runs = {"voc_det": ({"bbox_AP": 10.0, "bbox_AP50": 30.0}, {"bbox_AP": 12.0, "bbox_AP50": 20.0}),
+            "coco_mask": ({"bbox_AP": 20.0, "segm_AP": 15.0}, {"bbox_AP": 10.0, "segm_AP": 17.0}),
+            "coco_kpt": ({"bbox_AP": 20.0, "keypoints_AP": 30.0},
+                         {"bbox_AP": 25.0, "keypoints_AP": 27.0})}
+    for seed, shift in enumerate([0.0, 0.5, -0.3]):
+        for task, (uniform, ring) in runs.items():
+            for sampler, metrics in (("uniform", uniform), ("ring", ring)):
+                _record(tmp_path, "detection", "moco", sampler, seed,
+                        {k: v + shift * (1 + (sampler == "ring")) for k, v in metrics.items()},
+                        dataset="shapes", eval_dataset="shapes_coco",
+                        extra={"task": task, "backend": "torchvision"})
+    frame = claim_frame(load_records(tmp_path), DETECTION)
+    assert sorted(zip(frame["task"], frame["metric"])) == [
+        ("coco_kpt", "keypoints_AP"), ("coco_mask", "segm_AP"), ("voc_det", "bbox_AP")]
+    for task, verdict in (("voc_det", SUPPORTED), ("coco_mask", SUPPORTED),
+                          ("coco_kpt", CONTRADICTED)):
+        row = _one(frame, task=task)
+        uniform, ring = runs[task]
+        metric = row["metric"]
+        diffs = [ring[metric] - uniform[metric] + s for s in (0.0, 0.5, -0.3)]
+        assert row["ci_low"] == pytest.approx(_scipy_ci(diffs)[0])
+        assert row["verdict"] == verdict
+        assert (row["evaluated_on"], row["backend"]) == ("shapes_coco", "torchvision")
+
+
+# ---- the written table ---------------------------------------------------------------------
+
+
+def test_notes_quote_the_claims_csv_and_state_the_rules(tmp_path):
+    _linear(tmp_path / "results", "ir", _arms([50.0, 51.0], [3.0, 4.0]))
+    reported = tmp_path / "reported"
+    reported.mkdir()
+    text = (REPORTED / "claims.csv").read_text().replace(
+        "four standard image datasets", "four standard image datasets [edited for this test]")
+    (reported / "claims.csv").write_text(text)
+    paths = make_tables(tmp_path / "results", tmp_path / "out", reported, only=["claims"])
+    assert sorted(p.name for p in paths) == ["claims.csv", "claims.md", "claims.tex"]
+    md = (tmp_path / "out" / "claims.md").read_text()
+    assert "four standard image datasets [edited for this test]" in md
+    assert "abstract, arXiv:2010.02037v1 (ICLR 2021)" in md
+    assert "**larger than claimed**: the CI lies above high" in md
+    assert "**contradicted**: the CI lies below low" in md
+    assert "a verdict at one scale says nothing about another" in md
+    tex = (tmp_path / "out" / "claims.tex").read_text()
+    assert "\\begin{tabular}" in tex and "$\\Delta$" in tex
+
+
+def test_cli_only_claims_writes_rounded_csv_and_takes_the_sampler_labels(tmp_path):
+    _linear(tmp_path, "ir", {"uniform": {0: 50.123456789, 1: 51.0},
+                             "ring": {0: 53.0, 1: 55.0}, "ring_const": {0: 40.0, 1: 41.0}})
+    out = tmp_path / "tables"
+    assert report_main(["tables", "--results", str(tmp_path), "--out", str(out),
+                        "--reported", str(REPORTED), "--only", "claims",
+                        "--treatment", "ring_const"]) == 0
+    assert not (out / "table1_linear_eval.md").exists()
+    tidy = pd.read_csv(out / "claims.csv")
+    row = tidy[tidy["model"] == "ir"].iloc[0]
+    assert row["treatment"] == "ring_const" and row["diff_mean"] < 0
+    for value in tidy[["baseline_mean", "diff_mean", "ci95", "ci_low"]].stack().dropna():
+        assert value == round(value, 4)
+    assert "50.123456789" not in (out / "claims.csv").read_text()
+
+
+def test_no_records_give_an_empty_table_that_says_so(tmp_path):
+    (tmp_path / "results").mkdir()
+    make_tables(tmp_path / "results", tmp_path, REPORTED, only=["claims"])
+    assert "No records of these stages" in (tmp_path / "claims.md").read_text()
+    assert claims_frame(load_records(tmp_path / "results"), list(CLAIMS.values())).empty
+
+
+def test_claims_rule_regenerates_the_table_from_records(tmp_path):
+    results = tmp_path / "results"
+    _linear(results, "moco", _arms([50.0, 51.0, 52.0], [6.0, 6.5, 7.0]))
+    snakefile = tmp_path / "Snakefile"
+    snakefile.write_text(
+        "import sys\n"
+        "config.setdefault('report', {'reported_dir': %r})\n"
+        "PY = sys.executable\nRESULTS = %r\n"
+        "include: %r\n" % (str(REPORTED), str(results), str(ROOT / "rules" / "report.smk")))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    proc = subprocess.run([snakemake, "-s", str(snakefile), "-d", str(tmp_path), "--cores", "1",
+                           "claims"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    md = (tmp_path / "tables" / "claims.md").read_text()
+    assert "larger than claimed" in md and "MoCo + Ring − MoCo" in md
+    assert (tmp_path / "tables" / "claims.tex").exists()
+    assert (tmp_path / "tables" / "claims.csv").exists()
