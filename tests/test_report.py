@@ -507,3 +507,20 @@ def test_report_subcommand_help_describes_it_and_every_option(what, capsys):
     out = capsys.readouterr().out
     assert "%%" not in out and "(default: results)" in out
     assert "where the" in out and "written" in out  # --out says what it is
+
+
+def test_table1_notes_each_trained_cell_against_its_models_untrained_row(tmp_path):
+    from repro.report.tables import LEARNS_MARGIN, learning_notes
+
+    # IR on digits: untrained 80, 82 (mean 81); uniform 88, 90 (+8); ring 83, 85 (+3)
+    for seed, (u, nce, ring) in enumerate([(80.0, 88.0, 83.0), (82.0, 90.0, 85.0)]):
+        _write(tmp_path, "linear_eval", "ir", "untrained", "digits", seed, {"top1": u})
+        _write(tmp_path, "linear_eval", "ir", "uniform", "digits", seed, {"top1": nce})
+        _write(tmp_path, "linear_eval", "ir", "ring", "digits", seed, {"top1": ring})
+    _write(tmp_path, "linear_eval", "moco", "uniform", "digits", 0, {"top1": 50.0})  # no floor
+    tidy = comparison_frame(load_records(tmp_path), load_reported(
+        REPORTED / "table1_linear_eval.csv"), TABLES["table1"])
+    notes = learning_notes(tidy)
+    assert LEARNS_MARGIN == 5.0 and len(notes) == 1  # MoCo has no untrained row: no note
+    assert "untrained 81.00; IR +8.00, IR + Ring +3.00" in notes[0]
+    assert notes[0].endswith("(below +5: IR + Ring).")

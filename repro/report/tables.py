@@ -42,6 +42,8 @@ __all__ = [
     "model_rank",
     "comparison_frame",
     "config_split_notes",
+    "learning_notes",
+    "LEARNS_MARGIN",
     "idle_paper_cells",
     "compact_cells",
     "wide_frame",
@@ -520,6 +522,40 @@ def wide_frame(tidy, spec: TableSpec, digits: int = 2, pm: str = "±"):
     return wide
 
 
+LEARNS_MARGIN = 5.0  # points above its own untrained network that count as "learns"
+
+
+def learning_notes(tidy) -> list[str]:
+    """One note per (task, pretraining data, model, scale) with an untrained row: each trained
+    cell's mean minus the untrained mean, and whether it clears :data:`LEARNS_MARGIN` points
+    (a model that does not has not been shown to learn anything a random network lacks)."""
+    from repro.config import UNTRAINED
+
+    if tidy.empty or "sampler" not in tidy:
+        return []
+    ran = tidy[tidy["n_seeds"] > 0]
+    notes = []
+    keys = ["task", "pretrained_on", "model", "scale"]
+    for key, part in ran.groupby(keys, sort=False, dropna=False):
+        g = dict(zip(keys, key))
+        base = part[part["sampler"] == UNTRAINED]
+        trained = part[part["sampler"] != UNTRAINED]
+        if len(base) != 1 or trained.empty:
+            continue
+        floor = float(base["mean"].iloc[0])
+        cells = [(method_label(g["model"], s), float(m) - floor)
+                 for s, m in zip(trained["sampler"], trained["mean"])]
+        short = [label for label, gain in cells if gain < LEARNS_MARGIN]
+        verdict = (f"all clear +{LEARNS_MARGIN:g}" if not short else
+                   f"below +{LEARNS_MARGIN:g}: {', '.join(short)}")
+        notes.append(f"vs untrained, {MODEL_LABELS.get(g['model'], g['model'])} on "
+                     f"{DATASET_LABELS.get(g['task'], g['task'])} (scale={g['scale']}): "
+                     f"untrained {floor:.2f}; " + ", ".join(f"{label} {gain:+.2f}"
+                                                           for label, gain in cells)
+                     + f" ({verdict}).")
+    return notes
+
+
 def _notes(tidy, reported, spec: TableSpec, records=None) -> list[str]:
     notes = [
         "Cells: mean ± 95% CI across seeds (Student t), with the number of seeds n; a single "
@@ -551,6 +587,8 @@ def _notes(tidy, reported, spec: TableSpec, records=None) -> list[str]:
         if not frame.empty:
             notes += config_split_notes(frame)
             notes += _budget_notes(frame, spec)
+    if spec.stage == "linear_eval":
+        notes += learning_notes(tidy)
     idle = _idle_note(tidy, spec)
     if idle:
         notes.append(idle)
