@@ -194,3 +194,15 @@ def test_paper_evaluation_jobs_hold_a_gpu_resource_and_default_ones_none(tmp_pat
     default = _snakemake("-n", "--config", f"results_dir={tmp_path / 'default'}").stdout
     for rule in ("linear_eval", "fewshot"):
         assert gpu_of(paper, rule) == {"1"} and gpu_of(default, rule) == {"0"}
+
+
+@pytest.mark.parametrize("configfile, pretrain_runs", [
+    # 4 samplers x 7 (dataset, model) pairs x 3 seeds: the default's 42 and 42 ablation runs
+    ("config/ablations.yaml", 84),
+    # 4 samplers x 7 pairs x 5 seeds
+    ("config/study.yaml", 140),
+])
+def test_ablations_and_study_configs_extend_the_default_grid(tmp_path, configfile, pretrain_runs):
+    proc = _snakemake("-n", "--configfile", configfile, "--config", f"results_dir={tmp_path}")
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, flags=re.M))
+    assert int(counts["pretrain"]) == pretrain_runs
