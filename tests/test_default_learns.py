@@ -30,7 +30,7 @@ def _cases() -> list[tuple[str, str]]:
 
 # Known failure, kept visible: with the default's MoCo settings (temperature 0.2, 40 epochs)
 # seed 0 on digits partially collapses (final loss 5.65 of log(513) = 6.24; 80.8% against the
-# untrained 88.9%, `make reproduce` of 2026-12-02). Strict: the day it passes, this fails and
+# untrained 87.2%, `make reproduce` of 2026-12-02). Strict: the day it passes, this fails and
 # the mark must go.
 KNOWN_FAILURES = {("digits", "moco"): "MoCo seed 0 on digits ends below its untrained network"}
 
