@@ -12,8 +12,8 @@ def linear_eval_samplers():
 
 def linear_eval_targets():
     """Linear evaluation of every pretrained run, on its pretraining dataset (as in the paper)."""
-    return [LINEAR_DIR.format(dataset=dataset, model=model, sampler=sampler, seed=seed)
-            + "/result.json"
+    record = f"{LINEAR_DIR}/result.json"
+    return [record.format(dataset=dataset, model=model, sampler=sampler, seed=seed)
             for dataset, model in pretrain_grid(config)
             for sampler in linear_eval_samplers()
             for seed in config["seeds"]]

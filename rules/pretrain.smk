@@ -11,8 +11,8 @@ PRETRAIN_DIR = f"{RESULTS}/pretrain/{{dataset}}/{{model}}-{{sampler}}/seed{{seed
 def pretrain_targets():
     """result.json of every (dataset, model, sampler, seed) the config asks for: the
     (dataset, model) pairs of repro.config.pretrain_grid with every sampler and seed."""
-    return [PRETRAIN_DIR.format(dataset=dataset, model=model, sampler=sampler, seed=seed)
-            + "/result.json"
+    record = f"{PRETRAIN_DIR}/result.json"
+    return [record.format(dataset=dataset, model=model, sampler=sampler, seed=seed)
             for dataset, model in pretrain_grid(config)
             for sampler in config["samplers"]
             for seed in config["seeds"]]

@@ -66,12 +66,18 @@ rule claims:
         tex=f"{TABLES_DIR}/claims.tex",
         csv=f"{TABLES_DIR}/claims.csv",
     params:
+        python=PY,
+        results=RESULTS,
+        tables=lambda w, output: str(Path(output.md).parent),
+        reported=lambda w, input: str(Path(input.reported).parent),
         baseline=_CLAIMS.get("baseline", "uniform"),
         treatment=_CLAIMS.get("treatment", "ring"),
+    log:
+        f"{TABLES_DIR}/claims.log",
     shell:
-        "{PY} -m repro.report tables --results {RESULTS} --out {TABLES_DIR}"
-        " --reported {REPORTED_DIR} --only claims"
-        " --baseline {params.baseline:q} --treatment {params.treatment:q}"
+        "{params.python} -m repro.report tables --results {params.results}"
+        " --out {params.tables} --reported {params.reported} --only claims"
+        " --baseline {params.baseline:q} --treatment {params.treatment:q} > {log} 2>&1"
 
 
 _FIGURE_INPUTS = {
