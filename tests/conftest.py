@@ -7,3 +7,36 @@ torchvision first, once.
 """
 
 import torchvision.ops  # noqa: F401  (import order matters, see above)
+
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def run_report_rule():
+    """``run(results, workdir, target)``: rules/report.smk alone under a one-file Snakefile in
+    ``workdir`` (records in ``results``, the committed paper numbers), building ``target`` with
+    the real Snakemake; returns the finished process."""
+
+    def run(results: Path, workdir: Path, target: str) -> subprocess.CompletedProcess:
+        snakefile = workdir / "Snakefile"
+        snakefile.write_text(
+            "import sys\n"
+            "config.setdefault('report', {'reported_dir': %r})\n"
+            "PY = sys.executable\nRESULTS = %r\n"
+            "include: %r\n" % (str(_ROOT / "tables" / "reported"), str(results),
+                               str(_ROOT / "rules" / "report.smk")))
+        env = {**os.environ, "PYTHONPATH": str(_ROOT)}
+        snakemake = str(Path(sys.executable).with_name("snakemake"))
+        return subprocess.run([snakemake, "-s", str(snakefile), "-d", str(workdir), "--cores",
+                               "1", target], capture_output=True, text=True, env=env,
+                              timeout=300)
+
+    return run

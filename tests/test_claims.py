@@ -5,9 +5,6 @@ the synthetic records), never with the module's own helpers.
 """
 
 import dataclasses
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -357,19 +354,10 @@ def test_no_records_give_an_empty_table_that_says_so(tmp_path):
     assert claims_frame(load_records(tmp_path / "results"), list(CLAIMS.values())).empty
 
 
-def test_claims_rule_regenerates_the_table_from_records(tmp_path):
+def test_claims_rule_regenerates_the_table_from_records(tmp_path, run_report_rule):
     results = tmp_path / "results"
     _linear(results, "moco", _arms([50.0, 51.0, 52.0], [6.0, 6.5, 7.0]))
-    snakefile = tmp_path / "Snakefile"
-    snakefile.write_text(
-        "import sys\n"
-        "config.setdefault('report', {'reported_dir': %r})\n"
-        "PY = sys.executable\nRESULTS = %r\n"
-        "include: %r\n" % (str(REPORTED), str(results), str(ROOT / "rules" / "report.smk")))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    snakemake = str(Path(sys.executable).with_name("snakemake"))
-    proc = subprocess.run([snakemake, "-s", str(snakefile), "-d", str(tmp_path), "--cores", "1",
-                           "claims"], capture_output=True, text=True, env=env, timeout=300)
+    proc = run_report_rule(results, tmp_path, "claims")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     md = (tmp_path / "tables" / "claims.md").read_text()
     assert "larger than claimed" in md and "MoCo + Ring − MoCo" in md

@@ -1,9 +1,6 @@
 """Tables and figures from result records (repro.report) and the report rules."""
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -482,18 +479,9 @@ def test_every_figure_is_written_as_png_and_pdf_even_without_records(results, tm
 # ---- the report rules ----------------------------------------------------------------------
 
 
-def test_report_rule_regenerates_one_table_from_records_alone(results, tmp_path):
-    snakefile = tmp_path / "Snakefile"
-    snakefile.write_text(
-        "import sys\n"
-        "config.setdefault('report', {'reported_dir': %r})\n"
-        "PY = sys.executable\nRESULTS = %r\n"
-        "include: %r\n" % (str(REPORTED), str(results), str(ROOT / "rules" / "report.smk")))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    snakemake = str(Path(sys.executable).with_name("snakemake"))
-    proc = subprocess.run([snakemake, "-s", str(snakefile), "-d", str(tmp_path), "--cores", "1",
-                           "tables/table1_linear_eval.md"], capture_output=True, text=True,
-                          env=env, timeout=300)
+def test_report_rule_regenerates_one_table_from_records_alone(results, tmp_path,
+                                                              run_report_rule):
+    proc = run_report_rule(results, tmp_path, "tables/table1_linear_eval.md")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     md = (tmp_path / "tables" / "table1_linear_eval.md").read_text()
     assert "81.00 ± 2.48 (n=3)" in md
