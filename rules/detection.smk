@@ -15,11 +15,12 @@ def detection_targets():
     """result.json of every (task, pretraining dataset, model, sampler, seed) asked for."""
     det = config.get("detection") or {}
     datasets = det.get("datasets") or config["pretrain"]["datasets"]
+    runs, grid = transfer_runs(config, det), set(pretrain_grid(config))
     return [f"{RESULTS}/detection/{task}/{dataset}/{model}-{sampler}/seed{seed}/result.json"
             for task in det.get("tasks", [])
             for dataset in datasets
-            for model, sampler in transfer_runs(config, det)
-            if (dataset, model) in pretrain_grid(config)
+            for model, sampler in runs
+            if (dataset, model) in grid
             for seed in config["seeds"]]
 
 

@@ -11,10 +11,11 @@ def fewshot_targets():
     the (source, dataset) pairs of repro.config.fewshot_pairs (fewshot.in_domain: false drops
     a source that is the encoder's own pretraining dataset), each with fewshot.runs and seeds."""
     fs = config.get("fewshot") or {}
+    runs, grid = transfer_runs(config, fs), set(pretrain_grid(config))
     return [f"{RESULTS}/fewshot/{source}/{dataset}/{model}-{sampler}/seed{seed}/result.json"
             for source, dataset in fewshot_pairs(config)
-            for model, sampler in transfer_runs(config, fs)
-            if (dataset, model) in pretrain_grid(config)
+            for model, sampler in runs
+            if (dataset, model) in grid
             for seed in config["seeds"]]
 
 
