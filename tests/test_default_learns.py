@@ -28,19 +28,6 @@ def _cases() -> list[tuple[str, str]]:
     return cases
 
 
-# Known failure, kept visible: with the default's MoCo settings (temperature 0.2, 40 epochs)
-# seed 0 on digits partially collapses (final loss 5.65 of log(513) = 6.24; 80.8% against the
-# untrained 87.2%, `make reproduce` of 2026-12-02). Strict: the day it passes, this fails and
-# the mark must go.
-KNOWN_FAILURES = {("digits", "moco"): "MoCo seed 0 on digits ends below its untrained network"}
-
-
-def _params() -> list:
-    return [pytest.param(d, m, marks=pytest.mark.xfail(reason=KNOWN_FAILURES[(d, m)],
-                                                       strict=True))
-            if (d, m) in KNOWN_FAILURES else (d, m) for d, m in _cases()]
-
-
 def test_every_default_model_is_pretrained_on_digits_unless_it_needs_colour():
     assert _cases() == [("digits", "ir"), ("shapes", "cmc"), ("digits", "moco"),
                         ("digits", "simclr")]
@@ -57,7 +44,7 @@ def _top1(checkpoint: Path, dataset: str, out: Path) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dataset, model", _params(), ids=lambda x: str(x))
+@pytest.mark.parametrize("dataset, model", _cases(), ids=lambda x: str(x))
 def test_default_training_beats_the_models_own_untrained_network(tmp_path, dataset, model):
     from repro.pretrain import save_untrained, train
 
