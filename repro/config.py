@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 __all__ = ["SCHEMA_PATH", "UNTRAINED", "EXECUTION_KEYS", "load_config", "validate_config",
            "run_spec", "run_identity", "untrained_spec", "transfer_runs", "fewshot_pairs",
@@ -66,19 +66,23 @@ def _explain(error) -> str:
 
 def _sampler_problems(samplers: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Ring options that every run would reject (as ``repro.samplers.RingSampler`` does, with
-    its defaults ``w_l=0.9, w_u=1.0, w_l_start=0``), found before any job starts."""
+    its defaults ``w_l=0.9, w_u=1.0, w_l_start=0``) and estimator blocks it would refuse
+    (``repro.models.build_model``), found before any job starts."""
     problems = []
     for label, options in samplers.items():
         if label == UNTRAINED:
             problems.append((label, "this label is reserved for the random-init baseline "
                                     "(linear_eval.untrained): name the sampler otherwise"))
         per_model = options.get("per_model") or {}
+        problem = _estimator_problem(options)
+        if problem:
+            problems.append((f"{label}.estimator", problem))
         if options.get("name") != "ring":
-            ring_keys = sorted(set(options) - {"name"})
+            ring_keys = sorted(set(options) - {"name", "estimator"})
             if ring_keys:
                 problems.append((label, f"options {ring_keys} only apply to name: ring"))
             continue
-        base = {k: v for k, v in options.items() if k != "per_model"}
+        base = {k: v for k, v in options.items() if k not in ("per_model", "estimator")}
         for where, merged in [(label, base)] + [(f"{label}.per_model.{model}", {**base, **extra})
                                                 for model, extra in per_model.items()]:
             w_l, w_u = merged.get("w_l", 0.9), merged.get("w_u", 1.0)
@@ -88,6 +92,21 @@ def _sampler_problems(samplers: Mapping[str, Any]) -> list[tuple[str, str]]:
                 problems.append((where, f"w_l_start={merged['w_l_start']} must be below "
                                         f"w_u={w_u} (the annealed ring starts empty otherwise)"))
     return problems
+
+
+def _estimator_problem(options: Mapping[str, Any]) -> Optional[str]:
+    """What every run of this sampler label would refuse about its estimator block."""
+    from repro.estimators import build_estimator
+    from repro.models import estimator_problem
+
+    block = options.get("estimator")
+    if block is None:
+        return None
+    try:
+        build_estimator(block)
+    except ValueError as err:
+        return str(err)
+    return estimator_problem(options.get("name"), block)
 
 
 def _runs_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:

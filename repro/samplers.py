@@ -282,6 +282,11 @@ class NegativeSampler(ABC):
         """The sampler's parameters at this point of training (logged, and in result records)."""
         return {"sampler": self.name}
 
+    @classmethod
+    def describe(cls, options: Mapping[str, Any]) -> str:
+        """The sampler with these config options in a few words, for tables and figures."""
+        return cls.name
+
 
 @dataclass(frozen=True)
 class UniformSampler(NegativeSampler):
@@ -343,6 +348,15 @@ class RingSampler(NegativeSampler):
             raise ValueError("the ring sampler needs the (B, N) similarities to the pool")
         return ring_indices(sims, self.current_w_l(progress), self.w_u, self.num_negatives,
                             generator)
+
+    @classmethod
+    def describe(cls, options: Mapping[str, Any]) -> str:
+        """``ring [w_l, w_u]`` (``top-k [w_l, 1]`` when nothing is excluded at the top), then
+        ``, constant`` without annealing; the dataclass defaults fill absent options."""
+        w_l, w_u = options.get("w_l", cls.w_l), options.get("w_u", cls.w_u)
+        words = f"top-k [{w_l:g}, 1]" if w_u >= 1.0 else f"ring [{w_l:g}, {w_u:g}]"
+        return words + (", constant" if options.get("schedule", cls.schedule) == "constant"
+                        else "")
 
     def params(self, progress: float = 1.0) -> dict[str, Any]:
         return {

@@ -1,6 +1,7 @@
 # Tables and figures from the result records (repro.report); nothing here trains.
 #   snakemake tables/table1_linear_eval.md      one table, from the records it needs
 #   snakemake claims                            tables/claims.{md,tex,csv}: the paper's claims
+#   snakemake table4_methods                    tables/table4_methods.*: every method side by side
 #   snakemake report                            every table and figure
 # Uses PY, RESULTS and config from the Snakefile. The record lists come from the other rule
 # files (linear_eval_targets(), pretrain_targets(), fewshot_targets(), detection_targets());
@@ -80,6 +81,27 @@ rule claims:
         " --baseline {params.baseline:q} --treatment {params.treatment:q} > {log} 2>&1"
 
 
+rule table4_methods:
+    """Table 4 (beyond the paper): every sampler label of the records (NCE, Ring, and e.g.
+    top-k, DCL, HCL from config/hardneg.yaml) side by side per base model, linear-eval top-1 and
+    few-shot accuracy, mean and 95% CI over seeds."""
+    input:
+        records=lambda w: _report_targets("linear_eval_targets", "fewshot_targets"),
+    output:
+        md=f"{TABLES_DIR}/table4_methods.md",
+        tex=f"{TABLES_DIR}/table4_methods.tex",
+        csv=f"{TABLES_DIR}/table4_methods.csv",
+    params:
+        python=PY,
+        results=RESULTS,
+        tables=lambda w, output: str(Path(output.md).parent),
+    log:
+        f"{TABLES_DIR}/table4_methods.log",
+    shell:
+        "{params.python} -m repro.report tables --results {params.results}"
+        " --out {params.tables} --only table4 > {log} 2>&1"
+
+
 _FIGURE_INPUTS = {
     "loss_curves": lambda w: _report_targets("pretrain_targets"),
     "anneal_schedules": lambda w: _report_targets("pretrain_targets", "linear_eval_targets"),
@@ -114,4 +136,5 @@ rule report:
     input:
         [f"{TABLES_DIR}/{stem}.{ext}" for stem in _TABLE_INPUTS for ext in ("md", "tex", "csv")],
         rules.claims.output,
+        rules.table4_methods.output,
         [f"{FIGURES_DIR}/{stem}.{ext}" for stem in _FIGURE_INPUTS for ext in ("png", "pdf")],

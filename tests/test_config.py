@@ -1,12 +1,16 @@
 """Workflow configs: schema validation, defaults, and one run's spec."""
 
 import copy
+from pathlib import Path
 
 import pytest
+import yaml
 
 from repro.config import (UNTRAINED, fewshot_pairs, load_config, run_identity, run_spec,
                           transfer_runs, untrained_spec, validate_config)
 from repro.results import config_hash
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -213,3 +217,47 @@ def test_fewshot_in_domain_false_keeps_only_sources_other_than_the_pretraining_d
 def test_fewshot_in_domain_must_be_a_boolean(default):
     with pytest.raises(ValueError, match=r"fewshot\.in_domain"):
         _fewshot_config(default, sources=["digits"], in_domain="no")
+
+
+def test_schema_names_agree_with_the_sampler_estimator_and_model_registries():
+    from repro.estimators import ESTIMATORS
+    from repro.models import MODELS
+    from repro.samplers import SAMPLERS
+
+    schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
+    sampler = schema["$defs"]["sampler"]["properties"]
+    assert sorted(sampler["name"]["enum"]) == sorted(SAMPLERS)
+    assert sorted(sampler["estimator"]["properties"]["name"]["enum"]) == sorted(ESTIMATORS)
+    options = {o for e in ESTIMATORS.values() for o in e.options}
+    assert options == set(sampler["estimator"]["properties"]) - {"name"}
+    assert sorted(sampler["per_model"]["propertyNames"]["enum"]) == sorted(MODELS)
+    assert sorted(schema["properties"]["models"]["propertyNames"]["enum"]) == sorted(MODELS)
+
+
+def test_config_with_hcl_on_the_ring_is_refused_before_any_job_naming_the_label():
+    config = _minimal_config_for_estimators(
+        {"hcl_ring": {"name": "ring", "w_l": 0.5, "w_u": 0.99,
+                      "estimator": {"name": "hard", "tau_plus": 0.1, "beta": 1.0}}})
+    with pytest.raises(ValueError, match=r"hcl_ring\.estimator.*uniform"):
+        validate_config(config)
+
+
+def test_config_with_dcl_and_hcl_on_uniform_draws_validates():
+    config = _minimal_config_for_estimators(
+        {"dcl": {"name": "uniform", "estimator": {"name": "debiased", "tau_plus": 0.1}},
+         "hcl": {"name": "uniform", "estimator": {"name": "hard", "tau_plus": 0.1, "beta": 1.0}}})
+    validated = validate_config(config)
+    assert validated["samplers"]["hcl"]["estimator"]["beta"] == 1.0
+
+
+def test_config_with_an_estimator_missing_its_option_is_refused():
+    config = _minimal_config_for_estimators(
+        {"hcl": {"name": "uniform", "estimator": {"name": "hard", "tau_plus": 0.1}}})
+    with pytest.raises(ValueError, match=r"hcl\.estimator.*missing \['beta'\]"):
+        validate_config(config)
+
+
+def _minimal_config_for_estimators(samplers):
+    config = copy.deepcopy(load_config(ROOT / "config" / "default.yaml"))
+    config["samplers"] = {**config["samplers"], **samplers}
+    return config

@@ -110,3 +110,103 @@ def test_shape_errors_are_clear():
         contrastive_logits(torch.zeros(2), torch.zeros(3, 3), 0.1)
     with pytest.raises(ValueError, match="K must be at least 1"):
         info_nce_loss(torch.zeros(2), torch.zeros(2, 0))
+
+
+# --- DCL and HCL -------------------------------------------------------------------------------
+
+def _reference_hcl(pos, neg, temperature, tau_plus, beta):
+    """The authors' released criterion, anchor by anchor in float64 with plain exponentials:
+    imp = exp(beta s / t), R = sum(imp * exp(s / t)) / mean(imp),
+    Ng = clamp((R - tau_plus K exp(s+ / t)) / (1 - tau_plus), min=K e^(-1/t))."""
+    pos, neg = pos.double(), neg.double()
+    losses = []
+    for i in range(pos.shape[0]):
+        k = neg.shape[1]
+        p = math.exp(pos[i].item() / temperature)
+        terms = [math.exp(s.item() / temperature) for s in neg[i]]
+        imp = [math.exp(beta * s.item() / temperature) for s in neg[i]]
+        reweighted = sum(w * e for w, e in zip(imp, terms)) / (sum(imp) / k)
+        ng = max((reweighted - tau_plus * k * p) / (1 - tau_plus), k * math.exp(-1 / temperature))
+        losses.append(-math.log(p / (p + ng)))
+    return sum(losses) / len(losses)
+
+
+def _unit_sims(b: int, k: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    q = F.normalize(torch.randn(b, 8, generator=g), dim=1)
+    y = F.normalize(q + 0.5 * torch.randn(b, 8, generator=g), dim=1)
+    c = F.normalize(torch.randn(k, 8, generator=g), dim=1)
+    return (q * y).sum(1), q @ c.t()
+
+
+@pytest.mark.parametrize("tau_plus, beta", [(0.0, 0.0), (0.1, 0.0), (0.1, 1.0), (0.3, 2.0),
+                                            (0.0, 0.5)])
+def test_hard_nce_matches_the_released_criterion_computed_anchor_by_anchor(tau_plus, beta):
+    from repro.estimators import hard_nce_loss
+
+    pos, neg = _unit_sims(5, 7)
+    got = hard_nce_loss(pos, neg, 0.5, tau_plus, beta)
+    assert got.item() == pytest.approx(_reference_hcl(pos, neg, 0.5, tau_plus, beta), rel=1e-5)
+
+
+def test_debiased_nce_matches_the_released_criterion_and_is_hcl_at_beta_zero():
+    from repro.estimators import debiased_nce_loss, hard_nce_loss
+
+    pos, neg = _unit_sims(6, 9, seed=1)
+    dcl = debiased_nce_loss(pos, neg, 0.2, 0.1)
+    assert dcl.item() == pytest.approx(_reference_hcl(pos, neg, 0.2, 0.1, 0.0), rel=1e-5)
+    assert torch.equal(dcl, hard_nce_loss(pos, neg, 0.2, 0.1, beta=0.0))
+    # beta > 0 moves weight onto the harder negatives: a different (larger) loss
+    assert hard_nce_loss(pos, neg, 0.2, 0.1, beta=1.0) > dcl
+
+
+def test_dcl_and_hcl_equal_info_nce_exactly_without_prior_or_concentration():
+    from repro.estimators import debiased_nce_loss, hard_nce_loss
+
+    pos, neg = _unit_sims(8, 16, seed=2)
+    for temperature in (0.07, 0.5):
+        nce = info_nce_loss(pos, neg, temperature)
+        torch.testing.assert_close(debiased_nce_loss(pos, neg, temperature, 0.0), nce)
+        torch.testing.assert_close(hard_nce_loss(pos, neg, temperature, 0.0, 0.0), nce)
+
+
+def test_the_floor_binds_when_the_debiased_term_would_fall_below_k_exp_minus_one_over_t():
+    from repro.estimators import debiased_nce_loss
+
+    t, k = 0.5, 4
+    # positive at +1, every negative at -1: sum exp(s / t) - tau_plus K exp(1 / t) < 0, so
+    # Ng = K exp(-1 / t) and the loss is log(e^(1/t) + K e^(-1/t)) - 1/t
+    pos, neg = torch.ones(1), -torch.ones(1, k)
+    floored = math.log(math.exp(1 / t) + k * math.exp(-1 / t)) - 1 / t
+    assert debiased_nce_loss(pos, neg, t, 0.5).item() == pytest.approx(floored, rel=1e-6)
+    # where the debiased term stays above the floor it is used as it is (no clamp)
+    pos, neg = torch.zeros(1), torch.full((1, k), 0.5)
+    ng = (k * math.exp(0.5 / t) - 0.1 * k * 1.0) / 0.9
+    assert ng > k * math.exp(-1 / t)
+    assert debiased_nce_loss(pos, neg, t, 0.1).item() == pytest.approx(math.log(1 + ng), rel=1e-6)
+
+
+def test_hcl_is_finite_at_temperatures_where_plain_exponentials_overflow_float32():
+    from repro.estimators import hard_nce_loss
+
+    pos, neg = _unit_sims(4, 6, seed=3)
+    loss = hard_nce_loss(pos, neg, 0.01, 0.1, 1.0)  # exp(1 / 0.01) = e^100 > float32 max
+    assert torch.isfinite(loss)
+    assert loss.item() == pytest.approx(_reference_hcl(pos, neg, 0.01, 0.1, 1.0), rel=1e-4)
+
+
+def test_hcl_gradient_matches_finite_differences_through_the_weights():
+    from repro.estimators import hard_nce_loss
+
+    pos, neg = _unit_sims(3, 5, seed=4)
+    pos, neg = pos.double().requires_grad_(), neg.double().requires_grad_()
+    assert torch.autograd.gradcheck(lambda p, n: hard_nce_loss(p, n, 0.5, 0.1, 1.0), (pos, neg))
+
+
+@pytest.mark.parametrize("tau_plus, beta", [(1.0, 0.0), (-0.1, 0.0), (0.1, -1.0)])
+def test_hcl_refuses_a_prior_outside_0_1_or_a_negative_beta(tau_plus, beta):
+    from repro.estimators import hard_nce_loss
+
+    pos, neg = _unit_sims(2, 3)
+    with pytest.raises(ValueError, match="tau_plus|beta"):
+        hard_nce_loss(pos, neg, 0.5, tau_plus, beta)

@@ -379,3 +379,53 @@ def test_uniform_negatives_and_gradients_agree_on_both_computation_paths(pool_si
     (grad,) = torch.autograd.grad(neg.exp().sum(), q)
     (expected_grad,) = torch.autograd.grad(expected.exp().sum(), q)
     torch.testing.assert_close(grad, expected_grad)
+
+
+# --- estimators: every model takes the sampler block's estimator -------------------------------
+
+HCL = {"name": "uniform", "estimator": {"name": "hard", "tau_plus": 0.1, "beta": 1.0}}
+
+
+def test_simclr_with_hcl_block_computes_hcl_over_its_in_batch_negatives():
+    from repro.estimators import hard_nce_loss
+
+    model = _model("simclr", sampler=HCL)
+    batch = _batch()
+    out = model(batch, generator=torch.Generator().manual_seed(0))
+    z = model.embed(torch.cat(batch["views"]))
+    pos, pool = in_batch_similarities(z, z)
+    expected = hard_nce_loss(pos, pool, 0.2, tau_plus=0.1, beta=1.0)  # whole pool, any order
+    torch.testing.assert_close(out["loss"], expected)
+    assert not torch.allclose(out["loss"], info_nce_loss(pos, pool, 0.2))
+
+
+@pytest.mark.parametrize("name", ["ir", "cmc", "moco", "simclr"])
+def test_hcl_without_prior_or_concentration_trains_every_model_exactly_as_infonce(name):
+    neutral = {"name": "uniform", "estimator": {"name": "hard", "tau_plus": 0.0, "beta": 0.0}}
+    nce, hcl = _model(name), _model(name, sampler=neutral)
+    batch = _batch()
+    a = nce(batch, generator=torch.Generator().manual_seed(3))["loss"]
+    b = hcl(batch, generator=torch.Generator().manual_seed(3))["loss"]
+    torch.testing.assert_close(a, b)
+    # and a real prior changes the loss of every model
+    dcl = _model(name, sampler={"name": "uniform",
+                                "estimator": {"name": "debiased", "tau_plus": 0.2}})
+    c = dcl(batch, generator=torch.Generator().manual_seed(3))["loss"]
+    assert not torch.allclose(a, c)
+
+
+def test_a_debiasing_estimator_with_the_ring_is_refused_with_the_reason():
+    ring_hcl = {**SAMPLERS["ring"], "estimator": {"name": "hard", "tau_plus": 0.1, "beta": 1.0}}
+    with pytest.raises(ValueError, match="uniform"):
+        _model("moco", sampler=ring_hcl)
+    # InfoNCE named explicitly is the ring's own estimator
+    _model("moco", sampler={**SAMPLERS["ring"], "estimator": {"name": "nce"}})
+
+
+@pytest.mark.parametrize("block, match", [({"name": "hcl"}, "unknown estimator"),
+                                          ({"name": "hard", "tau_plus": 0.1}, "missing"),
+                                          ({"name": "debiased", "tau_plus": 0.1, "beta": 1},
+                                           "unknown")])
+def test_a_bad_estimator_block_names_what_is_wrong(block, match):
+    with pytest.raises(ValueError, match=match):
+        _model("simclr", sampler={"name": "uniform", "estimator": block})

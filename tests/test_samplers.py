@@ -191,3 +191,13 @@ def test_build_sampler_from_config():
 def test_a_start_of_annealing_above_w_u_is_refused_when_the_sampler_is_built():
     with pytest.raises(ValueError, match="w_l < w_u"):
         RingSampler(w_l=0.5, w_u=0.9, w_l_start=0.95)
+
+
+def test_topk_is_the_ring_up_to_one_keeping_exactly_the_k_most_similar_candidates():
+    # config/hardneg.yaml's `topk`: the ring [w_l, 1] excludes nothing at the top
+    sims = torch.randn(6, 40, generator=torch.Generator().manual_seed(5))
+    idx = ring_indices(sims, 0.9, 1.0)  # the whole ring: the 10% most similar, 4 of 40
+    expected = sims.topk(4, dim=1).indices
+    assert torch.equal(idx.sort(dim=1).values, expected.sort(dim=1).values)
+    assert RingSampler.describe({"w_l": 0.9, "w_u": 1.0}) == "top-k [0.9, 1]"
+    assert RingSampler.describe({"w_l": 0.9, "w_u": 0.99}) == "ring [0.9, 0.99]"

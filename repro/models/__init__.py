@@ -15,6 +15,7 @@ from repro.models.cmc import CMC, IMAGENET_MEAN, IMAGENET_STD
 from repro.models.ir import InstanceDiscrimination
 from repro.models.moco import MoCo
 from repro.models.simclr import SimCLR
+from repro.estimators import ESTIMATORS, build_estimator
 from repro.samplers import NegativeSampler, build_sampler
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "build_model",
     "build_backbone",
     "model_names",
+    "estimator_problem",
 ]
 
 
@@ -89,7 +91,10 @@ def build_model(
     Args:
         name: one of :func:`model_names` (``ir``, ``cmc``, ``moco``, ``simclr``).
         sampler_config: sampler options without ``num_negatives``, e.g. ``{"name": "ring",
-            "w_l": 0.9, "w_u": 0.99, "schedule": "linear", "anneal_fraction": 0.5}``.
+            "w_l": 0.9, "w_u": 0.99, "schedule": "linear", "anneal_fraction": 0.5}``, and
+            optionally ``estimator``: a :func:`repro.estimators.build_estimator` block (absent:
+            InfoNCE), e.g. ``{"name": "uniform", "estimator": {"name": "hard",
+            "tau_plus": 0.1, "beta": 1.0}}``.
         dataset_size: items in the training set (memory-bank size of IR / CMC).
         backbone: e.g. ``{"arch": "resnet18", "cifar_stem": True, "width": 0.25}``.
         embedding_dim: ``D`` of the L2-normalised embeddings.
@@ -110,9 +115,33 @@ def build_model(
         raise ValueError(f"dataset_size must be positive, got {dataset_size}")
     factory, draws_k = MODELS[name]
     k: Optional[int] = int(num_negatives) if draws_k else None
-    sampler = build_sampler({**sampler_config, "num_negatives": k})
+    sampler_options = dict(sampler_config)
+    estimator_config = sampler_options.pop("estimator", None)
+    sampler = build_sampler({**sampler_options, "num_negatives": k})
+    estimator = build_estimator(estimator_config)
+    problem = estimator_problem(sampler_options.get("name"), estimator_config)
+    if problem:
+        raise ValueError(problem)
     options = dict(backbone=dict(backbone), dataset_size=int(dataset_size),
                    embedding_dim=int(embedding_dim), temperature=float(temperature),
                    queue_size=int(queue_size), bank_momentum=float(bank_momentum),
                    key_momentum=float(key_momentum), mean=tuple(mean), std=tuple(std))
-    return factory(sampler, options)
+    model = factory(sampler, options)
+    model.estimator = estimator
+    return model
+
+
+def estimator_problem(sampler_name: Optional[str],
+                      estimator_config: Optional[Mapping[str, Any]]) -> Optional[str]:
+    """Why a sampler and an estimator do not combine (``None`` when they do): DCL and HCL
+    correct *uniformly drawn* negatives, a sampler that chooses by similarity (the ring) does
+    not draw them."""
+    from repro.samplers import SAMPLERS
+
+    name = (estimator_config or {}).get("name", "nce")
+    if (name in ESTIMATORS and ESTIMATORS[name].uniform_negatives
+            and sampler_name in SAMPLERS and SAMPLERS[sampler_name].needs_similarities):
+        return (f"estimator {name!r} ({ESTIMATORS[name].label}) debiases / reweights negatives "
+                f"drawn from the data distribution; sampler {sampler_name!r} chooses them by "
+                f"similarity. Use name: uniform with it.")
+    return None

@@ -2,8 +2,9 @@
 
 A base model embeds a batch into L2-normalised anchors ``q`` ``(B, D)``, scores each anchor's
 positive (``pos``, ``(B,)``) and hands its candidate pool to the sampler, which picks each
-anchor's negatives; :func:`repro.estimators.info_nce_loss` turns them into the loss
-(paper, Eq. 1 for uniform negatives, Eq. 3 for ring negatives). Models never look at which
+anchor's negatives; the estimator (:func:`repro.estimators.info_nce_loss` unless the sampler's
+config names another) turns them into the loss (paper, Eq. 1 for uniform negatives, Eq. 3 for
+ring negatives). Models never look at which
 sampler they hold: they only ask ``sampler.needs_similarities``.
 
 State (memory bank, queue, momentum encoder) changes in two steps: ``forward`` stashes the
@@ -21,7 +22,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from repro.estimators import info_nce_loss
+from repro.estimators import Loss, info_nce_loss
 from repro.samplers import NegativeSampler
 
 __all__ = [
@@ -132,6 +133,8 @@ class ContrastiveModel(nn.Module, ABC):
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.sampler = sampler
         self.temperature = float(temperature)
+        # (pos, neg, temperature) -> loss; repro.estimators.build_estimator (set by build_model)
+        self.estimator: Loss = info_nce_loss
         self.process_group: Optional[Any] = None
         self.world_size = 1
         self.rank = 0
@@ -158,11 +161,12 @@ class ContrastiveModel(nn.Module, ABC):
 
     def contrast(self, anchors: Tensor, pos: Tensor, pool: Tensor, progress: float,
                  generator: Optional[torch.Generator]) -> tuple[Tensor, dict[str, float]]:
-        """InfoNCE of anchors ``(B, D)`` with positives ``pos`` ``(B,)`` against negatives the
-        sampler draws from ``pool`` ``(N, D)``; returns ``(loss, logs)``."""
+        """The estimator's loss (InfoNCE unless set) of anchors ``(B, D)`` with positives
+        ``pos`` ``(B,)`` against negatives the sampler draws from ``pool`` ``(N, D)``; returns
+        ``(loss, logs)``."""
         neg = negatives_from_pool(self.sampler, anchors, pool, progress=progress,
                                   generator=generator)
-        return info_nce_loss(pos, neg, self.temperature), similarity_logs(pos, neg)
+        return self.estimator(pos, neg, self.temperature), similarity_logs(pos, neg)
 
     # ---- state updates -------------------------------------------------------------------
 

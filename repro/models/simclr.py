@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from repro.estimators import info_nce_loss
 from repro.models.backbones import build_backbone
 from repro.models.base import ContrastiveModel, negatives_from_similarities, similarity_logs, \
     two_views
@@ -84,7 +83,7 @@ class SimCLR(ContrastiveModel):
         pos, pool = in_batch_similarities(z, z_all, offset=self.rank * z.shape[0])
         neg = negatives_from_similarities(self.sampler, pool, progress=progress,
                                           generator=generator)
-        loss = info_nce_loss(pos, neg, self.temperature)
+        loss = self.estimator(pos, neg, self.temperature)
         return {"loss": loss, **similarity_logs(pos, neg)}
 
     def features(self, x: Tensor) -> Tensor:

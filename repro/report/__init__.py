@@ -11,7 +11,8 @@ from repro.report.stats import Summary, format_delta, format_summary, summarize,
 from repro.report.tables import TABLES, TableSpec, comparison_frame, wide_frame, write_table
 
 CLAIMS = "claims"  # --only name of the claims table (repro.report.claims)
-TABLE_NAMES = (*TABLES, CLAIMS)  # what `tables --only` accepts
+METHODS = "table4"  # --only name of the methods table (repro.report.methods)
+TABLE_NAMES = (*TABLES, METHODS, CLAIMS)  # what `tables --only` accepts
 
 __all__ = [
     "FIGURES",
@@ -34,9 +35,9 @@ __all__ = [
 
 def make_tables(results, out_dir, reported_dir="tables/reported", only=None, *,
                 baseline="uniform", treatment="ring"):
-    """Write Tables 1-3 and the claims table (or those named in ``only``: ``table1``,
-    ``table2``, ``table3``, ``claims``) from the records under ``results``; returns the written
-    paths. ``baseline`` / ``treatment``: the sampler labels the claims table compares."""
+    """Write Tables 1-4 and the claims table (or those named in ``only``: ``table1``,
+    ``table2``, ``table3``, ``table4``, ``claims``) from the records under ``results``; returns
+    the written paths. ``baseline`` / ``treatment``: the sampler labels the claims table compares."""
     from pathlib import Path
 
     from repro.report.claims import (CLAIMS_STEM, CLAIMS_TITLE, claims_frame, claims_notes,
@@ -56,6 +57,14 @@ def make_tables(results, out_dir, reported_dir="tables/reported", only=None, *,
     records = load_records(results)
     paths = []
     for name in names:
+        if name == METHODS:
+            from repro.report.methods import (METHODS_STEM, METHODS_TITLE, methods_frame,
+                                              methods_notes, methods_wide)
+
+            tidy = methods_frame(records)
+            paths += write_files(tidy, methods_wide(tidy), METHODS_TITLE, methods_notes(tidy),
+                                 out_dir, METHODS_STEM)
+            continue
         if name == CLAIMS:
             claims_file = Path(reported_dir) / CLAIMS_CSV
             claims = load_claims(claims_file)
