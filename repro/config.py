@@ -44,6 +44,7 @@ def validate_config(config: dict[str, Any], schema_path: str | os.PathLike = SCH
         lines = [f"  samplers.{label}: {problem}" for label, problem in
                  _sampler_problems(config.get("samplers") or {})]
         lines += [f"  {key}: {problem}" for key, problem in _runs_problems(config)]
+        lines += [f"  {key}: {problem}" for key, problem in _grid_problems(config)]
     if lines:
         raise ValueError("invalid configuration:\n" + "\n".join(lines))
     return config
@@ -77,12 +78,16 @@ def _sampler_problems(samplers: Mapping[str, Any]) -> list[tuple[str, str]]:
         problem = _estimator_problem(options)
         if problem:
             problems.append((f"{label}.estimator", problem))
-        if options.get("name") != "ring":
-            ring_keys = sorted(set(options) - {"name", "estimator"})
-            if ring_keys:
-                problems.append((label, f"options {ring_keys} only apply to name: ring"))
+        name = options.get("name")
+        accepted = _sampler_options(name)
+        unknown = sorted(set(options) - {"name", "estimator", "per_model", "models"} - accepted)
+        if unknown:
+            problems.append((label, f"options {unknown} do not apply to name: {name} (it takes "
+                                    f"{sorted(accepted) or 'none'}; the ring's only apply to "
+                                    f"name: ring)"))
+        if name != "ring":
             continue
-        base = {k: v for k, v in options.items() if k not in ("per_model", "estimator")}
+        base = {k: v for k, v in options.items() if k not in ("per_model", "estimator", "models")}
         for where, merged in [(label, base)] + [(f"{label}.per_model.{model}", {**base, **extra})
                                                 for model, extra in per_model.items()]:
             w_l, w_u = merged.get("w_l", 0.9), merged.get("w_u", 1.0)
@@ -92,6 +97,20 @@ def _sampler_problems(samplers: Mapping[str, Any]) -> list[tuple[str, str]]:
                 problems.append((where, f"w_l_start={merged['w_l_start']} must be below "
                                         f"w_u={w_u} (the annealed ring starts empty otherwise)"))
     return problems
+
+
+def _sampler_options(name: Any) -> set[str]:
+    """The config options the registered sampler ``name`` takes (its dataclass fields except
+    ``num_negatives``, which the base model sets); none for an unknown name (the schema names
+    it)."""
+    import dataclasses
+
+    from repro.samplers import SAMPLERS
+
+    cls = SAMPLERS.get(name)
+    if cls is None or not dataclasses.is_dataclass(cls):
+        return set()
+    return {f.name for f in dataclasses.fields(cls)} - {"num_negatives"}
 
 
 def _estimator_problem(options: Mapping[str, Any]) -> Optional[str]:
@@ -109,10 +128,28 @@ def _estimator_problem(options: Mapping[str, Any]) -> Optional[str]:
     return estimator_problem(options.get("name"), block)
 
 
+def _grid_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(model, sampler label) pairs of the grid that every run would refuse, e.g. MoCHi with
+    SimCLR (repro.models.sampler_problem)."""
+    samplers = config.get("samplers") or {}
+    names = {(options or {}).get("name") for options in samplers.values()}
+    from repro.samplers import SAMPLERS
+
+    if not any(getattr(SAMPLERS.get(n), "synthesizes", False) for n in names):
+        return []
+    from repro.models import sampler_problem
+
+    return [(f"models.{model} x samplers.{label}", problem)
+            for model in config.get("models") or {}
+            for label in sampler_labels(config, model)
+            for problem in [sampler_problem(model, (samplers[label] or {}).get("name"))]
+            if problem]
+
+
 def _runs_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:
     """``fewshot.runs`` / ``detection.runs`` labels that are not model-sampler pairs of the
     config (a config that renames samplers also inherits the default's ``runs``)."""
-    labels = [f"{m}-{s}" for m in config.get("models") or {} for s in config.get("samplers") or {}]
+    labels = [f"{m}-{s}" for m in config.get("models") or {} for s in sampler_labels(config, m)]
     problems = []
     for block in ("fewshot", "detection"):
         runs = (config.get(block) or {}).get("runs")
@@ -145,8 +182,9 @@ def run_spec(config: Mapping[str, Any], model: str, sampler: str, dataset: str,
 
     Only these keys enter the run's config hash, so editing (say) the report settings never
     invalidates a checkpoint. ``pretrain.per_dataset[dataset]`` and then
-    ``pretrain.per_model[model]`` (if any) override the pretrain settings for that dataset or
-    model (nested dicts such as ``backbone`` are merged one level deep), and
+    ``pretrain.per_model[model]`` and then ``pretrain.per_model[model].per_dataset[dataset]``
+    (if any) override the pretrain settings for that dataset, model, or model on that dataset
+    (nested dicts such as ``backbone`` are merged one level deep), and
     ``samplers[sampler].per_model[model]`` the sampler options for that model (e.g. SimCLR's
     wider ring in config/paper.yaml). The spec holds the merged values, never the blocks.
     """
@@ -158,8 +196,9 @@ def run_spec(config: Mapping[str, Any], model: str, sampler: str, dataset: str,
     pretrain = dict(config["pretrain"])
     pretrain.pop("datasets", None)
     per_dataset = (pretrain.pop("per_dataset", None) or {}).get(dataset) or {}
-    per_model = (pretrain.pop("per_model", None) or {}).get(model) or {}
-    for override in (per_dataset, per_model):  # e.g. imagenet: {backbone: {cifar_stem: false}}
+    per_model = dict((pretrain.pop("per_model", None) or {}).get(model) or {})
+    per_model_dataset = (per_model.pop("per_dataset", None) or {}).get(dataset) or {}
+    for override in (per_dataset, per_model, per_model_dataset):  # least to most specific
         for key, value in override.items():
             if isinstance(value, Mapping) and isinstance(pretrain.get(key), Mapping):
                 pretrain[key] = {**pretrain[key], **value}
@@ -167,6 +206,7 @@ def run_spec(config: Mapping[str, Any], model: str, sampler: str, dataset: str,
                 pretrain[key] = value
     sampler_options = dict(samplers[sampler])
     sampler_options.update((sampler_options.pop("per_model", None) or {}).get(model) or {})
+    sampler_options.pop("models", None)  # which models take the label: the grid's, not the run's
     model_options = {k: v for k, v in (models[model] or {}).items() if k != "datasets"}
     return {
         "model": model,
@@ -178,6 +218,15 @@ def run_spec(config: Mapping[str, Any], model: str, sampler: str, dataset: str,
         "scale": config.get("scale", "default"),
         "pretrain": pretrain,
     }
+
+
+def sampler_labels(config: Mapping[str, Any], model: str) -> list[str]:
+    """The sampler labels ``model`` is pretrained with: every label of ``samplers``, except
+    where a label's ``models`` option names the models it runs with (e.g. ``mochi: {...,
+    models: [moco]}``: MoCHi mixes pool embeddings, which SimCLR does not have)."""
+    samplers = config.get("samplers") or {}
+    return [label for label, options in samplers.items()
+            if (options or {}).get("models") is None or model in options["models"]]
 
 
 def pretrain_grid(config: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -220,7 +269,7 @@ def transfer_runs(config: Mapping[str, Any], block: Mapping[str, Any]) -> list[t
     """``(model, sampler)`` pairs a transfer block (``fewshot``, ``detection``) asks for: its
     ``runs`` ("model-sampler" labels), or every configured model x sampler when ``runs`` is
     null. A label that is not a configured pair raises ``ValueError`` listing the pairs."""
-    pairs = [(m, s) for m in config["models"] for s in config["samplers"]]
+    pairs = [(m, s) for m in config["models"] for s in sampler_labels(config, m)]
     wanted = block.get("runs")
     if wanted is None:
         return pairs

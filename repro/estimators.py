@@ -148,7 +148,8 @@ def hard_nce_loss(pos: Tensor, neg: Tensor, temperature: float, tau_plus: float,
     Returns:
         The mean over anchors of ``-log(P_i / (P_i + Ng_i))`` with ``P_i = exp(s_i+ / tau)``,
 
-            R_i  = sum_j w_ij exp(s_ij / tau),   w_ij = exp(beta s_ij / tau) / mean_j exp(beta s_ij / tau)
+            R_i  = sum_j w_ij exp(s_ij / tau),
+            w_ij = exp(beta s_ij / tau) / mean_j exp(beta s_ij / tau),
             Ng_i = max((R_i - tau_plus K P_i) / (1 - tau_plus), K exp(-1 / tau)).
 
     Computed with every exponential shifted by the anchor's largest logit, so small

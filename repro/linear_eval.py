@@ -3,6 +3,10 @@
     python -m repro.linear_eval --checkpoint results/pretrain/shapes/ir-ring/seed0/checkpoint.pt \\
         --dataset shapes --out results/linear_eval/shapes/ir-ring/seed0
 
+With ``--untrained-spec JSON`` instead of ``--checkpoint``, the model is built as its seed
+initialises it (:func:`repro.pretrain.save_untrained`, saved as ``OUT/checkpoint.pt``) and
+evaluated in the same process: the random-init baseline of ``linear_eval.untrained``.
+
 The frozen features (``model.features``: the query backbone's pooled output; for CMC both colour
 encoders, concatenated) of the train and test splits are computed once, with the evaluation
 transform, and cached in ``OUT/features.pt`` (keyed by the checkpoint's config hash). A linear
@@ -200,7 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
                "      --out results/linear_eval/shapes/ir-ring/seed0",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--checkpoint", required=True, help="a pretraining checkpoint.pt")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="a pretraining checkpoint.pt")
+    source.add_argument("--untrained-spec", metavar="JSON",
+                        help="instead of --checkpoint: a run spec (repro.config.untrained_spec) "
+                             "whose model is built as its seed initialises it, saved as "
+                             "OUT/checkpoint.pt and evaluated (the random-init baseline, in one "
+                             "process)")
     parser.add_argument("--dataset", required=True, choices=list(DATASETS), metavar="DATASET",
                         help=f"evaluation dataset: one of {', '.join(DATASETS)}")
     parser.add_argument("--data-root", default=None,
@@ -220,10 +230,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the CLI; returns the exit status (2: a missing file or a bad value)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    checkpoint = args.checkpoint
+    if args.untrained_spec is not None:
+        import json
+
+        from repro.pretrain import save_untrained
+
+        try:
+            spec = json.loads(args.untrained_spec)
+        except json.JSONDecodeError as err:
+            parser.error(f"--untrained-spec is not valid JSON: {err}")
+        checkpoint = save_untrained(spec, Path(args.out))
     try:
-        record = evaluate(Path(args.checkpoint), args.dataset, Path(args.out),
+        record = evaluate(Path(checkpoint), args.dataset, Path(args.out),
                           data_root=args.data_root, device=args.device,
                           **{name: getattr(args, name) for name in _SETTINGS})
     except (FileNotFoundError, ValueError) as err:

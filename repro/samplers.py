@@ -50,6 +50,7 @@ __all__ = [
     "anneal",
     "SCHEDULES",
     "SAMPLERS",
+    "register_sampler",
     "build_sampler",
 ]
 
@@ -263,6 +264,9 @@ class NegativeSampler(ABC):
     """
 
     needs_similarities: bool = True
+    # True for samplers that also make synthetic negatives from the pool's embeddings
+    # (:meth:`synthesize`, e.g. MoCHi); the model appends their similarities to the drawn ones
+    synthesizes: bool = False
     name: str = "sampler"
 
     @abstractmethod
@@ -281,6 +285,12 @@ class NegativeSampler(ABC):
     def params(self, progress: float = 1.0) -> dict[str, Any]:
         """The sampler's parameters at this point of training (logged, and in result records)."""
         return {"sampler": self.name}
+
+    def synthesize(self, anchors: Tensor, pool: Tensor, *, progress: float = 1.0,
+                   generator: Optional[torch.Generator] = None) -> Tensor:
+        """``(B, S)`` similarities of anchors ``(B, D)`` to ``S`` synthetic negatives made from
+        the pool ``(P, D)``; only samplers with ``synthesizes = True`` implement it."""
+        raise NotImplementedError(f"sampler {self.name!r} makes no synthetic negatives")
 
     @classmethod
     def describe(cls, options: Mapping[str, Any]) -> str:
@@ -374,6 +384,16 @@ class RingSampler(NegativeSampler):
 SAMPLERS: dict[str, type[NegativeSampler]] = {"uniform": UniformSampler, "ring": RingSampler}
 
 
+def register_sampler(cls: type[NegativeSampler]) -> type[NegativeSampler]:
+    """Class decorator: add a sampler to :data:`SAMPLERS` under its ``name`` (the modules of
+    :mod:`repro.negatives` register theirs this way). A second sampler of one name is refused."""
+    if cls.name in SAMPLERS and SAMPLERS[cls.name] is not cls:
+        raise ValueError(f"a sampler named {cls.name!r} is already registered: "
+                         f"{SAMPLERS[cls.name].__qualname__}")
+    SAMPLERS[cls.name] = cls
+    return cls
+
+
 def build_sampler(config: Mapping[str, Any]) -> NegativeSampler:
     """Build a sampler from a config mapping such as ``{"name": "ring", "w_l": 0.9}``."""
     options = dict(config)
@@ -384,3 +404,7 @@ def build_sampler(config: Mapping[str, Any]) -> NegativeSampler:
         return SAMPLERS[name](**options)
     except TypeError as err:
         raise ValueError(f"bad options for sampler {name!r}: {err}") from None
+
+
+# The samplers that live in a module of their own (repro/negatives/*.py) register themselves.
+import repro.negatives  # noqa: E402,F401  (after SAMPLERS and register_sampler exist)

@@ -1,13 +1,20 @@
+import shlex
+
+from repro.config import untrained_spec
+
 LINEAR_DIR = f"{RESULTS}/linear_eval/{{dataset}}/{{model}}-{{sampler}}/seed{{seed}}"
+UNTRAINED_DIR = f"{RESULTS}/linear_eval/{{dataset}}/{{model}}-{UNTRAINED}/seed{{seed}}"
 
 
 LINEAR_SETTINGS = ("epochs", "batch_size", "lr", "weight_decay")
 
 
-def linear_eval_samplers():
-    """Sampler labels evaluated: the config's, plus the untrained baseline when asked for."""
+def linear_eval_samplers(model=None):
+    """Sampler labels evaluated (those ``model`` is pretrained with; every label without a
+    model), plus the untrained baseline when asked for."""
     untrained = [UNTRAINED] if config["linear_eval"].get("untrained") else []
-    return [*config["samplers"], *untrained]
+    labels = config["samplers"] if model is None else sampler_labels(config, model)
+    return [*labels, *untrained]
 
 
 def linear_eval_targets():
@@ -15,8 +22,21 @@ def linear_eval_targets():
     record = f"{LINEAR_DIR}/result.json"
     return [record.format(dataset=dataset, model=model, sampler=sampler, seed=seed)
             for dataset, model in pretrain_grid(config)
-            for sampler in linear_eval_samplers()
+            for sampler in linear_eval_samplers(model)
             for seed in config["seeds"]]
+
+
+def _linear_eval_flags(wildcards):
+    """The command-line options both linear-eval rules share (the settings, data and device;
+    linear_eval.gpus 0 or 1 picks cpu or cuda, as for pretraining)."""
+    le = config["linear_eval"]
+    root = config["pretrain"].get("data_root")
+    return " ".join([
+        f"--dataset {wildcards.dataset}",
+        *([f"--data-root {shlex.quote(str(root))}"] if root else []),
+        *(f"--{k.replace('_', '-')} {le[k]}" for k in LINEAR_SETTINGS),
+        f"--seed {wildcards.seed}",
+        f"--device {'cuda' if le.get('gpus') else 'cpu'}"])
 
 
 rule linear_eval:
@@ -32,21 +52,43 @@ rule linear_eval:
         record=f"{LINEAR_DIR}/result.json",
     params:
         le={k: v for k, v in config["linear_eval"].items() if k in LINEAR_SETTINGS},
-        # a function of `output`: Snakemake does not re-run jobs when it changes
-        device=lambda w, output: "cuda" if config["linear_eval"].get("gpus") else "cpu",
-        data_root=config["pretrain"].get("data_root") or "",
+        # functions of `output`: Snakemake does not re-run jobs when they change (device, data
+        # path); the settings in `le` above do trigger a re-run
+        flags=lambda w, output: _linear_eval_flags(w),
         out=lambda w, output: str(Path(output.record).parent),
     wildcard_constraints:
-        sampler="|".join(linear_eval_samplers()),
+        sampler="|".join(config["samplers"]),
     threads: int(config["pretrain"].get("threads", 1))
     resources:
         gpu=int(config["linear_eval"].get("gpus", 0)),
     log:
         f"{LINEAR_DIR}/stderr.txt",
     shell:
-        "{PY} -m repro.linear_eval --checkpoint {input.checkpoint} --dataset {wildcards.dataset}"
-        " $([ -n '{params.data_root}' ] && echo --data-root '{params.data_root}')"
-        " --epochs {params.le[epochs]} --lr {params.le[lr]} --batch-size {params.le[batch_size]}"
-        " --weight-decay {params.le[weight_decay]} --seed {wildcards.seed} --threads {threads}"
-        " --device {params.device}"
-        " --out {params.out} 2> {log}"
+        "{PY} -m repro.linear_eval --checkpoint {input.checkpoint} {params.flags}"
+        " --threads {threads} --out {params.out} 2> {log}"
+
+
+rule linear_eval_untrained:
+    """The random-init baseline (linear_eval.untrained: true): the model as its seed initialises
+    it, never trained, saved as checkpoint.pt beside the record and linear-evaluated in the
+    same process (one job, not two)."""
+    output:
+        record=f"{UNTRAINED_DIR}/result.json",
+        checkpoint=f"{UNTRAINED_DIR}/checkpoint.pt",
+    params:
+        identity=lambda w: json.dumps(
+            run_identity(untrained_spec(config, w.model, w.dataset, int(w.seed))),
+            sort_keys=True),  # the re-run trigger; see rule pretrain
+        spec=lambda w, output: json.dumps(
+            untrained_spec(config, w.model, w.dataset, int(w.seed)), sort_keys=True),
+        le={k: v for k, v in config["linear_eval"].items() if k in LINEAR_SETTINGS},
+        flags=lambda w, output: _linear_eval_flags(w),
+        out=lambda w, output: str(Path(output.record).parent),
+    threads: int(config["pretrain"].get("threads", 1))
+    resources:
+        gpu=int(config["linear_eval"].get("gpus", 0)),
+    log:
+        f"{UNTRAINED_DIR}/stderr.txt",
+    shell:
+        "{PY} -m repro.linear_eval --untrained-spec {params.spec:q} {params.flags}"
+        " --threads {threads} --out {params.out} 2> {log}"

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from snakemake.logging import logger
 
-from repro.config import UNTRAINED, pretrain_grid, run_identity, run_spec, untrained_spec
+from repro.config import UNTRAINED, pretrain_grid, run_identity, run_spec, sampler_labels
 
 PRETRAIN_DIR = f"{RESULTS}/pretrain/{{dataset}}/{{model}}-{{sampler}}/seed{{seed}}"
 
@@ -14,7 +14,7 @@ def pretrain_targets():
     record = f"{PRETRAIN_DIR}/result.json"
     return [record.format(dataset=dataset, model=model, sampler=sampler, seed=seed)
             for dataset, model in pretrain_grid(config)
-            for sampler in config["samplers"]
+            for sampler in sampler_labels(config, model)
             for seed in config["seeds"]]
 
 
@@ -82,22 +82,3 @@ rule pretrain:
         "{params.launcher} -m repro.pretrain --spec-json {params.spec:q} --out {params.out}"
         " --resume --no-progress 2> {log}"
 
-
-rule untrained:
-    """A model as its seed initialises it, never trained: the random-init baseline that linear
-    evaluation adds when linear_eval.untrained is true. Writes only checkpoint.pt."""
-    output:
-        checkpoint=f"{RESULTS}/pretrain/{{dataset}}/{{model}}-{UNTRAINED}/seed{{seed}}/checkpoint.pt",
-    params:
-        identity=lambda w: json.dumps(
-            run_identity(untrained_spec(config, w.model, w.dataset, int(w.seed))),
-            sort_keys=True),  # the re-run trigger; see rule pretrain
-        spec=lambda w, output: json.dumps(
-            untrained_spec(config, w.model, w.dataset, int(w.seed)), sort_keys=True),
-        out=lambda w, output: str(Path(output.checkpoint).parent),
-    threads: int(config["pretrain"].get("threads", 1))
-    log:
-        f"{RESULTS}/pretrain/{{dataset}}/{{model}}-{UNTRAINED}/seed{{seed}}/stderr.txt",
-    shell:
-        "{PY} -m repro.pretrain --spec-json {params.spec:q} --out {params.out} --untrained"
-        " 2> {log}"

@@ -56,6 +56,9 @@ def test_quick_bench_measures_every_row_for_every_model(tmp_path):
             assert any(n.startswith(f"{model}: ring step / uniform step, w_l = {w_l} (")
                        for n in names), (model, w_l)
         assert f"{model}: backbone fwd+bwd / training step (uniform)" in names
+        for label in ("top-k", "DCL", "HCL"):
+            assert f"{model}: {label} step / uniform step" in names
+        assert (f"{model}: MoCHi step / uniform step" in names) == (model != "simclr")
 
 
 def test_verdict_needs_the_whole_iqr_and_flags_impossible_ratios():

@@ -230,6 +230,12 @@ def test_schema_names_agree_with_the_sampler_estimator_and_model_registries():
     assert sorted(sampler["estimator"]["properties"]["name"]["enum"]) == sorted(ESTIMATORS)
     options = {o for e in ESTIMATORS.values() for o in e.options}
     assert options == set(sampler["estimator"]["properties"]) - {"name"}
+    import dataclasses
+
+    sampler_options = {f.name for cls in SAMPLERS.values() for f in dataclasses.fields(cls)}
+    assert sampler_options - {"num_negatives"} == set(sampler) - {"name", "estimator",
+                                                                   "per_model", "models"}
+    assert sorted(sampler["models"]["items"]["enum"]) == sorted(MODELS)
     assert sorted(sampler["per_model"]["propertyNames"]["enum"]) == sorted(MODELS)
     assert sorted(schema["properties"]["models"]["propertyNames"]["enum"]) == sorted(MODELS)
 
@@ -261,3 +267,32 @@ def _minimal_config_for_estimators(samplers):
     config = copy.deepcopy(load_config(ROOT / "config" / "default.yaml"))
     config["samplers"] = {**config["samplers"], **samplers}
     return config
+
+
+def test_a_sampler_label_restricted_to_some_models_is_crossed_with_those_only(default):
+    from repro.config import sampler_labels
+
+    config = copy.deepcopy(default)
+    config["samplers"]["mochi"] = {"name": "mochi", "n_hard": 32, "s": 16, "s_prime": 8,
+                                   "models": ["moco"]}
+    validate_config(config)  # simclr never meets mochi: nothing to refuse
+    assert sampler_labels(config, "moco") == ["uniform", "ring", "mochi"]
+    assert sampler_labels(config, "simclr") == ["uniform", "ring"]
+    assert ("simclr", "mochi") not in transfer_runs(config, {"runs": None})
+    spec = run_spec(config, "moco", "mochi", "digits", 0)
+    assert "models" not in spec["sampler"]  # which models take a label is not a run's identity
+
+
+def test_a_models_per_dataset_override_applies_to_that_model_on_that_dataset_only(default):
+    config = copy.deepcopy(default)
+    config["pretrain"]["per_dataset"] = {"shapes": {"epochs": 20}}
+    config["pretrain"]["per_model"] = {"moco": {"epochs": 40, "lr": 0.03,
+                                                "per_dataset": {"shapes": {"epochs": 25}}}}
+    validate_config(config)
+    epochs = {(m, d): run_spec(config, m, "uniform", d, 0)["pretrain"]["epochs"]
+              for m in ("moco", "ir") for d in ("shapes", "digits")}
+    # most specific wins: model on dataset > model > dataset > pretrain
+    assert epochs == {("moco", "shapes"): 25, ("moco", "digits"): 40,
+                      ("ir", "shapes"): 20, ("ir", "digits"): config["pretrain"]["epochs"]}
+    spec = run_spec(config, "moco", "uniform", "shapes", 0)
+    assert spec["pretrain"]["lr"] == 0.03 and "per_dataset" not in spec["pretrain"]

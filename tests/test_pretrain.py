@@ -374,3 +374,27 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     b = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert json.loads((out / "result.json").read_text())["metrics"] == straight["metrics"]
+
+
+def test_linear_eval_of_an_untrained_spec_evaluates_the_saved_random_init_in_one_process(
+        tmp_path):
+    """The workflow's linear_eval_untrained job: `--untrained-spec` saves the network the seed
+    initialises (as save_untrained does) beside the record and evaluates exactly it."""
+    import json
+
+    from repro.linear_eval import evaluate, main as linear_eval_main
+
+    spec = untrained_spec(_config(), "ir", "shapes", 3)
+    flags = ["--dataset", "shapes", "--epochs", "2", "--seed", "1", "--device", "cpu"]
+    assert linear_eval_main(["--untrained-spec", json.dumps(spec), *flags,
+                             "--out", str(tmp_path / "one")]) == 0
+    save_untrained(spec, tmp_path / "separate")
+    joined = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=False)["encoder"]
+    separate = torch.load(tmp_path / "separate" / "checkpoint.pt", weights_only=False)["encoder"]
+    assert joined.keys() == separate.keys()
+    assert all(torch.equal(joined[k], separate[k]) for k in joined)
+    record = json.loads((tmp_path / "one" / "result.json").read_text())
+    reference = evaluate(tmp_path / "separate" / "checkpoint.pt", "shapes", tmp_path / "eval",
+                         epochs=2, seed=1, device="cpu")
+    assert record["sampler"] == "untrained"
+    assert record["metrics"]["top1"] == reference["metrics"]["top1"]

@@ -29,6 +29,8 @@ __all__ = [
     "build_backbone",
     "model_names",
     "estimator_problem",
+    "sampler_problem",
+    "MODEL_CLASSES",
 ]
 
 
@@ -64,6 +66,26 @@ MODELS = {
     "moco": (_moco, False),
     "simclr": (_simclr, False),
 }
+
+
+# name -> the model's class (for what it declares, e.g. ``pool_of_embeddings``)
+MODEL_CLASSES: dict[str, type[ContrastiveModel]] = {
+    "ir": InstanceDiscrimination, "cmc": CMC, "moco": MoCo, "simclr": SimCLR}
+
+
+def sampler_problem(model: str, sampler_name: Optional[str]) -> Optional[str]:
+    """Why a base model cannot take a registered sampler (``None`` when it can): a sampler
+    that synthesizes negatives from pool embeddings (MoCHi) needs a model that has them."""
+    from repro.samplers import SAMPLERS
+
+    cls, sampler = MODEL_CLASSES.get(model), SAMPLERS.get(sampler_name)
+    if cls is not None and sampler is not None and sampler.synthesizes \
+            and not cls.pool_of_embeddings:
+        return (f"sampler {sampler_name!r} mixes pool embeddings into synthetic negatives; "
+                f"{model}'s negatives are in-batch similarities without a pool of embeddings: "
+                f"use it with "
+                f"{', '.join(m for m, c in MODEL_CLASSES.items() if c.pool_of_embeddings)}")
+    return None
 
 
 def model_names() -> list[str]:
@@ -126,6 +148,9 @@ def build_model(
                    embedding_dim=int(embedding_dim), temperature=float(temperature),
                    queue_size=int(queue_size), bank_momentum=float(bank_momentum),
                    key_momentum=float(key_momentum), mean=tuple(mean), std=tuple(std))
+    problem = sampler_problem(name, sampler.name)
+    if problem:
+        raise ValueError(problem)
     model = factory(sampler, options)
     model.estimator = estimator
     return model

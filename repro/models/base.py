@@ -78,7 +78,8 @@ def negatives_from_pool(
     chosen dot products per anchor are computed from gathered ``(B, M, D)`` candidates when the
     pool is much larger than ``M`` (``N > FULL_PRODUCT_RATIO * M``: IR with ``K = 4096`` on
     ImageNet's 1.28M-entry bank), and otherwise gathered from one ``(B, N)`` matrix product,
-    which is faster than materialising ``(B, M, D)`` (same values either way).
+    which is faster than materialising ``(B, M, D)`` (same values either way). A sampler that
+    ``synthesizes`` (MoCHi) appends its synthetic negatives' similarities: ``(B, M + S)``.
     """
     if anchors.dim() != 2 or pool.dim() != 2 or anchors.shape[1] != pool.shape[1]:
         raise ValueError(f"anchors (B, D) and pool (N, D) must share D, got "
@@ -89,9 +90,12 @@ def negatives_from_pool(
                          generator=generator, device=anchors.device)
     if sims is None and pool_size <= FULL_PRODUCT_RATIO * idx.shape[1]:
         sims = anchors @ pool.t()
-    if sims is not None:
-        return sims.gather(1, idx)
-    return torch.einsum("bd,bkd->bk", anchors, pool[idx])
+    neg = (sims.gather(1, idx) if sims is not None
+           else torch.einsum("bd,bkd->bk", anchors, pool[idx]))
+    if sampler.synthesizes:  # e.g. MoCHi: synthetic negatives mixed from the pool, this step only
+        neg = torch.cat([neg, sampler.synthesize(anchors, pool, progress=progress,
+                                                 generator=generator)], dim=1)
+    return neg
 
 
 def similarity_logs(pos: Tensor, neg: Tensor) -> dict[str, float]:
@@ -126,6 +130,9 @@ class ContrastiveModel(nn.Module, ABC):
     encoder: nn.Module
     backbone_config: dict[str, Any]
     feature_dim: int
+    # whether negatives come from a pool of embeddings (bank, queue): samplers that synthesize
+    # negatives from embeddings (MoCHi) need one; SimCLR's per-anchor pools are similarities
+    pool_of_embeddings: bool = True
 
     def __init__(self, sampler: NegativeSampler, temperature: float) -> None:
         super().__init__()

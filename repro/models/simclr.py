@@ -63,6 +63,8 @@ class SimCLR(ContrastiveModel):
         embedding_dim: ``D`` (128).
     """
 
+    pool_of_embeddings = False  # each anchor's pool is a row of in-batch similarities
+
     def __init__(self, sampler: NegativeSampler, temperature: float, *,
                  backbone: Mapping[str, Any], embedding_dim: int = 128) -> None:
         super().__init__(sampler, temperature)

@@ -1,0 +1,13 @@
+"""Negative samplers that live in a module of their own (one file each).
+
+Every module of this package is imported when :mod:`repro.samplers` is, and registers its
+sampler there with :func:`repro.samplers.register_sampler`. Adding a method is its file here,
+its test, its options in ``config/schema.yaml`` (a test checks schema and registry agree) and a
+config entry; the tables and figures describe it through ``describe``.
+"""
+
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
