@@ -129,21 +129,21 @@ def _estimator_problem(options: Mapping[str, Any]) -> Optional[str]:
 
 
 def _grid_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(model, sampler label) pairs of the grid that every run would refuse, e.g. MoCHi with
-    SimCLR (repro.models.sampler_problem)."""
+    """Model options a model does not take (``queue_size`` for IR) and (model, sampler label)
+    pairs of the grid that every run would refuse, e.g. MoCHi with SimCLR
+    (repro.models.model_option_problem, sampler_problem)."""
+    from repro.models import model_option_problem, sampler_problem
+
+    models = config.get("models") or {}
+    problems = [(f"models.{model}", problem) for model, options in models.items()
+                for problem in [model_option_problem(model, options or {})] if problem]
     samplers = config.get("samplers") or {}
-    names = {(options or {}).get("name") for options in samplers.values()}
-    from repro.samplers import SAMPLERS
-
-    if not any(getattr(SAMPLERS.get(n), "synthesizes", False) for n in names):
-        return []
-    from repro.models import sampler_problem
-
-    return [(f"models.{model} x samplers.{label}", problem)
-            for model in config.get("models") or {}
-            for label in sampler_labels(config, model)
-            for problem in [sampler_problem(model, (samplers[label] or {}).get("name"))]
-            if problem]
+    return problems + [(f"models.{model} x samplers.{label}", problem)
+                       for model in models
+                       for label in sampler_labels(config, model)
+                       for problem in [sampler_problem(model,
+                                                       (samplers[label] or {}).get("name"))]
+                       if problem]
 
 
 def _runs_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -433,11 +433,14 @@ def train(spec: Mapping[str, Any], out: Path, *, resume: bool = True, device: st
     _save_checkpoint(model, spec, len(dataset), out / "checkpoint.pt")
     record = make_record(
         stage="pretrain", model=spec["model"], sampler=spec["sampler_label"],
-        sampler_params=model.sampler.params(1.0), dataset=spec["dataset"], seed=spec["seed"],
+        # the sampler label's config block (estimator included), as every stage records it;
+        # the built sampler's full parameters at the end of training go to extra
+        sampler_params=spec["sampler"], dataset=spec["dataset"], seed=spec["seed"],
         metrics={"final_loss": final_loss}, scale=spec["scale"], config=run_identity(spec),
         wall_time_s=elapsed, protocol=f"{sampler_name} negatives",
         extra={"epochs": epochs, "steps": total_steps, "world_size": world,
-               "device": str(dev), "dataset_size": len(dataset)},
+               "device": str(dev), "dataset_size": len(dataset),
+               "sampler_state": model.sampler.params(1.0)},
     )
     write_record(out / "result.json", record)
     return record

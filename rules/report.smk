@@ -108,6 +108,9 @@ _FIGURE_INPUTS = {
     "toy_bias_variance": lambda w: _toy_estimates(),
     # pretrain records too: every figure's footer gives the pretraining settings
     "ring_bounds": lambda w: _report_targets("pretrain_targets", "linear_eval_targets"),
+    # Table 4 as a figure: every method side by side
+    "methods": lambda w: _report_targets("pretrain_targets", "linear_eval_targets",
+                                         "fewshot_targets"),
 }
 
 for _stem, _inputs in _FIGURE_INPUTS.items():

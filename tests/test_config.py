@@ -296,3 +296,13 @@ def test_a_models_per_dataset_override_applies_to_that_model_on_that_dataset_onl
                       ("ir", "shapes"): 20, ("ir", "digits"): config["pretrain"]["epochs"]}
     spec = run_spec(config, "moco", "uniform", "shapes", 0)
     assert spec["pretrain"]["lr"] == 0.03 and "per_dataset" not in spec["pretrain"]
+
+
+def test_a_model_option_another_model_declares_is_refused_for_this_one(default):
+    config = copy.deepcopy(default)
+    config["models"]["ir"] = {"num_negatives": 256, "queue_size": 4096}
+    with pytest.raises(ValueError, match=r"models\.ir: options \['queue_size'\] do not apply "
+                                         r"to ir"):
+        validate_config(config)
+    config["models"]["ir"] = {"num_negatives": 256, "bank_momentum": 0.9, "datasets": ["shapes"]}
+    validate_config(config)

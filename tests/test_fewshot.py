@@ -4,6 +4,7 @@ mocked examples, never a download), and the CLI end to end on a tiny checkpoint.
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -372,3 +373,16 @@ def test_fewshot_help_prints_a_plain_percent_sign_and_the_defaults():
     text = " ".join(build_parser().format_help().split())
     assert "95% CI" in text and "%%" not in text
     assert "(default 5)" in text and "(default 50)" in text and "default auto" in text
+
+
+def test_support_size_is_the_meta_dataset_formula_with_the_queries_held_out():
+    counts = np.array([12, 30, 7, 55])
+    for q in (1, 5):
+        rng = np.random.default_rng(11)
+        beta = 1.0 - np.random.default_rng(11).random()  # the same U(0, 1] draw
+        expected = max(4, min(500, int(sum(math.ceil(beta * min(100, c - q))
+                                           for c in counts))))
+        assert support_size(counts, q, rng) == expected
+    # holding out more queries leaves fewer images for the support set
+    assert support_size(counts, 5, np.random.default_rng(11)) < support_size(
+        counts, 1, np.random.default_rng(11))

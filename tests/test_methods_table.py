@@ -78,3 +78,21 @@ def test_table4_files_name_every_method_in_their_notes(results, tmp_path):
     assert "ring: InfoNCE, ring [0.9, 0.99]" in md
     csv = pd.read_csv(tmp_path / "table4_methods.csv")
     assert set(csv["sampler"]) == {"untrained", "uniform", "ring", "hcl"}
+
+
+def test_methods_figure_draws_each_methods_mean_and_interval_per_panel(results):
+    from repro.report.methods import plot_methods
+
+    fig = plot_methods(load_records(results))
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    titles = [ax.get_title() for ax in panels]
+    assert titles == ["MoCo, digits\nlinear_eval (top1, %)",
+                      "MoCo, digits -> shapes\nfewshot (accuracy, %)"]
+    linear = panels[0]
+    assert [t.get_text() for t in linear.get_xticklabels()] == ["uniform", "ring", "hcl"]
+    # the mean of each method is drawn at its x (errorbar markers), untrained as a line
+    means = sorted(round(float(line.get_ydata()[0]), 3) for line in linear.lines
+                   if line.get_marker() == "o")
+    assert means == [91.0, 94.0, 96.0]
+    assert any(line.get_linestyle() == ":" and line.get_ydata()[0] == pytest.approx(81.0)
+               for line in linear.lines)

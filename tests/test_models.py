@@ -429,3 +429,42 @@ def test_a_debiasing_estimator_with_the_ring_is_refused_with_the_reason():
 def test_a_bad_estimator_block_names_what_is_wrong(block, match):
     with pytest.raises(ValueError, match=match):
         _model("simclr", sampler={"name": "uniform", "estimator": block})
+
+
+def test_cmc_pairs_each_views_anchor_with_the_other_views_bank_entry():
+    """L anchors take their positive from the ab bank and ab anchors from the L bank: with the
+    ab bank holding the L embeddings of the batch (and the L bank something else), the L
+    contrast's positive similarity is exactly 1 and the ab one is not."""
+    model = _model("cmc")
+    batch = _batch()
+    idx = batch["index"]
+    with torch.no_grad():
+        l, ab = model.lab_views(batch["views"][0])
+        z_l = F.normalize(model.head_l(model.encoder_l(l)), dim=1)
+        model.bank_ab.memory[idx] = z_l
+        model.bank_l.memory[idx] = -z_l  # opposite: an L anchor using its own bank scores -1
+    pos = {}
+    original = model.contrast
+
+    def spy(anchors, positives, pool, progress, generator):
+        pos[len(pos)] = positives.detach()
+        return original(anchors, positives, pool, progress, generator)
+
+    model.contrast = spy
+    model(batch, generator=_gen())
+    torch.testing.assert_close(pos[0], torch.ones(BATCH))  # L anchors: the ab bank's z_l
+    assert not torch.allclose(pos[1], torch.ones(BATCH))
+
+
+def test_moco_update_state_also_moves_the_key_head_by_the_momentum_formula():
+    model = _model("moco", key_momentum=0.8)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    head_before = [p.clone() for p in model.key_head.parameters()]
+    model(_batch(), generator=_gen())["loss"].backward()
+    opt.step()
+    model.update_state()
+    moved = False
+    for kb, ka, q in zip(head_before, model.key_head.parameters(), model.head.parameters()):
+        torch.testing.assert_close(ka, 0.8 * kb + 0.2 * q)
+        moved |= not torch.equal(ka, kb)
+    assert moved  # the query head changed, so the key head followed it

@@ -102,3 +102,25 @@ def test_paper_runs_get_none_of_the_defaults_per_model_overrides_through_the_sna
     assert specs["ir"]["batch_size"] == PAPER["pretrain"]["batch_size"] == 256
     assert (specs["moco"]["epochs"], specs["moco"]["temperature"]) == (200, 0.07)
     assert "per_model" not in specs["ir"]
+
+
+def test_the_hard_negative_extension_adds_its_four_methods_to_the_paper_grid(tmp_path):
+    """config/paper_hardneg.yaml after paper.yaml (one switch): top-k, DCL and HCL with every
+    model, MoCHi with the three that have a pool of embeddings, on the paper's 4 datasets x 3
+    seeds; paper.yaml's own uniform and ring runs stay as they are."""
+    import re
+    import subprocess
+    import sys
+
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+
+    def pretrain_runs(*configfiles):
+        proc = subprocess.run([snakemake, "-n", "--configfile", *configfiles, "--config",
+                               f"results_dir={tmp_path}"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=300, check=True)
+        return int(re.search(r"^pretrain\s+(\d+)$", proc.stdout, flags=re.M).group(1))
+
+    paper = pretrain_runs("config/paper.yaml")
+    extended = pretrain_runs("config/paper.yaml", "config/paper_hardneg.yaml")
+    assert paper == 4 * 2 * 4 * 3  # models x (uniform, ring) x datasets x seeds
+    assert extended - paper == (4 * 3 + 3) * 4 * 3

@@ -398,3 +398,24 @@ def test_linear_eval_of_an_untrained_spec_evaluates_the_saved_random_init_in_one
                          epochs=2, seed=1, device="cpu")
     assert record["sampler"] == "untrained"
     assert record["metrics"]["top1"] == reference["metrics"]["top1"]
+
+
+def test_pretraining_and_evaluation_records_carry_the_same_sampler_block(tmp_path):
+    """One sampler / estimator block in every stage: the label's config block (estimator
+    included); the built sampler's state at the end of training goes to extra."""
+    import json
+
+    from repro.linear_eval import evaluate
+
+    config = _config(epochs=1)
+    config["samplers"]["hcl"] = {"name": "uniform",
+                                 "estimator": {"name": "hard", "tau_plus": 0.1, "beta": 1.0}}
+    spec = run_spec(config, "moco", "hcl", "shapes", 0)
+    record = train(spec, tmp_path / "run", progress_bar=False)
+    evaluated = evaluate(tmp_path / "run" / "checkpoint.pt", "shapes", tmp_path / "eval",
+                         epochs=1, device="cpu")
+    assert record["sampler_params"] == evaluated["sampler_params"] == spec["sampler"]
+    assert record["sampler_params"]["estimator"]["name"] == "hard"
+    assert record["extra"]["sampler_state"]["sampler"] == "uniform"
+    on_disk = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert on_disk["sampler_params"] == spec["sampler"]

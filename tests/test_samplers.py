@@ -201,3 +201,15 @@ def test_topk_is_the_ring_up_to_one_keeping_exactly_the_k_most_similar_candidate
     assert torch.equal(idx.sort(dim=1).values, expected.sort(dim=1).values)
     assert RingSampler.describe({"w_l": 0.9, "w_u": 1.0}) == "top-k [0.9, 1]"
     assert RingSampler.describe({"w_l": 0.9, "w_u": 0.99}) == "ring [0.9, 0.99]"
+
+
+def test_ring_draws_reach_every_member_of_the_ring_and_nothing_else():
+    # 40 candidates, ring [0.5, 0.9]: ranks 4..19 (16 members); 4,000 draws per anchor reach
+    # each member (a draw from one member fewer would miss the last, rank 19)
+    sims = torch.linspace(1.0, -1.0, 40).expand(3, 40)  # rank r = candidate r
+    lo, hi = ring_bounds(0.5, 0.9, 40)
+    assert (lo, hi) == (4, 20)
+    idx = ring_indices(sims, 0.5, 0.9, num_negatives=4000,
+                       generator=torch.Generator().manual_seed(0))
+    for row in idx:
+        assert set(row.tolist()) == set(range(lo, hi))

@@ -20,20 +20,20 @@ def _snakemake(*args, cwd=ROOT, check=True):
     return proc
 
 
-def test_default_dry_run_lists_the_whole_dag_of_177_jobs(tmp_path):
+def test_default_dry_run_lists_the_whole_dag_of_178_jobs(tmp_path):
     proc = _snakemake("-n", "--config", f"results_dir={tmp_path}")
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, flags=re.M))
     # (dataset, model) pairs: 4 models on shapes + 3 on digits (CMC needs colour) = 7;
     # x 2 samplers x 3 seeds pretrained and linear-evaluated; 7 x 3 untrained networks, each
     # built and evaluated in one job; few-shot of every pretrained run on the other dataset;
     # detection: 2 runs x 3 tasks x 3 seeds on shapes encoders; the claims table and the
-    # methods table (Table 4)
+    # methods table (Table 4) and figure
     assert {k: int(counts.get(k, 0)) for k in (
         "pretrain", "untrained", "linear_eval", "linear_eval_untrained", "fewshot",
-        "detection", "toy", "claims", "table4_methods", "total")} == {
+        "detection", "toy", "claims", "table4_methods", "figure_methods", "total")} == {
         "pretrain": 42, "untrained": 0, "linear_eval": 42, "linear_eval_untrained": 21,
         "fewshot": 42, "detection": 18, "toy": 1, "claims": 1, "table4_methods": 1,
-        "total": 177}
+        "figure_methods": 1, "total": 178}
 
 
 def test_bad_config_is_refused_with_a_clear_message(tmp_path):

@@ -30,6 +30,7 @@ __all__ = [
     "model_names",
     "estimator_problem",
     "sampler_problem",
+    "model_option_problem",
     "MODEL_CLASSES",
 ]
 
@@ -85,6 +86,19 @@ def sampler_problem(model: str, sampler_name: Optional[str]) -> Optional[str]:
                 f"{model}'s negatives are in-batch similarities without a pool of embeddings: "
                 f"use it with "
                 f"{', '.join(m for m, c in MODEL_CLASSES.items() if c.pool_of_embeddings)}")
+    return None
+
+
+def model_option_problem(model: str, options: Mapping[str, Any]) -> Optional[str]:
+    """Why a model's config options would be ignored (``None`` when none is): each model
+    class declares the ``OPTIONS`` it takes (``queue_size`` is MoCo's, not IR's)."""
+    cls = MODEL_CLASSES.get(model)
+    if cls is None:
+        return None
+    unknown = sorted(set(options or {}) - set(cls.OPTIONS) - {"datasets"})
+    if unknown:
+        return (f"options {unknown} do not apply to {model} (it takes "
+                f"{list(cls.OPTIONS) or 'none'}, and datasets)")
     return None
 
 

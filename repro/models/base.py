@@ -133,6 +133,8 @@ class ContrastiveModel(nn.Module, ABC):
     # whether negatives come from a pool of embeddings (bank, queue): samplers that synthesize
     # negatives from embeddings (MoCHi) need one; SimCLR's per-anchor pools are similarities
     pool_of_embeddings: bool = True
+    # the config options (``models.<name>``) the model takes, e.g. ("queue_size", ...)
+    OPTIONS: tuple[str, ...] = ()
 
     def __init__(self, sampler: NegativeSampler, temperature: float) -> None:
         super().__init__()

@@ -94,6 +94,9 @@ class CMC(ContrastiveModel):
             before the Lab conversion.
     """
 
+    # the config options (models.<name>) this model takes; others are refused
+    OPTIONS: tuple[str, ...] = ("num_negatives", "bank_momentum")
+
     def __init__(self, sampler: NegativeSampler, temperature: float, *,
                  backbone: Mapping[str, Any], dataset_size: int, embedding_dim: int = 128,
                  bank_momentum: float = 0.5, mean: Sequence[float] = IMAGENET_MEAN,

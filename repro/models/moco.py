@@ -53,6 +53,9 @@ class MoCo(ContrastiveModel):
         key_momentum: ``m`` of the key encoder (0.999).
     """
 
+    # the config options (models.<name>) this model takes; others are refused
+    OPTIONS: tuple[str, ...] = ("queue_size", "key_momentum")
+
     def __init__(self, sampler: NegativeSampler, temperature: float, *,
                  backbone: Mapping[str, Any], embedding_dim: int = 128, queue_size: int = 4096,
                  key_momentum: float = 0.999) -> None:

@@ -65,6 +65,9 @@ class SimCLR(ContrastiveModel):
 
     pool_of_embeddings = False  # each anchor's pool is a row of in-batch similarities
 
+    # the config options (models.<name>) this model takes; others are refused
+    OPTIONS: tuple[str, ...] = ()
+
     def __init__(self, sampler: NegativeSampler, temperature: float, *,
                  backbone: Mapping[str, Any], embedding_dim: int = 128) -> None:
         super().__init__(sampler, temperature)

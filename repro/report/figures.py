@@ -267,8 +267,8 @@ def _settings_for(records, settings):
 
 
 def _sampler_name(params: Any) -> Optional[str]:
-    """The sampler a record's ``sampler_params`` name (``name`` or, in pretraining records,
-    ``sampler``)."""
+    """The sampler a record's ``sampler_params`` name (``name``; pretraining records written
+    before every stage recorded the config block name it ``sampler``)."""
     return params.get("name", params.get("sampler")) if isinstance(params, Mapping) else None
 
 
@@ -472,8 +472,7 @@ def plot_loss_curves(records, settings=None, logs=None) -> Figure:
 
 
 def _is_ring(params: Any) -> bool:
-    """Whether ``sampler_params`` describe a ring sampler: evaluation records name it in
-    ``name``, pretraining records in ``sampler``."""
+    """Whether ``sampler_params`` describe a ring sampler (:func:`_sampler_name`)."""
     return _sampler_name(params) == "ring"
 
 
@@ -873,7 +872,7 @@ def plot_ring_bounds(records, settings=None) -> Figure:
 # All figures
 # ------------------------------------------------------------------------------------------
 
-FIGURES = ("loss_curves", "anneal_schedules", "toy_bias_variance", "ring_bounds")
+FIGURES = ("loss_curves", "anneal_schedules", "toy_bias_variance", "ring_bounds", "methods")
 
 
 def _build(name: str, records, results: Path, settings,
@@ -887,6 +886,10 @@ def _build(name: str, records, results: Path, settings,
         toy = records[records["stage"] == "toy"]
         csv = results / "toy" / "estimates.csv"
         return plot_toy(load_toy_estimates(csv), toy, str(csv))
+    if name == "methods":
+        from repro.report.methods import plot_methods
+
+        return plot_methods(records, settings)
     return plot_ring_bounds(records, settings)
 
 

@@ -123,3 +123,73 @@ def methods_notes(tidy) -> list[str]:
         notes.append(f"scale: {', '.join(map(str, scales))}; a result at one scale says "
                      f"nothing about another.")
     return notes
+
+
+def plot_methods(records, settings=None) -> Any:
+    """Table 4 as a figure: one panel per (stage, pretrained on, evaluated on, model), each
+    method's mean with its 95% CI (Student t over seeds) and every seed's value as a dot; the
+    untrained network as a dotted line where it was run."""
+    import matplotlib.pyplot as plt
+
+    from repro.report.figures import (_add_footer, config_footer, empty_figure,
+                                      sampler_colors)
+    from repro.report.tables import MODEL_LABELS, model_rank
+
+    title = "Negative-sampling methods under one harness (Table 4)"
+    tidy = methods_frame(records)
+    if len(tidy) == 0:
+        return empty_figure(title, "No linear-eval or few-shot records: run the workflow "
+                                   "(`snakemake --cores all`, or with --configfile "
+                                   "config/hardneg.yaml for every method).")
+    keep = records[records["stage"].isin(list(METHOD_STAGES))
+                   & (records["metric"] == records["stage"].map(METHOD_STAGES))]
+    keys = sorted({tuple(k) for k in tidy[["stage", "dataset", "eval_dataset", "model"]]
+                   .itertuples(index=False)},
+                  key=lambda k: (list(METHOD_STAGES).index(k[0]), k[1], k[2], model_rank(k[3])))
+    methods = [m for m in _method_order(tidy) if m != UNTRAINED]
+    colors = sampler_colors(methods)
+    ncols = min(4, len(keys))
+    nrows = -(-len(keys) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.9 * nrows), squeeze=False)
+    for ax, (stage, dataset, eval_dataset, model) in zip(axes.flat, keys):
+        cell = tidy[(tidy["stage"] == stage) & (tidy["dataset"] == dataset)
+                    & (tidy["eval_dataset"] == eval_dataset) & (tidy["model"] == model)]
+        runs = keep[(keep["stage"] == stage) & (keep["dataset"] == dataset)
+                    & (keep["eval_dataset"] == eval_dataset) & (keep["model"] == model)]
+        for x, method in enumerate(methods):
+            row = cell[cell["sampler"] == method]
+            if row.empty:
+                continue
+            mean, ci = float(row["mean"].iloc[0]), row["ci95"].iloc[0]
+            ax.errorbar(x, mean, yerr=None if ci is None else float(ci), fmt="o",
+                        color=colors[method], capsize=3, ms=6)
+            seeds = runs[runs["sampler"] == method]["value"].astype(float)
+            ax.plot([x] * len(seeds), seeds, ".", color=colors[method], alpha=0.4, ms=4)
+        untrained = cell[cell["sampler"] == UNTRAINED]
+        if not untrained.empty:
+            ax.axhline(float(untrained["mean"].iloc[0]), color="0.4", ls=":", lw=1,
+                       label="untrained")
+            ax.legend(fontsize=6, loc="lower right")
+        ax.set_xlim(-0.6, len(methods) - 0.4)
+        ax.set_xticks(range(len(methods)))
+        ax.set_xticklabels(methods, rotation=45, ha="right", fontsize=7)
+        where = dataset if eval_dataset == dataset else f"{dataset} -> {eval_dataset}"
+        ax.set_title(f"{MODEL_LABELS.get(model, model)}, {where}\n{stage} "
+                     f"({METHOD_STAGES[stage]}, %)", fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    fig.suptitle(title + ": mean ± 95% CI over seeds, dots = seeds", fontsize=10)
+    fig.tight_layout()
+    legend = "; ".join(f"{m}: {d}" for m, d in
+                       tidy.drop_duplicates("sampler").set_index("sampler")["method"].items()
+                       if m != UNTRAINED)
+    _add_footer(fig, config_footer(keep, settings if settings is not None else
+                                   _settings(records)) + "\n" + legend)
+    return fig
+
+
+def _settings(records):
+    from repro.report.figures import run_settings
+
+    return run_settings(records)
