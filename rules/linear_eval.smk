@@ -84,11 +84,12 @@ rule linear_eval_untrained:
         le={k: v for k, v in config["linear_eval"].items() if k in LINEAR_SETTINGS},
         flags=lambda w, output: _linear_eval_flags(w),
         out=lambda w, output: str(Path(output.record).parent),
+        python=PY,
     threads: int(config["pretrain"].get("threads", 1))
     resources:
         gpu=int(config["linear_eval"].get("gpus", 0)),
     log:
         f"{UNTRAINED_DIR}/stderr.txt",
     shell:
-        "{PY} -m repro.linear_eval --untrained-spec {params.spec:q} {params.flags}"
+        "{params.python} -m repro.linear_eval --untrained-spec {params.spec:q} {params.flags}"
         " --threads {threads} --out {params.out} 2> {log}"
