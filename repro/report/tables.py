@@ -45,6 +45,7 @@ __all__ = [
     "learning_notes",
     "LEARNS_MARGIN",
     "idle_paper_cells",
+    "has_paper_numbers",
     "compact_cells",
     "wide_frame",
     "render_markdown",
@@ -474,11 +475,19 @@ def _idle_note(tidy, spec: TableSpec) -> Optional[str]:
             f"run in any scale ({' × '.join(axes)}): {compact_cells(cells)}.")
 
 
+def has_paper_numbers(tidy) -> bool:
+    """Whether any cell of ``tidy`` (:func:`comparison_frame`) has a transcribed paper number:
+    without one, the reading tables leave out the paper and Δ columns (every cell would say
+    n/a or not transcribed); the CSV keeps them."""
+    return bool((tidy["paper_status"] == "reported").any()) if len(tidy) else False
+
+
 def wide_frame(tidy, spec: TableSpec, digits: int = 2, pm: str = "±"):
     """Reading layout: one row per (task[, evaluated on], pretrained on, method, metric,
     extras); columns ``paper (reported)`` then, per scale label found, ``ours (scale=S)`` and
     ``Δ ours − paper (scale=S)``. A paper cell with a number but no run says ``not run``; one
-    with neither (:func:`idle_paper_cells`) is left out (the notes count it)."""
+    with neither (:func:`idle_paper_cells`) is left out (the notes count it). Without any
+    transcribed paper number (:func:`has_paper_numbers`) the paper and Δ columns are left out."""
     import pandas as pd
 
     scales = sorted({s for s in tidy["scale"] if s}, key=lambda s: (s == "paper", s))
@@ -519,6 +528,9 @@ def wide_frame(tidy, spec: TableSpec, digits: int = 2, pm: str = "±"):
         wide[f"Δ ours − paper (scale={s})"] = wide[f"Δ ours − paper (scale={s})"].fillna("—")
     if not scales:
         wide["ours (no runs found)"] = "not run"
+    if not has_paper_numbers(tidy):
+        wide = wide.drop(columns=[c for c in wide.columns
+                                  if c == "paper (reported)" or c.startswith("Δ ours − paper")])
     return wide
 
 
@@ -563,11 +575,18 @@ def _notes(tidy, reported, spec: TableSpec, records=None) -> list[str]:
         "Scales are never mixed: each `ours (scale=S)` column holds only records of scale S; "
         "nor are configurations: records whose settings differ (beyond the seed and where "
         "they ran) get a row each, marked `(config <hash>)`.",
-        "paper (reported): transcribed from the paper into "
-        f"tables/reported/{spec.reported_csv}; `{NOT_TRANSCRIBED}` = the paper reports this "
-        f"cell but its number is not in that file yet; `{NO_PAPER}` = the paper has no such "
-        "cell (our offline datasets, or runs beyond the paper's grid).",
     ]
+    if has_paper_numbers(tidy):
+        notes.append(
+            "paper (reported): transcribed from the paper into "
+            f"tables/reported/{spec.reported_csv}; `{NOT_TRANSCRIBED}` = the paper reports this "
+            f"cell but its number is not in that file yet; `{NO_PAPER}` = the paper has no such "
+            "cell (our offline datasets, or runs beyond the paper's grid).")
+    else:
+        notes.append(
+            f"No paper number of these cells is in tables/reported/{spec.reported_csv} (see "
+            "tables/reported/README.md), so the paper (reported) and Δ columns are left out; "
+            "the CSV keeps them.")
     if spec.task_field:
         notes.append(f"{spec.task_header}: the paper's task (record `extra.{spec.task_field}`), "
                      "which keys the paper's numbers; evaluated on: the data the metric was "
@@ -579,9 +598,6 @@ def _notes(tidy, reported, spec: TableSpec, records=None) -> list[str]:
         on = ", ".join(f"{t} on {d}" for t, d in spec.paper_data.items())
         notes.append(f"The paper measured {on}; a run on other data (e.g. generated) shows the "
                      f"paper's number for reference only, its Δ says `{OTHER_DATA}`.")
-    if reported["value"].notna().sum() == 0:
-        notes.append("No paper number of this table has been transcribed yet "
-                     "(see tables/reported/README.md).")
     if records is not None:
         frame = _select(records, spec)
         if not frame.empty:
