@@ -155,10 +155,12 @@ def test_default_workflow_end_to_end_writes_every_table_and_figure(tmp_path):
     _snakemake("--cores", "2", "--configfile", str(configfile))
 
     results = tmp_path / "results"
-    # 2 datasets x 2 models x 2 samplers, plus each model untrained (linear_eval.untrained)
+    # 2 datasets x 2 models x 2 samplers, plus each model untrained (linear_eval.untrained:
+    # built, saved beside its record and evaluated in one job)
     assert config["pretrain"]["datasets"] == ["shapes", "digits"]
-    assert len(list((results / "pretrain").glob("*/*/seed0/checkpoint.pt"))) == 12
+    assert len(list((results / "pretrain").glob("*/*/seed0/checkpoint.pt"))) == 8
     assert len(list((results / "linear_eval").glob("*/*/seed0/result.json"))) == 12
+    assert len(list((results / "linear_eval").glob("*/*-untrained/seed0/checkpoint.pt"))) == 4
     # few-shot: each pretrained encoder on the other dataset only (fewshot.in_domain: false)
     fewshot = sorted(p.relative_to(results / "fewshot").parts[:2]
                      for p in (results / "fewshot").rglob("result.json"))
@@ -169,11 +171,12 @@ def test_default_workflow_end_to_end_writes_every_table_and_figure(tmp_path):
     assert "MoCo, untrained" in table1
     claims = (tmp_path / "tables" / "claims.md").read_text()
     assert "inconclusive" in claims and "n=1" in claims  # one seed: no interval, no verdict
-    for stem in ("table2_fewshot", "table3_detection"):
+    for stem in ("table2_fewshot", "table3_detection", "table4_methods"):
         for ext in ("md", "tex", "csv"):
             assert (tmp_path / "tables" / f"{stem}.{ext}").stat().st_size > 0
     figures = {p.name for p in (tmp_path / "figures").iterdir()}
-    assert {"loss_curves.png", "toy_bias_variance.pdf", "anneal_schedules.png"} <= figures
+    assert {"loss_curves.png", "toy_bias_variance.pdf", "anneal_schedules.png",
+            "methods.png"} <= figures
 
     # Nothing left to do: a second run is a no-op (outputs are complete and up to date), also
     # after changing only where and how runs execute (threads, data loader workers).
