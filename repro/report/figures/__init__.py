@@ -1,0 +1,148 @@
+"""Figures from result records (matplotlib + seaborn, Agg backend; PNG and PDF).
+
+Each ``plot_*`` function builds a :class:`matplotlib.figure.Figure` from records (a
+:func:`repro.results.load_records` DataFrame) and returns it; :func:`make_figures` reads the
+records and saves the figures (:func:`save_figure`).
+
+* :func:`plot_loss_curves`: pretraining loss per step, one panel per (dataset, scale, model),
+  one line per sampler (mean over seeds, band = min..max where a sampler has several seeds),
+  the ring's ``w_l`` on a twin axis, one legend for the figure.
+* :func:`plot_anneal_schedules`: ``w_l`` over training for every schedule of
+  :data:`repro.samplers.SCHEDULES` (those no run used dashed grey, "not run"), and, for each of
+  linear-evaluation accuracy and final pretraining loss that has records of a schedule sweep,
+  that metric per schedule, one panel per model, with ``n`` on every bar and the model's
+  uniform (NCE) and untrained (random-init) accuracy as reference lines.
+* :func:`plot_toy`: NCE vs Ring estimates of a known mutual information (Gaussian toy):
+  bias and spread per sampler and ring, with lines at the true MI and at the ``log(K + 1)``
+  ceiling of the InfoNCE bound; the title gives the toy's ``d, rho, n, K``.
+* :func:`plot_ring_bounds`: linear-eval top-1 against the ring bounds ``(w_l, w_u)``, one
+  dot plot per set of ring runs that differ only in their bounds (mean, per-seed dots, 95%
+  t-interval when ``n > 1``, ``n`` on every point), with the same model's uniform (NCE) and
+  untrained (random-init) accuracy as reference lines.
+
+One module per figure (``loss_curves``, ``anneal``, ``toy``, ``ring_bounds``; the methods
+figure of Table 4 is :func:`repro.report.methods.plot_methods`), the shared colours, saving,
+footer and reference-line code in ``common``; this package names them (:data:`FIGURES`) and
+re-exports what callers use.
+
+Every figure carries a footer (:func:`config_footer`) with the config it was made from: the
+``scale``, the pretraining settings read from the records (epochs, backbone and width, batch
+size; from the run spec in each ``checkpoint.pt`` when :func:`load_run_specs` can read it) and
+the seeds. With no suitable records a figure still gets written, saying what is missing and how
+to produce it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+from matplotlib.figure import Figure
+
+from repro.report.figures.common import (  # noqa: F401
+    FOOTER_PREFIX,
+    SAMPLER_COLORS,
+    UNTRAINED,
+    _add_footer,
+    config_footer,
+    empty_figure,
+    load_run_specs,
+    reference_rows,
+    run_settings,
+    sampler_colors,
+    save_figure,
+)
+from repro.report.figures.loss_curves import (  # noqa: F401
+    LOSS_CAVEAT,
+    load_loss_logs,
+    plot_loss_curves,
+)
+from repro.report.figures.anneal import (  # noqa: F401
+    _ring_rows,
+    plot_anneal_schedules,
+    schedule_sweep,
+    schedules_run,
+)
+from repro.report.figures.toy import (  # noqa: F401
+    load_toy_estimates,
+    plot_toy,
+    toy_settings,
+)
+from repro.report.figures.ring_bounds import (  # noqa: F401
+    plot_ring_bounds,
+    ring_bound_panels,
+)
+
+__all__ = [
+    "FIGURES",
+    "FOOTER_PREFIX",
+    "save_figure",
+    "sampler_colors",
+    "empty_figure",
+    "load_loss_logs",
+    "load_run_specs",
+    "load_toy_estimates",
+    "run_settings",
+    "config_footer",
+    "reference_rows",
+    "schedules_run",
+    "toy_settings",
+    "plot_loss_curves",
+    "plot_anneal_schedules",
+    "plot_toy",
+    "plot_ring_bounds",
+    "schedule_sweep",
+    "ring_bound_panels",
+    "make_figures",
+]
+
+# ------------------------------------------------------------------------------------------
+# All figures
+# ------------------------------------------------------------------------------------------
+
+FIGURES = ("loss_curves", "anneal_schedules", "toy_bias_variance", "ring_bounds", "methods")
+
+
+def _build(name: str, records, results: Path, settings,
+           anneal: Optional[Mapping[str, float]]) -> Figure:
+    """The figure ``name`` of :data:`FIGURES` from the records under ``results``."""
+    if name == "loss_curves":
+        return plot_loss_curves(records, settings)
+    if name == "anneal_schedules":
+        return plot_anneal_schedules(records, **dict(anneal or {}), settings=settings)
+    if name == "toy_bias_variance":
+        toy = records[records["stage"] == "toy"]
+        csv = results / "toy" / "estimates.csv"
+        return plot_toy(load_toy_estimates(csv), toy, str(csv))
+    if name == "methods":
+        from repro.report.methods import plot_methods
+
+        return plot_methods(records, settings)
+    return plot_ring_bounds(records, settings)
+
+
+def make_figures(results: str | os.PathLike, out_dir: str | os.PathLike,
+                 only: Optional[Sequence[str]] = None,
+                 anneal: Optional[Mapping[str, float]] = None) -> list[Path]:
+    """Write every figure (or those named in ``only``) from the records under ``results``.
+
+    Args:
+        results: the results folder (``result.json`` files, ``toy/estimates.csv``).
+        out_dir: where ``<name>.png`` / ``<name>.pdf`` go.
+        only: a subset of :data:`FIGURES`.
+        anneal: ``w_l``, ``w_l_start``, ``anneal_fraction`` for the schedule figure.
+    """
+    from repro.results import load_records
+
+    names = list(only or FIGURES)
+    unknown = [n for n in names if n not in FIGURES]
+    if unknown:
+        raise ValueError(f"unknown figure(s) {unknown}; choose from {list(FIGURES)}")
+    results = Path(results)
+    records = load_records(results) if results.is_dir() else load_records([])
+    settings = run_settings(records, load_run_specs(records))
+    paths: list[Path] = []
+    for name in names:
+        paths += save_figure(_build(name, records, results, settings, anneal), out_dir, name)
+    return paths
