@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from repro.cli import non_negative_float, positive_float, positive_int
 from repro.io import atomic_torch_save
 from repro.pretrain import DEVICES, pick_device
 from repro.results import make_record, write_record
@@ -180,10 +181,10 @@ def evaluate(checkpoint: Path, dataset: str, out: Path, *, data_root: Optional[s
 
 
 _SETTINGS = {  # evaluate() keyword -> (type, --help); the option's default is evaluate()'s
-    "epochs": (int, "epochs of the linear layer"),
-    "lr": (float, "Adam learning rate"),
-    "weight_decay": (float, "Adam weight decay"),
-    "batch_size": (int, "batch size of feature extraction and training"),
+    "epochs": (positive_int, "epochs of the linear layer"),
+    "lr": (positive_float, "Adam learning rate"),
+    "weight_decay": (non_negative_float, "Adam weight decay"),
+    "batch_size": (positive_int, "batch size of feature extraction and training"),
     "seed": (int, "seed of the layer's initialisation and batch order"),
 }
 
@@ -223,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
                             default=defaults[name].default, help=f"{text} (default %(default)s)")
     parser.add_argument("--device", default="auto", choices=DEVICES,
                         help="where features and the layer are computed (default %(default)s)")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=positive_int, default=1,
                         help="torch CPU threads (default %(default)s)")
     return parser
 

@@ -88,3 +88,56 @@ def test_cached_features_are_not_reused_for_a_rebuilt_checkpoint_of_the_same_run
     assert main(["--checkpoint", str(rebuilt), *args]) == 0
     after = torch.load(tmp_path / "eval" / "features.pt", weights_only=False)["train_x"]
     assert not torch.equal(before, after)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--epochs", "0"], "--epochs: must be at least 1, got 0"),
+    (["--epochs", "-5"], "--epochs: must be at least 1, got -5"),
+    (["--lr", "0"], "--lr: must be above 0"),
+    (["--batch-size", "0"], "--batch-size: must be at least 1"),
+    (["--weight-decay", "-1"], "--weight-decay: must be 0 or more"),
+])
+def test_linear_eval_refuses_settings_that_would_mean_something_else(argv, message, capsys,
+                                                                      tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--checkpoint", "x.pt", "--dataset", "shapes", "--out", str(tmp_path), *argv])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "result.json").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--iterations", "0"], "--iterations: must be at least 1, got 0"),
+    (["--iterations", "-5"], "--iterations: must be at least 1, got -5"),
+    (["--lr", "-0.1"], "--lr: must be above 0"),
+])
+def test_detection_refuses_iterations_that_would_mean_the_paper_schedule_or_nothing(
+        argv, message, capsys):
+    from transfer.detection.train import build_parser as detection_parser
+
+    with pytest.raises(SystemExit) as exit_info:
+        detection_parser().parse_args(["--checkpoint", "x.pt", "--task", "voc_det",
+                                       "--out", "r.json", *argv])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_fewshot_refuses_a_fixed_way_above_the_sources_classes():
+    import numpy as np
+
+    from transfer.fewshot.episodes import EpisodeConfig, sample_episode
+
+    labels = np.repeat(np.arange(10), 6)
+    with pytest.raises(ValueError, match="50-way episodes need 50 classes"):
+        sample_episode(labels, np.random.default_rng(0), EpisodeConfig(way=50))
+    episode = sample_episode(labels, np.random.default_rng(0), EpisodeConfig(way=10))
+    assert len(episode.classes) == 10  # exactly the way asked for
+
+
+def test_report_figures_on_a_missing_results_folder_is_an_error_like_tables(tmp_path, capsys):
+    from repro.report.__main__ import main as report_main
+
+    missing = str(tmp_path / "nonexistent")
+    for what in ("figures", "tables"):
+        assert report_main([what, "--results", missing, "--out", str(tmp_path / what)]) == 2
+        assert "no results folder at" in capsys.readouterr().err
+    assert not (tmp_path / "figures").exists()

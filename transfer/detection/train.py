@@ -33,6 +33,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from repro.cli import non_negative_float, positive_float, positive_int
 from transfer.detection.data import TASKS, VOC_CLASSES, Task
 
 __all__ = ["CONFIG_DIR", "detectron2_available", "pick_backend", "lr_steps", "default_warmup",
@@ -468,29 +469,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-root", default=None, help="dataset folder")
     parser.add_argument("--backend", choices=("auto", "detectron2", "torchvision"),
                         default="auto")
-    parser.add_argument("--iterations", type=int, default=None,
+    parser.add_argument("--iterations", type=positive_int, default=None,
                         help="training iterations (default: the paper schedule, 24k VOC / "
                              "90k COCO; use e.g. 20 for a smoke run)")
-    parser.add_argument("--batch-size", type=int, default=None,
+    parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="images per iteration (default: detectron2 config's 16; "
                              "torchvision 2)")
-    parser.add_argument("--lr", type=float, default=None,
+    parser.add_argument("--lr", type=positive_float, default=None,
                         help="base learning rate (default: the config's 0.02)")
-    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--weight-decay", type=non_negative_float, default=1e-4)
     parser.add_argument("--warmup", type=int, default=None,
                         help="warm-up iterations (default: 10%% of the iterations, at most 100)")
-    parser.add_argument("--min-size", type=int, default=800,
+    parser.add_argument("--min-size", type=positive_int, default=800,
                         help="shorter image side (torchvision backend)")
-    parser.add_argument("--max-size", type=int, default=1333,
+    parser.add_argument("--max-size", type=positive_int, default=1333,
                         help="longer side cap (torchvision backend)")
     parser.add_argument("--norm", choices=("bn", "frozen"), default="bn",
                         help="backbone BN: fine-tuned (MoCo recipe) or frozen (torchvision)")
-    parser.add_argument("--fpn-channels", type=int, default=256)
-    parser.add_argument("--head-width", type=int, default=None,
+    parser.add_argument("--fpn-channels", type=positive_int, default=256)
+    parser.add_argument("--head-width", type=positive_int, default=None,
                         help="shrink the heads to this width (tiny CPU runs)")
-    parser.add_argument("--max-train-images", type=int, default=None)
-    parser.add_argument("--max-test-images", type=int, default=None)
-    parser.add_argument("--num-gpus", type=int, default=1, help="detectron2 processes")
+    parser.add_argument("--max-train-images", type=positive_int, default=None)
+    parser.add_argument("--max-test-images", type=positive_int, default=None)
+    parser.add_argument("--num-gpus", type=positive_int, default=1, help="detectron2 processes")
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[],
                         help="detectron2 config overrides as KEY VALUE pairs, e.g. --opts "
                              "SOLVER.CHECKPOINT_PERIOD 5000 TEST.EVAL_PERIOD 0; applied after "

@@ -101,7 +101,8 @@ def eligible_classes(labels: np.ndarray, shot: Optional[int] = None) -> np.ndarr
 
 
 def sample_way(num_classes: int, rng: np.random.Generator, config: EpisodeConfig) -> int:
-    """``N ~ U{min_way, ..., min(max_way, C)}``, or ``config.way``; both capped by ``C``.
+    """``N ~ U{min_way, ..., min(max_way, C)}``, or ``config.way`` (refused when above ``C``:
+    the record would name a way it did not run).
 
     When the source has fewer than ``min_way`` classes, every class is used (``N = C``).
     """
@@ -109,7 +110,10 @@ def sample_way(num_classes: int, rng: np.random.Generator, config: EpisodeConfig
         raise ValueError(f"a few-shot episode needs at least 2 classes with 2+ examples each, "
                          f"the source has {num_classes}")
     if config.way is not None:
-        return min(config.way, num_classes)
+        if config.way > num_classes:  # a record saying "50-way" must be 50-way
+            raise ValueError(f"{config.way}-way episodes need {config.way} classes with 2+ "
+                             f"examples each; the source has {num_classes}: lower --way")
+        return config.way
     high = min(config.max_way, num_classes)
     low = min(config.min_way, high)
     return int(rng.integers(low, high + 1))

@@ -31,6 +31,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
+from repro.cli import positive_int
 from repro.pretrain import DEVICES, pick_device
 from transfer.fewshot.classifiers import CLASSIFIERS, logistic_regression_predict, mean_ci95
 from transfer.fewshot.episodes import EpisodeConfig, sample_episode
@@ -252,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", required=True, help="pretraining checkpoint.pt")
     parser.add_argument("--source", required=True, help="few-shot source (see below)")
     parser.add_argument("--out", required=True, help="result record to write (result.json)")
-    parser.add_argument("--episodes", type=int, default=600, help="episodes (default %(default)s)")
+    parser.add_argument("--episodes", type=positive_int, default=600, help="episodes (default %(default)s)")
     parser.add_argument("--classifier", choices=sorted(CLASSIFIERS), default="logreg",
                         help="classifier behind the headline 'accuracy' metric (both are run; "
                              "default %(default)s)")
@@ -262,19 +263,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="root of image-folder sources (default data/meta_dataset), or the "
                              "data root of the offline sources")
     parser.add_argument("--split", default=None, help="override the source's split")
-    parser.add_argument("--image-size", type=int, default=None,
+    parser.add_argument("--image-size", type=positive_int, default=None,
                         help="input resolution (default: from the checkpoint's pretraining data)")
     parser.add_argument("--max-per-class", type=int, default=200,
                         help="examples kept per class (0: all; default %(default)s)")
     parser.add_argument("--max-examples", type=int, default=None,
                         help="stop reading a TFDS split after this many examples")
     for name, text in _EPISODE_BOUNDS.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=int,
+        parser.add_argument(f"--{name.replace('_', '-')}", type=positive_int,
                             default=getattr(EpisodeConfig(), name),
                             help=f"{text} (default %(default)s)")
-    parser.add_argument("--way", type=int, default=None, help="fixed way (default: variable)")
-    parser.add_argument("--shot", type=int, default=None, help="fixed shot (default: variable)")
-    parser.add_argument("--query", type=int, default=None,
+    parser.add_argument("--way", type=positive_int, default=None, help="fixed way (default: variable)")
+    parser.add_argument("--shot", type=positive_int, default=None, help="fixed shot (default: variable)")
+    parser.add_argument("--query", type=positive_int, default=None,
                         help="fixed queries per class (default: Meta-Dataset rule, <= 10)")
     parser.add_argument("--holdout", type=float, default=0.2,
                         help="held-out fraction per class for the whole-domain linear eval "
@@ -282,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the pool subsample, the episodes and the held-out split "
                              "(default %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=256,
+    parser.add_argument("--batch-size", type=positive_int, default=256,
                         help="images per feature batch (default %(default)s)")
     parser.add_argument("--device", default="auto", choices=DEVICES,
                         help="where the features are computed (default %(default)s: CUDA when "

@@ -140,7 +140,10 @@ def make_figures(results: str | os.PathLike, out_dir: str | os.PathLike,
     if unknown:
         raise ValueError(f"unknown figure(s) {unknown}; choose from {list(FIGURES)}")
     results = Path(results)
-    records = load_records(results) if results.is_dir() else load_records([])
+    if not results.is_dir():  # as `tables`: placeholder figures of a mistyped path help nobody
+        raise FileNotFoundError(f"no results folder at {results}: run the workflow first "
+                                f"(`snakemake --cores all`) or pass --results PATH")
+    records = load_records(results)
     settings = run_settings(records, load_run_specs(records))
     paths: list[Path] = []
     for name in names:
