@@ -9,12 +9,11 @@ UNTRAINED_DIR = f"{RESULTS}/linear_eval/{{dataset}}/{{model}}-{UNTRAINED}/seed{{
 LINEAR_SETTINGS = ("epochs", "batch_size", "lr", "weight_decay")
 
 
-def linear_eval_samplers(model=None):
-    """Sampler labels evaluated (those ``model`` is pretrained with; every label without a
-    model), plus the untrained baseline when asked for."""
+def linear_eval_samplers(model):
+    """Sampler labels of ``model`` evaluated: those it is pretrained with, plus the untrained
+    baseline when asked for."""
     untrained = [UNTRAINED] if config["linear_eval"].get("untrained") else []
-    labels = config["samplers"] if model is None else sampler_labels(config, model)
-    return [*labels, *untrained]
+    return [*sampler_labels(config, model), *untrained]
 
 
 def linear_eval_targets():

@@ -31,7 +31,6 @@ __all__ = [
     "estimator_problem",
     "sampler_problem",
     "model_option_problem",
-    "MODEL_CLASSES",
 ]
 
 
@@ -59,19 +58,20 @@ def _simclr(sampler: NegativeSampler, o: Mapping[str, Any]) -> ContrastiveModel:
                   embedding_dim=o["embedding_dim"])
 
 
-# name -> (factory, draws K negatives per anchor from a memory bank?)
-MODELS: dict[str, tuple[Callable[[NegativeSampler, Mapping[str, Any]], ContrastiveModel], bool]]
-MODELS = {
-    "ir": (_ir, True),
-    "cmc": (_cmc, True),
-    "moco": (_moco, False),
-    "simclr": (_simclr, False),
+# name -> (factory, class). The class declares what the builder and the config checks need:
+# its OPTIONS (a model taking num_negatives draws K negatives per anchor from a memory bank;
+# the others use their whole pool) and whether its pool is of embeddings.
+Factory = Callable[[NegativeSampler, Mapping[str, Any]], ContrastiveModel]
+MODELS: dict[str, tuple[Factory, type[ContrastiveModel]]] = {
+    "ir": (_ir, InstanceDiscrimination),
+    "cmc": (_cmc, CMC),
+    "moco": (_moco, MoCo),
+    "simclr": (_simclr, SimCLR),
 }
 
 
-# name -> the model's class (for what it declares, e.g. ``pool_of_embeddings``)
-MODEL_CLASSES: dict[str, type[ContrastiveModel]] = {
-    "ir": InstanceDiscrimination, "cmc": CMC, "moco": MoCo, "simclr": SimCLR}
+def _model_class(name: str) -> Optional[type[ContrastiveModel]]:
+    return MODELS[name][1] if name in MODELS else None
 
 
 def sampler_problem(model: str, sampler_name: Optional[str]) -> Optional[str]:
@@ -79,20 +79,20 @@ def sampler_problem(model: str, sampler_name: Optional[str]) -> Optional[str]:
     that synthesizes negatives from pool embeddings (MoCHi) needs a model that has them."""
     from repro.samplers import SAMPLERS
 
-    cls, sampler = MODEL_CLASSES.get(model), SAMPLERS.get(sampler_name)
+    cls, sampler = _model_class(model), SAMPLERS.get(sampler_name)
     if cls is not None and sampler is not None and sampler.synthesizes \
             and not cls.pool_of_embeddings:
         return (f"sampler {sampler_name!r} mixes pool embeddings into synthetic negatives; "
                 f"{model}'s negatives are in-batch similarities without a pool of embeddings: "
                 f"use it with "
-                f"{', '.join(m for m, c in MODEL_CLASSES.items() if c.pool_of_embeddings)}")
+                f"{', '.join(m for m, (_, c) in MODELS.items() if c.pool_of_embeddings)}")
     return None
 
 
 def model_option_problem(model: str, options: Mapping[str, Any]) -> Optional[str]:
     """Why a model's config options would be ignored (``None`` when none is): each model
     class declares the ``OPTIONS`` it takes (``queue_size`` is MoCo's, not IR's)."""
-    cls = MODEL_CLASSES.get(model)
+    cls = _model_class(model)
     if cls is None:
         return None
     unknown = sorted(set(options or {}) - set(cls.OPTIONS) - {"datasets"})
@@ -149,8 +149,8 @@ def build_model(
                          "simclr use the whole pool)")
     if dataset_size < 1:
         raise ValueError(f"dataset_size must be positive, got {dataset_size}")
-    factory, draws_k = MODELS[name]
-    k: Optional[int] = int(num_negatives) if draws_k else None
+    factory, cls = MODELS[name]
+    k: Optional[int] = int(num_negatives) if "num_negatives" in cls.OPTIONS else None
     sampler_options = dict(sampler_config)
     estimator_config = sampler_options.pop("estimator", None)
     sampler = build_sampler({**sampler_options, "num_negatives": k})

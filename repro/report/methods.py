@@ -45,6 +45,12 @@ def method_description(block: Optional[Mapping[str, Any]]) -> str:
     return f"{words}, {described}"
 
 
+def _headline_rows(records):
+    """The linear-eval and few-shot rows of the records, each stage's headline metric only."""
+    return records[records["stage"].isin(list(METHOD_STAGES))
+                   & (records["metric"] == records["stage"].map(METHOD_STAGES))]
+
+
 def methods_frame(records) -> Any:
     """Tidy frame: one row per (scale, stage, dataset, eval_dataset, model, sampler) with the
     headline metric's ``n``, ``mean``, ``ci95``, ``seeds`` and the ``method`` description."""
@@ -54,8 +60,7 @@ def methods_frame(records) -> Any:
                "metric", "n", "mean", "ci95", "seeds"]
     if records is None or len(records) == 0:
         return pd.DataFrame(columns=columns)
-    keep = records[records["stage"].isin(list(METHOD_STAGES))
-                   & (records["metric"] == records["stage"].map(METHOD_STAGES))]
+    keep = _headline_rows(records)
     rows = []
     keys = ["scale", "stage", "dataset", "eval_dataset", "model", "sampler"]
     for key, group in keep.groupby(keys, sort=False, dropna=False):
@@ -131,8 +136,8 @@ def plot_methods(records, settings=None) -> Any:
     untrained network as a dotted line where it was run."""
     import matplotlib.pyplot as plt
 
-    from repro.report.figures import (_add_footer, config_footer, empty_figure,
-                                      sampler_colors)
+    from repro.report.figures.common import (_add_footer, _settings_for, config_footer,
+                                             empty_figure, sampler_colors)
     from repro.report.tables import MODEL_LABELS, model_rank
 
     title = "Negative-sampling methods under one harness (Table 4)"
@@ -141,8 +146,7 @@ def plot_methods(records, settings=None) -> Any:
         return empty_figure(title, "No linear-eval or few-shot records: run the workflow "
                                    "(`snakemake --cores all`, or with --configfile "
                                    "config/hardneg.yaml for every method).")
-    keep = records[records["stage"].isin(list(METHOD_STAGES))
-                   & (records["metric"] == records["stage"].map(METHOD_STAGES))]
+    keep = _headline_rows(records)
     keys = sorted({tuple(k) for k in tidy[["stage", "dataset", "eval_dataset", "model"]]
                    .itertuples(index=False)},
                   key=lambda k: (list(METHOD_STAGES).index(k[0]), k[1], k[2], model_rank(k[3])))
@@ -184,12 +188,5 @@ def plot_methods(records, settings=None) -> Any:
     legend = "; ".join(f"{m}: {d}" for m, d in
                        tidy.drop_duplicates("sampler").set_index("sampler")["method"].items()
                        if m != UNTRAINED)
-    _add_footer(fig, config_footer(keep, settings if settings is not None else
-                                   _settings(records)) + "\n" + legend)
+    _add_footer(fig, config_footer(keep, _settings_for(records, settings)) + "\n" + legend)
     return fig
-
-
-def _settings(records):
-    from repro.report.figures import run_settings
-
-    return run_settings(records)
