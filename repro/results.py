@@ -205,6 +205,11 @@ def _validate(record: Mapping[str, Any], where: str) -> None:
         raise ValueError(f"{where}: result record lacks {missing}")
     if not isinstance(record["metrics"], Mapping):
         raise ValueError(f"{where}: 'metrics' must be a mapping of name -> value")
+    not_numbers = {k: v for k, v in record["metrics"].items()
+                   if isinstance(v, bool) or not isinstance(v, (int, float))}
+    if not_numbers:  # a string would otherwise surface as a pandas traceback in the report
+        raise ValueError(f"{where}: metrics must be numbers, got {not_numbers}; delete the "
+                         f"record and run its job again")
 
 
 def write_record(path: str | os.PathLike, record: Mapping[str, Any]) -> Path:

@@ -60,6 +60,19 @@ def test_corrupt_record_names_the_file(tmp_path):
         read_record(bad)
 
 
+def test_a_record_whose_metric_is_not_a_number_is_refused_naming_file_and_metric(tmp_path):
+    record = make_record(stage="linear_eval", model="ir", sampler="uniform", dataset="shapes",
+                         seed=0, metrics={"top1": 50.0}, scale="default", config={},
+                         wall_time_s=1.0)
+    path = tmp_path / "result.json"
+    for bad in ("93.1", True, None):
+        path.write_text(json.dumps({**record, "metrics": {"top1": bad}}))
+        with pytest.raises(ValueError, match=rf"{path}: metrics must be numbers.*top1"):
+            read_record(path)
+    path.write_text(json.dumps(record))
+    assert read_record(path)["metrics"] == {"top1": 50.0}
+
+
 def test_atomic_write_leaves_old_file_when_writer_fails(tmp_path):
     target = tmp_path / "out.json"
     atomic_write_json(target, {"v": 1})
