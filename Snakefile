@@ -8,6 +8,7 @@
 """
 
 import copy
+import json
 import sys
 
 from snakemake.exceptions import WorkflowError
@@ -30,6 +31,8 @@ for _grid in ("models", "samplers"):
 for _overrides in ("per_model", "per_dataset"):
     if _overrides in (_USER_CONFIG.get("pretrain") or {}):
         config["pretrain"][_overrides] = _USER_CONFIG["pretrain"][_overrides]
+if "sphere" in (_USER_CONFIG.get("toy") or {}):  # its estimators are a grid too (null: no toy)
+    config["toy"]["sphere"] = _USER_CONFIG["toy"]["sphere"]
 
 
 try:
@@ -59,6 +62,7 @@ include: "rules/report.smk"
 rule all:
     input:
         rules.toy.output,
+        rules.toy_sphere.output if config["toy"].get("sphere") else [],
         pretrain_targets(),
         linear_eval_targets(),
         fewshot_targets(),

@@ -45,6 +45,7 @@ def validate_config(config: dict[str, Any], schema_path: str | os.PathLike = SCH
                  _sampler_problems(config.get("samplers") or {})]
         lines += [f"  {key}: {problem}" for key, problem in _runs_problems(config)]
         lines += [f"  {key}: {problem}" for key, problem in _grid_problems(config)]
+        lines += [f"  {key}: {problem}" for key, problem in _toy_problems(config)]
     if lines:
         raise ValueError("invalid configuration:\n" + "\n".join(lines))
     return config
@@ -144,6 +145,26 @@ def _grid_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:
                        for problem in [sampler_problem(model,
                                                        (samplers[label] or {}).get("name"))]
                        if problem]
+
+
+def _toy_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``toy.sphere.estimators`` blocks the estimator registry refuses, and a label ``nce``
+    (which names NCE itself, always estimated)."""
+    from repro.estimators import build_estimator
+
+    estimators = (((config.get("toy") or {}).get("sphere") or {}).get("estimators") or {})
+    problems = []
+    for label, block in estimators.items():
+        key = f"toy.sphere.estimators.{label}"
+        if label == "nce":
+            problems.append((key, "'nce' names NCE itself, which the toy always estimates; "
+                                  "give this estimator another label"))
+            continue
+        try:
+            build_estimator(block)
+        except ValueError as err:
+            problems.append((key, str(err)))
+    return problems
 
 
 def _runs_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:

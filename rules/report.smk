@@ -25,8 +25,19 @@ def _report_targets(*names):
     return found
 
 
-def _toy_estimates():
-    return [f"{RESULTS}/toy/estimates.csv"] if hasattr(rules, "toy") else []
+def _has_rule(name):
+    """Whether an included rule file defined rule `name` (`rules.<name>` raises a WorkflowError,
+    not an AttributeError, for an unknown rule, so hasattr() cannot tell)."""
+    try:
+        getattr(rules, name)
+    except Exception:
+        return False
+    return True
+
+
+def _toy_estimates(rule="toy"):
+    """The estimates CSV of the toy rule `rule` (toy, toy_sphere), or none without that rule."""
+    return getattr(rules, rule).output.csv if _has_rule(rule) else []
 
 
 _TABLE_INPUTS = {
@@ -106,6 +117,9 @@ _FIGURE_INPUTS = {
     "loss_curves": lambda w: _report_targets("pretrain_targets"),
     "anneal_schedules": lambda w: _report_targets("pretrain_targets", "linear_eval_targets"),
     "toy_bias_variance": lambda w: _toy_estimates(),
+    # the sphere toy's figure (DCL, HCL beside NCE and Ring) where the config runs it
+    **({"toy_sphere": lambda w: _toy_estimates("toy_sphere")}
+       if _has_rule("toy_sphere") else {}),
     # pretrain records too: every figure's footer gives the pretraining settings
     "ring_bounds": lambda w: _report_targets("pretrain_targets", "linear_eval_targets"),
     # Table 4 as a figure: every method side by side

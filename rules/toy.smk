@@ -12,3 +12,24 @@ rule toy:
         "{PY} -m repro.toy --dim {params.t[dim]} --rho {params.t[rho]} --n {params.t[n]}"
         " --num-negatives {params.t[num_negatives]} --seeds {params.t[seeds]}"
         " --csv {output.csv} --record {output.record} --scale {params.scale:q} > {log} 2>&1"
+
+
+if (config["toy"] or {}).get("sphere"):
+
+    rule toy_sphere:
+        """NCE, Ring, DCL and HCL on vMF pairs on the sphere (known mutual information)."""
+        output:
+            csv=f"{RESULTS}/toy/sphere/estimates.csv",
+            record=f"{RESULTS}/toy/sphere/result.json",
+        params:
+            t=config["toy"],
+            s=config["toy"]["sphere"],
+            estimators=json.dumps(config["toy"]["sphere"].get("estimators") or {}),
+            scale=config.get("scale", "default"),
+        log:
+            f"{RESULTS}/toy/sphere/log.txt",
+        shell:
+            "{PY} -m repro.toy --family sphere --dim {params.s[dim]} --kappa {params.s[kappa]}"
+            " --n {params.t[n]} --num-negatives {params.t[num_negatives]}"
+            " --seeds {params.t[seeds]} --estimators {params.estimators:q}"
+            " --csv {output.csv} --record {output.record} --scale {params.scale:q} > {log} 2>&1"

@@ -195,6 +195,30 @@ def test_toy_settings_take_n_from_the_record_when_it_lists_it():
     assert "n=512 pairs" in plot_toy(_toy_estimates(), _toy_record({"n": 512})).axes[0].get_title()
 
 
+def _sphere_estimates():
+    from repro.toy import run_sweep
+
+    return run_sweep(n=48, seeds=3, dim=8, family="sphere", kappa=5.0, rings=((0.5, 0.99),),
+                     estimators={"hcl": {"name": "hard", "tau_plus": 0.1, "beta": 1.0}})
+
+
+def test_sphere_toy_figure_names_each_method_from_the_registry_and_reads_its_own_record():
+    # both toys write stage "toy" records: the sphere figure must take kappa from its own
+    records = pd.concat([_toy_record({"n": 512}).assign(model="gaussian_optimal_critic"),
+                         pd.DataFrame([{"stage": "toy", "model": "sphere_cosine_critic",
+                                        "dataset": "sphere_d8_kappa5", "scale": "default",
+                                        "extra": {"n": 48}}])])
+    fig = plot_toy(_sphere_estimates(), records)
+    (ax,) = fig.axes
+    title = ax.get_title()
+    for part in ("vMF", "d=8", "kappa=5 (t=0.2)", "n=48 pairs", "K=16 negatives", "3 draws"):
+        assert part in title, title
+    ticks = [t.get_text().split("\n")[0] for t in ax.get_xticklabels()]
+    assert ticks == ["NCE", "Ring [0.5, 0.99]", "HCL"]
+    assert "(tau_plus=0.1, beta=1)" in ax.get_xticklabels()[2].get_text()
+    assert toy_settings(_toy_estimates(), records)["n"] == 512  # the Gaussian one keeps its own
+
+
 # ---- the config footer ---------------------------------------------------------------------
 
 

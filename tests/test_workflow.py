@@ -20,20 +20,21 @@ def _snakemake(*args, cwd=ROOT, check=True):
     return proc
 
 
-def test_default_dry_run_lists_the_whole_dag_of_178_jobs(tmp_path):
+def test_default_dry_run_lists_the_whole_dag_of_180_jobs(tmp_path):
     proc = _snakemake("-n", "--config", f"results_dir={tmp_path}")
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, flags=re.M))
     # (dataset, model) pairs: 4 models on shapes + 3 on digits (CMC needs colour) = 7;
     # x 2 samplers x 3 seeds pretrained and linear-evaluated; 7 x 3 untrained networks, each
     # built and evaluated in one job; few-shot of every pretrained run on the other dataset;
     # detection: 2 runs x 3 tasks x 3 seeds on shapes encoders; the claims table and the
-    # methods table (Table 4) and figure
+    # methods table (Table 4) and figure; the Gaussian and the sphere toy and their figures
     assert {k: int(counts.get(k, 0)) for k in (
         "pretrain", "untrained", "linear_eval", "linear_eval_untrained", "fewshot",
-        "detection", "toy", "claims", "table4_methods", "figure_methods", "total")} == {
+        "detection", "toy", "toy_sphere", "figure_toy_sphere", "claims", "table4_methods",
+        "figure_methods", "total")} == {
         "pretrain": 42, "untrained": 0, "linear_eval": 42, "linear_eval_untrained": 21,
-        "fewshot": 42, "detection": 18, "toy": 1, "claims": 1, "table4_methods": 1,
-        "figure_methods": 1, "total": 178}
+        "fewshot": 42, "detection": 18, "toy": 1, "toy_sphere": 1, "figure_toy_sphere": 1,
+        "claims": 1, "table4_methods": 1, "figure_methods": 1, "total": 180}
 
 
 def test_bad_config_is_refused_with_a_clear_message(tmp_path):
@@ -124,11 +125,33 @@ def test_a_configfile_replaces_the_default_model_and_sampler_grids(tmp_path):
     assert "cifar10/moco-ring/seed2/" in proc.stdout and "imagenet/cmc-uniform" in proc.stdout
 
 
-def test_toy_rule_runs_and_writes_a_record(tmp_path):
+def test_toy_rules_run_and_write_records(tmp_path):
+    import pandas as pd
+
     out = tmp_path / "toy"
     _snakemake("--cores", "1", "--config", f"results_dir={tmp_path}",
-               "--", f"{tmp_path}/toy/result.json")
+               "--", f"{tmp_path}/toy/result.json", f"{tmp_path}/toy/sphere/result.json")
     assert (out / "result.json").exists() and (out / "estimates.csv").exists()
+    # the sphere toy estimates the default's DCL and HCL blocks beside NCE and the rings
+    sphere = pd.read_csv(out / "sphere" / "estimates.csv")
+    assert set(sphere["estimator"]) == {"nce", "dcl", "hcl"}
+
+
+def test_a_config_without_the_sphere_toy_plans_neither_it_nor_its_figure(tmp_path):
+    config = tmp_path / "nosphere.yaml"
+    config.write_text("toy: {sphere: null}\n")
+    proc = _snakemake("-n", "--configfile", str(config), "--config", f"results_dir={tmp_path}")
+    assert "toy_sphere" not in proc.stdout and "figure_toy_bias_variance" in proc.stdout
+
+
+def test_a_toy_estimator_the_registry_refuses_stops_the_dry_run_naming_it(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("toy: {sphere: {dim: 8, kappa: 5, estimators: {hcl: {name: hard, "
+                   "beta: 1.0}}}}\n")
+    proc = _snakemake("-n", "--configfile", str(bad), check=False)
+    assert proc.returncode != 0
+    assert "toy.sphere.estimators.hcl: estimator 'hard' takes exactly the options" in (
+        proc.stdout + proc.stderr)
 
 
 @pytest.mark.slow
@@ -175,8 +198,8 @@ def test_default_workflow_end_to_end_writes_every_table_and_figure(tmp_path):
         for ext in ("md", "tex", "csv"):
             assert (tmp_path / "tables" / f"{stem}.{ext}").stat().st_size > 0
     figures = {p.name for p in (tmp_path / "figures").iterdir()}
-    assert {"loss_curves.png", "toy_bias_variance.pdf", "anneal_schedules.png",
-            "methods.png"} <= figures
+    assert {"loss_curves.png", "toy_bias_variance.pdf", "toy_sphere.png",
+            "anneal_schedules.png", "methods.png"} <= figures
 
     # Nothing left to do: a second run is a no-op (outputs are complete and up to date), also
     # after changing only where and how runs execute (threads, data loader workers).

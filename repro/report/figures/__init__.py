@@ -12,9 +12,10 @@ records and saves the figures (:func:`save_figure`).
   linear-evaluation accuracy and final pretraining loss that has records of a schedule sweep,
   that metric per schedule, one panel per model, with ``n`` on every bar and the model's
   uniform (NCE) and untrained (random-init) accuracy as reference lines.
-* :func:`plot_toy`: NCE vs Ring estimates of a known mutual information (Gaussian toy):
-  bias and spread per sampler and ring, with lines at the true MI and at the ``log(K + 1)``
-  ceiling of the InfoNCE bound; the title gives the toy's ``d, rho, n, K``.
+* :func:`plot_toy`: estimates of a known mutual information: bias and spread per method, with
+  lines at the true MI and at the ``log(K + 1)`` ceiling of the InfoNCE bound; the title gives
+  the toy's settings. ``toy_bias_variance``: NCE vs Ring on correlated Gaussians;
+  ``toy_sphere``: NCE, Ring, DCL and HCL on vMF pairs on the sphere (:mod:`repro.toy`).
 * :func:`plot_ring_bounds`: linear-eval top-1 against the ring bounds ``(w_l, w_u)``, one
   dot plot per set of ring runs that differ only in their bounds (mean, per-seed dots, 95%
   t-interval when ``n > 1``, ``n`` on every point), with the same model's uniform (NCE) and
@@ -101,7 +102,11 @@ __all__ = [
 # All figures
 # ------------------------------------------------------------------------------------------
 
-FIGURES = ("loss_curves", "anneal_schedules", "toy_bias_variance", "ring_bounds", "methods")
+FIGURES = ("loss_curves", "anneal_schedules", "toy_bias_variance", "toy_sphere", "ring_bounds",
+           "methods")
+TOY_CSVS = {"toy_bias_variance": ("gaussian", Path("toy") / "estimates.csv"),
+            "toy_sphere": ("sphere", Path("toy") / "sphere" / "estimates.csv")}
+"""Each toy figure's family and estimates CSV under the results folder (rules/toy.smk)."""
 
 
 def _build(name: str, records, results: Path, settings,
@@ -111,10 +116,10 @@ def _build(name: str, records, results: Path, settings,
         return plot_loss_curves(records, settings)
     if name == "anneal_schedules":
         return plot_anneal_schedules(records, **dict(anneal or {}), settings=settings)
-    if name == "toy_bias_variance":
-        toy = records[records["stage"] == "toy"]
-        csv = results / "toy" / "estimates.csv"
-        return plot_toy(load_toy_estimates(csv), toy, str(csv))
+    if name in TOY_CSVS:
+        family, csv = TOY_CSVS[name]
+        toy = records[records["stage"] == "toy"] if "stage" in records else records
+        return plot_toy(load_toy_estimates(results / csv), toy, str(results / csv), family)
     if name == "methods":
         from repro.report.methods import plot_methods
 
