@@ -10,8 +10,9 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-__all__ = ["SCHEMA_PATH", "UNTRAINED", "EXECUTION_KEYS", "load_config", "validate_config",
-           "run_spec", "run_identity", "untrained_spec", "transfer_runs", "fewshot_pairs",
+__all__ = ["SCHEMA_PATH", "UNTRAINED", "EXECUTION_KEYS", "load_config", "load_schema",
+           "registry_names", "registry_options", "validate_config",
+           "run_spec", "label_options", "run_identity", "untrained_spec", "transfer_runs", "fewshot_pairs",
            "pretrain_grid"]
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
@@ -20,15 +21,77 @@ UNTRAINED = "untrained"  # sampler label of the random-init baseline (linear_eva
 EXECUTION_KEYS = ("threads", "num_workers", "gpus", "data_root")
 
 
+def registry_names() -> dict[str, list[str]]:
+    """The names of every registry the schema refers to (``x-registry``)."""
+    from repro.data.registry import DATASETS
+    from repro.estimators import ESTIMATORS
+    from repro.models import MODELS
+    from repro.samplers import SAMPLERS
+
+    return {"samplers": sorted(SAMPLERS), "estimators": sorted(ESTIMATORS),
+            "models": sorted(MODELS), "datasets": sorted(DATASETS)}
+
+
+def registry_options() -> dict[str, dict[str, dict]]:
+    """Per registry, every option its entries take -> the JSON schema of its value (from the
+    sampler dataclasses' field types; any value where a type says nothing, e.g. a model's
+    ``OPTIONS``), for ``x-registry-options``."""
+    import dataclasses
+
+    from repro.estimators import ESTIMATORS
+    from repro.models import MODELS
+    from repro.samplers import SAMPLERS
+
+    json_type = {"int": "integer", "float": "number", "bool": "boolean", "str": "string"}
+
+    def field_schema(field) -> dict:
+        name = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
+        return {"type": json_type[name]} if name in json_type else {}
+
+    samplers = {f.name: field_schema(f) for cls in SAMPLERS.values()
+                if dataclasses.is_dataclass(cls) for f in dataclasses.fields(cls)
+                if f.name != "num_negatives"}  # the base model sets K
+    return {"samplers": samplers,
+            "estimators": {o: {} for e in ESTIMATORS.values() for o in e.options},
+            "models": {o: {} for _, cls in MODELS.values() for o in cls.OPTIONS}}
+
+
+def load_schema(schema_path: str | os.PathLike = SCHEMA_PATH) -> dict:
+    """``config/schema.yaml`` with its registry references filled in: ``{x-registry: models}``
+    becomes the enum of :func:`registry_names`, and an object marked ``x-registry-options:
+    samplers`` also accepts each option of :func:`registry_options` it does not declare.
+    A new sampler, estimator, model or dataset thus needs no edit of the schema file."""
+    import yaml
+
+    with open(schema_path) as fh:
+        schema = yaml.safe_load(fh)
+    names, options = registry_names(), registry_options()
+
+    def fill(node):
+        if isinstance(node, dict):
+            if "x-registry" in node:
+                node["enum"] = names[node.pop("x-registry")]
+            if "x-registry-options" in node:
+                declared = node.setdefault("properties", {})
+                for option, sub in options[node.pop("x-registry-options")].items():
+                    declared.setdefault(option, sub)
+            for value in node.values():
+                fill(value)
+        elif isinstance(node, list):
+            for value in node:
+                fill(value)
+
+    fill(schema)
+    return schema
+
+
 def validate_config(config: dict[str, Any], schema_path: str | os.PathLike = SCHEMA_PATH) -> dict:
     """Validate against ``config/schema.yaml`` (filling declared defaults), then check what a
     schema cannot say (each ring's ``w_l < w_u``). Raises ``ValueError`` with one short line per
     problem, naming the key (and the nearest valid key for a misspelt one)."""
     import jsonschema
-    import yaml
 
-    with open(schema_path) as fh:
-        schema = yaml.safe_load(fh)
+    schema = load_schema(schema_path)
     validator_cls = jsonschema.validators.validator_for(schema)
 
     def fill_defaults(validator, properties, instance, schema_):
@@ -66,6 +129,10 @@ def _explain(error) -> str:
     return "; ".join(parts) + (f"; allowed keys: {', '.join(allowed)}" if allowed else "")
 
 
+_LABEL_KEYS = {"name", "estimator", "per_model", "models", "model_options"}
+"""Keys of a sampler label that are not the sampler's own options."""
+
+
 def _sampler_problems(samplers: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Ring options that every run would reject (as ``repro.samplers.RingSampler`` does, with
     its defaults ``w_l=0.9, w_u=1.0, w_l_start=0``) and estimator blocks it would refuse
@@ -81,16 +148,18 @@ def _sampler_problems(samplers: Mapping[str, Any]) -> list[tuple[str, str]]:
             problems.append((f"{label}.estimator", problem))
         name = options.get("name")
         accepted = _sampler_options(name)
-        unknown = sorted(set(options) - {"name", "estimator", "per_model", "models"} - accepted)
+        unknown = sorted(set(options) - _LABEL_KEYS - accepted)
         if unknown:
             problems.append((label, f"options {unknown} do not apply to name: {name} (it takes "
                                     f"{sorted(accepted) or 'none'}; the ring's only apply to "
                                     f"name: ring)"))
         if name != "ring":
             continue
-        base = {k: v for k, v in options.items() if k not in ("per_model", "estimator", "models")}
-        for where, merged in [(label, base)] + [(f"{label}.per_model.{model}", {**base, **extra})
-                                                for model, extra in per_model.items()]:
+        base = {k: v for k, v in options.items() if k not in _LABEL_KEYS - {"name"}}
+        for where, merged in [(label, base)] + [
+                (f"{label}.per_model.{model}",
+                 {**base, **{k: v for k, v in extra.items() if k != "model_options"}})
+                for model, extra in per_model.items()]:
             w_l, w_u = merged.get("w_l", 0.9), merged.get("w_u", 1.0)
             if not w_l < w_u:
                 problems.append((where, f"the ring needs w_l < w_u, got w_l={w_l}, w_u={w_u}"))
@@ -130,21 +199,25 @@ def _estimator_problem(options: Mapping[str, Any]) -> Optional[str]:
 
 
 def _grid_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Model options a model does not take (``queue_size`` for IR) and (model, sampler label)
-    pairs of the grid that every run would refuse, e.g. MoCHi with SimCLR
-    (repro.models.model_option_problem, sampler_problem)."""
+    """Model options a model does not take (``queue_size`` for IR; also in a sampler label's
+    ``model_options``) and (model, sampler label) pairs of the grid that every run would
+    refuse, e.g. MoCHi with SimCLR (repro.models.model_option_problem, sampler_problem)."""
     from repro.models import model_option_problem, sampler_problem
 
     models = config.get("models") or {}
     problems = [(f"models.{model}", problem) for model, options in models.items()
                 for problem in [model_option_problem(model, options or {})] if problem]
-    samplers = config.get("samplers") or {}
-    return problems + [(f"models.{model} x samplers.{label}", problem)
-                       for model in models
-                       for label in sampler_labels(config, model)
-                       for problem in [sampler_problem(model,
-                                                       (samplers[label] or {}).get("name"))]
-                       if problem]
+    for model in models:
+        for label in sampler_labels(config, model):
+            options = label_options(config, model, label)
+            where = f"models.{model} x samplers.{label}"
+            problem = sampler_problem(model, options.get("name"))
+            if problem:
+                problems.append((where, problem))
+            problem = model_option_problem(model, options.get("model_options") or {})
+            if problem:
+                problems.append((f"{where}: model_options", problem))
+    return problems
 
 
 def _toy_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -207,7 +280,9 @@ def run_spec(config: Mapping[str, Any], model: str, sampler: str, dataset: str,
     (if any) override the pretrain settings for that dataset, model, or model on that dataset
     (nested dicts such as ``backbone`` are merged one level deep), and
     ``samplers[sampler].per_model[model]`` the sampler options for that model (e.g. SimCLR's
-    wider ring in config/paper.yaml). The spec holds the merged values, never the blocks.
+    wider ring in config/paper.yaml); a label's ``model_options`` (after its per-model block)
+    override the model's options for the label's runs (e.g. a larger MoCo queue for one
+    label, the released recipe's). The spec holds the merged values, never the blocks.
     """
     models, samplers = config.get("models", {}), config.get("samplers", {})
     if model not in models:
@@ -225,10 +300,9 @@ def run_spec(config: Mapping[str, Any], model: str, sampler: str, dataset: str,
                 pretrain[key] = {**pretrain[key], **value}
             else:
                 pretrain[key] = value
-    sampler_options = dict(samplers[sampler])
-    sampler_options.update((sampler_options.pop("per_model", None) or {}).get(model) or {})
-    sampler_options.pop("models", None)  # which models take the label: the grid's, not the run's
+    sampler_options = label_options(config, model, sampler)
     model_options = {k: v for k, v in (models[model] or {}).items() if k != "datasets"}
+    model_options.update(sampler_options.pop("model_options", None) or {})
     return {
         "model": model,
         "model_options": model_options,
@@ -239,6 +313,16 @@ def run_spec(config: Mapping[str, Any], model: str, sampler: str, dataset: str,
         "scale": config.get("scale", "default"),
         "pretrain": pretrain,
     }
+
+
+def label_options(config: Mapping[str, Any], model: str, sampler: str) -> dict[str, Any]:
+    """Sampler label ``sampler``'s options for ``model``: its block with ``per_model[model]``
+    merged in (one level: a per-model ``model_options`` replaces the label's), without
+    ``per_model`` and ``models`` (the grid's business, not the run's)."""
+    options = dict((config.get("samplers") or {})[sampler] or {})
+    options.update((options.pop("per_model", None) or {}).get(model) or {})
+    options.pop("models", None)
+    return options
 
 
 def sampler_labels(config: Mapping[str, Any], model: str) -> list[str]:

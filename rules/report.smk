@@ -2,6 +2,7 @@
 #   snakemake tables/table1_linear_eval.md      one table, from the records it needs
 #   snakemake claims                            tables/claims.{md,tex,csv}: the paper's claims
 #   snakemake table4_methods                    tables/table4_methods.*: every method side by side
+#   snakemake queue_ablation                    tables/ + figures/queue_ablation.*: ring or queue?
 #   snakemake report                            every table and figure
 # Uses PY, RESULTS and config from the Snakefile. The record lists come from the other rule
 # files (linear_eval_targets(), pretrain_targets(), fewshot_targets(), detection_targets());
@@ -33,6 +34,14 @@ def _has_rule(name):
     except Exception:
         return False
     return True
+
+
+def _queue_ablation_planned():
+    """Whether a sampler label of the config sets a queue size of its own."""
+    return any("queue_size" in ((o or {}).get("model_options") or {})
+               or any("queue_size" in ((m or {}).get("model_options") or {})
+                      for m in ((o or {}).get("per_model") or {}).values())
+               for o in (config.get("samplers") or {}).values())
 
 
 def _toy_estimates(rule="toy"):
@@ -113,6 +122,32 @@ rule table4_methods:
         " --out {params.tables} --only table4 > {log} 2>&1"
 
 
+rule queue_ablation:
+    """Is it the ring or the queue? MoCo's sampler x queue size, cells and paired effects
+    (repro/report/queue.py): run with config/queue_ablation.yaml, or any config whose sampler
+    labels give model_options: {queue_size: ...}."""
+    input:
+        records=lambda w: _report_targets("linear_eval_targets", "pretrain_targets"),
+    output:
+        md=f"{TABLES_DIR}/queue_ablation.md",
+        tex=f"{TABLES_DIR}/queue_ablation.tex",
+        csv=f"{TABLES_DIR}/queue_ablation.csv",
+        png=f"{FIGURES_DIR}/queue_ablation.png",
+        pdf=f"{FIGURES_DIR}/queue_ablation.pdf",
+    params:
+        python=PY,
+        results=RESULTS,
+        tables=lambda w, output: str(Path(output.md).parent),
+        figures=lambda w, output: str(Path(output.png).parent),
+    log:
+        f"{TABLES_DIR}/queue_ablation.log",
+    shell:
+        "({params.python} -m repro.report tables --results {params.results}"
+        " --out {params.tables} --only queue"
+        " && {params.python} -m repro.report figures --results {params.results}"
+        " --out {params.figures} --only queue_ablation) > {log} 2>&1"
+
+
 _FIGURE_INPUTS = {
     "loss_curves": lambda w: _report_targets("pretrain_targets"),
     "anneal_schedules": lambda w: _report_targets("pretrain_targets", "linear_eval_targets"),
@@ -155,3 +190,5 @@ rule report:
         rules.claims.output,
         rules.table4_methods.output,
         [f"{FIGURES_DIR}/{stem}.{ext}" for stem in _FIGURE_INPUTS for ext in ("png", "pdf")],
+        # where a sampler label changes the queue (config/queue_ablation.yaml)
+        rules.queue_ablation.output if _queue_ablation_planned() else [],

@@ -219,25 +219,58 @@ def test_fewshot_in_domain_must_be_a_boolean(default):
         _fewshot_config(default, sources=["digits"], in_domain="no")
 
 
-def test_schema_names_agree_with_the_sampler_estimator_and_model_registries():
+def test_schema_names_come_from_the_registries_and_the_file_lists_none():
+    import dataclasses
+
+    from repro.config import load_schema
+    from repro.data.registry import DATASETS
     from repro.estimators import ESTIMATORS
     from repro.models import MODELS
     from repro.samplers import SAMPLERS
 
-    schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
+    text = (ROOT / "config" / "schema.yaml").read_text()
+    for names in (SAMPLERS, ESTIMATORS, MODELS):  # no list of registry names to keep in step
+        assert f"[{', '.join(names)}]" not in text and "enum: [ir," not in text
+    schema = load_schema()
     sampler = schema["$defs"]["sampler"]["properties"]
-    assert sorted(sampler["name"]["enum"]) == sorted(SAMPLERS)
-    assert sorted(sampler["estimator"]["properties"]["name"]["enum"]) == sorted(ESTIMATORS)
+    assert sampler["name"]["enum"] == sorted(SAMPLERS)
+    assert sampler["estimator"]["properties"]["name"]["enum"] == sorted(ESTIMATORS)
     options = {o for e in ESTIMATORS.values() for o in e.options}
-    assert options == set(sampler["estimator"]["properties"]) - {"name"}
+    assert options <= set(sampler["estimator"]["properties"])
+    assert {f.name for cls in SAMPLERS.values() for f in dataclasses.fields(cls)} - {
+        "num_negatives"} <= set(sampler)
+    assert sampler["models"]["items"]["enum"] == sorted(MODELS)
+    assert sampler["per_model"]["propertyNames"]["enum"] == sorted(MODELS)
+    assert schema["properties"]["models"]["propertyNames"]["enum"] == sorted(MODELS)
+    model_options = schema["properties"]["models"]["additionalProperties"]["properties"]
+    assert {o for _, cls in MODELS.values() for o in cls.OPTIONS} <= set(model_options)
+    assert schema["properties"]["pretrain"]["properties"]["datasets"]["items"]["enum"] == sorted(
+        DATASETS)
+
+
+def test_a_newly_registered_sampler_and_its_options_validate_without_a_schema_edit():
     import dataclasses
 
-    sampler_options = {f.name for cls in SAMPLERS.values() for f in dataclasses.fields(cls)}
-    assert sampler_options - {"num_negatives"} == set(sampler) - {"name", "estimator",
-                                                                   "per_model", "models"}
-    assert sorted(sampler["models"]["items"]["enum"]) == sorted(MODELS)
-    assert sorted(sampler["per_model"]["propertyNames"]["enum"]) == sorted(MODELS)
-    assert sorted(schema["properties"]["models"]["propertyNames"]["enum"]) == sorted(MODELS)
+    from repro.samplers import SAMPLERS, UniformSampler, register_sampler
+
+    @register_sampler
+    @dataclasses.dataclass(frozen=True)
+    class _Farthest(UniformSampler):  # a stand-in for a fifth method's file
+        name = "farthest_test"
+        spread: int = 3
+
+    try:
+        config = _minimal_config_for_estimators(
+            {"far": {"name": "farthest_test", "spread": 5}})
+        assert validate_config(config)["samplers"]["far"]["spread"] == 5
+        config = _minimal_config_for_estimators(
+            {"far": {"name": "farthest_test", "spread": "wide"}})
+        with pytest.raises(ValueError, match=r"samplers\.far\.spread.*not of type 'integer'"):
+            validate_config(config)
+    finally:
+        SAMPLERS.pop("farthest_test")
+    with pytest.raises(ValueError, match="samplers.far.name"):
+        validate_config(_minimal_config_for_estimators({"far": {"name": "farthest_test"}}))
 
 
 def test_config_with_hcl_on_the_ring_is_refused_before_any_job_naming_the_label():

@@ -2,8 +2,9 @@
 
 Every module of this package is imported when :mod:`repro.samplers` is, and registers its
 sampler there with :func:`repro.samplers.register_sampler`. Adding a method is its file here,
-its test, its options in ``config/schema.yaml`` (a test checks schema and registry agree) and a
-config entry; the tables and figures describe it through ``describe``.
+its test and a config entry: the config schema takes its name and options from the registry
+(:func:`repro.config.load_schema`), and the tables and figures describe it through
+``describe``.
 """
 
 import importlib

@@ -12,7 +12,8 @@ from repro.report.tables import TABLES, TableSpec, comparison_frame, wide_frame,
 
 CLAIMS = "claims"  # --only name of the claims table (repro.report.claims)
 METHODS = "table4"  # --only name of the methods table (repro.report.methods)
-TABLE_NAMES = (*TABLES, METHODS, CLAIMS)  # what `tables --only` accepts
+QUEUE = "queue"  # --only name of the queue ablation table (repro.report.queue)
+TABLE_NAMES = (*TABLES, METHODS, CLAIMS, QUEUE)  # what `tables --only` accepts
 
 __all__ = [
     "FIGURES",
@@ -35,8 +36,8 @@ __all__ = [
 
 def make_tables(results, out_dir, reported_dir="tables/reported", only=None, *,
                 baseline="uniform", treatment="ring"):
-    """Write Tables 1-4 and the claims table (or those named in ``only``: ``table1``,
-    ``table2``, ``table3``, ``table4``, ``claims``) from the records under ``results``; returns
+    """Write Tables 1-4, the claims table and the queue ablation (or those named in ``only``:
+    ``table1``, ``table2``, ``table3``, ``table4``, ``claims``, ``queue``) from the records under ``results``; returns
     the written paths. ``baseline`` / ``treatment``: the sampler labels the claims table compares."""
     from pathlib import Path
 
@@ -64,6 +65,14 @@ def make_tables(results, out_dir, reported_dir="tables/reported", only=None, *,
             tidy = methods_frame(records)
             paths += write_files(tidy, methods_wide(tidy), METHODS_TITLE, methods_notes(tidy),
                                  out_dir, METHODS_STEM)
+            continue
+        if name == QUEUE:
+            from repro.report.queue import (QUEUE_STEM, QUEUE_TITLE, queue_frame, queue_notes,
+                                            queue_wide)
+
+            tidy = queue_frame(records)
+            paths += write_files(tidy, queue_wide(tidy), QUEUE_TITLE, queue_notes(tidy),
+                                 out_dir, QUEUE_STEM)
             continue
         if name == CLAIMS:
             claims_file = Path(reported_dir) / CLAIMS_CSV

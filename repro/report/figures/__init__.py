@@ -103,7 +103,7 @@ __all__ = [
 # ------------------------------------------------------------------------------------------
 
 FIGURES = ("loss_curves", "anneal_schedules", "toy_bias_variance", "toy_sphere", "ring_bounds",
-           "methods")
+           "methods", "queue_ablation")
 TOY_CSVS = {"toy_bias_variance": ("gaussian", Path("toy") / "estimates.csv"),
             "toy_sphere": ("sphere", Path("toy") / "sphere" / "estimates.csv")}
 """Each toy figure's family and estimates CSV under the results folder (rules/toy.smk)."""
@@ -124,6 +124,10 @@ def _build(name: str, records, results: Path, settings,
         from repro.report.methods import plot_methods
 
         return plot_methods(records, settings)
+    if name == "queue_ablation":
+        from repro.report.queue import plot_queue
+
+        return plot_queue(records, settings)
     return plot_ring_bounds(records, settings)
 
 
