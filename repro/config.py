@@ -10,9 +10,11 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from repro.results import DEFAULT_RECIPE  # light (no torch): declared once, there
+
 __all__ = ["SCHEMA_PATH", "UNTRAINED", "EXECUTION_KEYS", "load_config", "load_schema",
-           "registry_names", "registry_options", "validate_config",
-           "run_spec", "label_options", "run_identity", "untrained_spec", "transfer_runs", "fewshot_pairs",
+           "registry_names", "registry_options", "validate_config", "run_spec",
+           "label_options", "run_identity", "untrained_spec", "transfer_runs", "fewshot_pairs",
            "pretrain_grid"]
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
@@ -311,6 +313,7 @@ def run_spec(config: Mapping[str, Any], model: str, sampler: str, dataset: str,
         "dataset": dataset,
         "seed": int(seed),
         "scale": config.get("scale", "default"),
+        "recipe": config.get("recipe", DEFAULT_RECIPE),
         "pretrain": pretrain,
     }
 
@@ -351,7 +354,9 @@ def run_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
     this, so moving the data, changing threads or the number of GPUs never restarts a run.
     """
     pretrain = {k: v for k, v in spec["pretrain"].items() if k not in EXECUTION_KEYS}
-    return {**spec, "pretrain": pretrain}
+    # the recipe is a label of the settings, not a setting: the same run under another name
+    # is the same run (and runs from before the label keep their identity)
+    return {**{k: v for k, v in spec.items() if k != "recipe"}, "pretrain": pretrain}
 
 
 _INIT_KEYS = ("backbone", "embedding_dim", "subset")  # what the initial network depends on

@@ -11,7 +11,9 @@ The frozen features (``model.features``: the query backbone's pooled output; for
 encoders, concatenated) of the train and test splits are computed once, with the evaluation
 transform, and cached in ``OUT/features.pt`` (keyed by the checkpoint's config hash). A linear
 layer on standardised features is trained with Adam on the train split; the record holds test
-top-1 accuracy (percent) in ``OUT/result.json``.
+top-1 accuracy (percent) in ``OUT/result.json``. ``--protocol augmented`` trains the layer as the
+authors' released code does instead: SGD on features of training images augmented afresh each
+epoch (:func:`fit_linear_augmented`); test (and train) accuracy still use the cached features.
 
 Features and the linear layer live on ``--device`` (``auto``: CUDA when visible, else the CPU;
 :func:`repro.pretrain.pick_device`); the cache and the record stay device-independent, the
@@ -38,8 +40,8 @@ from repro.io import atomic_torch_save
 from repro.pretrain import DEVICES, pick_device
 from repro.results import make_record, write_record
 
-__all__ = ["extract_features", "fit_linear", "accuracy", "evaluate", "build_parser",
-           "main"]
+__all__ = ["PROTOCOLS", "extract_features", "fit_linear", "fit_linear_augmented", "accuracy",
+           "evaluate", "build_parser", "main"]
 
 
 class _Transformed(torch.utils.data.Dataset):
@@ -111,6 +113,60 @@ def fit_linear(train_x: Tensor, train_y: Tensor, num_classes: int, *, epochs: in
     return Standardised().eval()
 
 
+PROTOCOLS = ("features", "augmented")
+"""``features``: Adam on cached, standardised frozen features of un-augmented images
+(:func:`fit_linear`). ``augmented``: the authors' released protocol, SGD with momentum 0.9 on
+the frozen encoder's features of training images augmented afresh every epoch, no
+standardisation (:func:`fit_linear_augmented`)."""
+
+
+def fit_linear_augmented(model: nn.Module, train_set, num_classes: int, feature_dim: int, *,
+                         epochs: int = 100, lr: float = 0.01, weight_decay: float = 1e-5,
+                         batch_size: int = 256, seed: int = 0, momentum: float = 0.9,
+                         num_workers: int = 0, device: str | torch.device = "cpu") -> nn.Module:
+    """The released linear evaluation (``TransferSystem`` of mhw32/contrastive-ring-public):
+    ``Linear(feature_dim, num_classes)`` trained with SGD (``momentum``, ``weight_decay``,
+    constant ``lr``) on ``model.features`` of ``train_set``'s images as its transform (the
+    pretraining augmentation) draws them each epoch; the encoder stays frozen in eval mode
+    (batch-norm statistics fixed). Returns the layer, on ``device``, in eval mode.
+
+    The layer is initialised first (``torch.manual_seed(seed)``), then each epoch visits
+    ``train_set`` in the order of ``torch.randperm`` from a generator seeded with ``seed``; with
+    ``num_workers=0`` the augmentations draw from the global RNG in that order.
+
+    Args:
+        model: the pretrained base model, already on ``device``.
+        train_set: ``(image tensor, label)`` pairs, augmented by its own transform.
+        feature_dim: width of ``model.features`` (CMC: both views').
+    """
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    linear = nn.Linear(feature_dim, num_classes).to(device)
+    optimizer = torch.optim.SGD(linear.parameters(), lr=lr, momentum=momentum,
+                                weight_decay=weight_decay)
+    model.eval()
+    n = len(train_set)
+    if n == 0:
+        raise ValueError("fit_linear_augmented: the training set is empty")
+    for epoch in tqdm(range(epochs), desc="linear (augmented)", leave=False, file=sys.stderr,
+                      mininterval=1.0):
+        order = torch.randperm(n, generator=gen).tolist()
+        loader = DataLoader(train_set, batch_sampler=[order[i:i + batch_size]
+                                                      for i in range(0, n, batch_size)],
+                            num_workers=num_workers,
+                            # its own generator: worker seeds never draw from the global RNG
+                            generator=torch.Generator().manual_seed(seed + epoch),
+                            pin_memory=torch.device(device).type == "cuda")
+        for x, y in loader:
+            with torch.no_grad():
+                feats = model.features(x.to(device, non_blocking=True)).float()
+            loss = F.cross_entropy(linear(feats), torch.as_tensor(y).long().to(device))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return linear.eval()
+
+
 @torch.no_grad()
 def accuracy(classifier: nn.Module, x: Tensor, y: Tensor, batch_size: int = 4096) -> float:
     """Top-1 accuracy in percent, in batches on the classifier's device."""
@@ -123,13 +179,19 @@ def accuracy(classifier: nn.Module, x: Tensor, y: Tensor, batch_size: int = 4096
 
 def evaluate(checkpoint: Path, dataset: str, out: Path, *, data_root: Optional[str] = None,
              epochs: int = 30, lr: float = 0.01, weight_decay: float = 0.0,
-             batch_size: int = 256, seed: int = 0, device: str = "auto") -> dict[str, Any]:
+             batch_size: int = 256, seed: int = 0, protocol: str = "features",
+             device: str = "auto") -> dict[str, Any]:
     """Linear-evaluate one checkpoint on one dataset; writes and returns the record.
 
-    ``device``: ``auto``, ``cpu`` or ``cuda`` (:func:`repro.pretrain.pick_device`).
+    ``protocol``: one of :data:`PROTOCOLS`. ``device``: ``auto``, ``cpu`` or ``cuda``
+    (:func:`repro.pretrain.pick_device`).
     """
     from repro.checkpoint import load_checkpoint, load_model
-    from repro.data import build_dataset, eval_transform, get_spec
+    from repro.data import build_dataset, eval_transform, get_spec, input_spec
+    from repro.data.augment import pretrain_transform
+
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
 
     dev = pick_device(device)
     start = time.time()
@@ -147,8 +209,7 @@ def evaluate(checkpoint: Path, dataset: str, out: Path, *, data_root: Optional[s
                                                                  "test_x", "test_y"))
     else:
         model = load_model(checkpoint).to(dev)
-        ds_spec = get_spec(dataset)
-        transform = eval_transform(ds_spec)
+        transform = eval_transform(input_spec(dataset, spec.get("pretrain")))
         train_x, train_y = extract_features(
             model, _Transformed(build_dataset(dataset, data_root, "train"), transform),
             batch_size, "train features", dev)
@@ -158,20 +219,33 @@ def evaluate(checkpoint: Path, dataset: str, out: Path, *, data_root: Optional[s
         atomic_torch_save({"key": key, "train_x": train_x, "train_y": train_y,
                            "test_x": test_x, "test_y": test_y}, cache)
     num_classes = get_spec(dataset).num_classes
-    classifier = fit_linear(train_x, train_y, num_classes, epochs=epochs, lr=lr,
-                            weight_decay=weight_decay, batch_size=batch_size, seed=seed,
-                            device=dev)
+    if protocol == "augmented":
+        train_set = _Transformed(build_dataset(dataset, data_root, "train"),
+                                 pretrain_transform(input_spec(dataset, spec.get("pretrain"))))
+        classifier = fit_linear_augmented(load_model(checkpoint).to(dev), train_set, num_classes,
+                                          int(train_x.shape[1]), epochs=epochs, lr=lr,
+                                          weight_decay=weight_decay, batch_size=batch_size,
+                                          seed=seed, device=dev)
+        how = f"linear on frozen features of augmented images (SGD, {epochs} epochs)"
+    else:
+        classifier = fit_linear(train_x, train_y, num_classes, epochs=epochs, lr=lr,
+                                weight_decay=weight_decay, batch_size=batch_size, seed=seed,
+                                device=dev)
+        how = f"linear on frozen features (Adam, {epochs} epochs)"
     settings = {"epochs": epochs, "lr": lr, "weight_decay": weight_decay,
                 "batch_size": batch_size, "seed": seed}
+    if protocol != "features":  # absent = features: records (and hashes) as before the option
+        settings["protocol"] = protocol
     record = make_record(
         stage="linear_eval", model=spec["model"], sampler=spec["sampler_label"],
         sampler_params=spec["sampler"], dataset=spec["dataset"], eval_dataset=dataset,
         seed=spec["seed"],
         metrics={"top1": accuracy(classifier, test_x, test_y),
                  "train_top1": accuracy(classifier, train_x, train_y)},
-        scale=spec["scale"], config={"pretrain": spec, "linear_eval": settings},
+        scale=spec["scale"], recipe=spec.get("recipe"),
+        config={"pretrain": spec, "linear_eval": settings},
         wall_time_s=time.time() - start,
-        protocol=f"linear on frozen features (Adam, {epochs} epochs)",
+        protocol=how,
         extra={"feature_dim": int(train_x.shape[1]), "train_size": int(train_x.shape[0]),
                "test_size": int(test_x.shape[0]), "checkpoint": str(checkpoint),
                "device": str(dev), **settings},
@@ -186,6 +260,9 @@ _SETTINGS = {  # evaluate() keyword -> (type, --help); the option's default is e
     "weight_decay": (non_negative_float, "Adam weight decay"),
     "batch_size": (positive_int, "batch size of feature extraction and training"),
     "seed": (int, "seed of the layer's initialisation and batch order"),
+    "protocol": (str, "features: Adam on cached, standardised features of un-augmented images; "
+                      "augmented: the authors' released protocol, SGD (momentum 0.9) on "
+                      "features of images augmented afresh each epoch"),
 }
 
 
@@ -221,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = inspect.signature(evaluate).parameters
     for name, (kind, text) in _SETTINGS.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind,
-                            default=defaults[name].default, help=f"{text} (default %(default)s)")
+                            default=defaults[name].default, help=f"{text} (default %(default)s)",
+                            **({"choices": PROTOCOLS} if name == "protocol" else {}))
     parser.add_argument("--device", default="auto", choices=DEVICES,
                         help="where features and the layer are computed (default %(default)s)")
     parser.add_argument("--threads", type=positive_int, default=1,

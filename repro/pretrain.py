@@ -235,7 +235,7 @@ def _build(spec: Mapping[str, Any], device: torch.device):
     :class:`~repro.data.TwoViewDataset` (items hold both views); ``batch``: a
     :class:`~repro.data.batch_augment.RawImageDataset` (items hold one uint8 image; the
     training loop makes the views, see :func:`_views`)."""
-    from repro.data import TwoViewDataset, build_dataset, get_spec, pretrain_transform
+    from repro.data import TwoViewDataset, build_dataset, input_spec, pretrain_transform
     from repro.data.batch_augment import RawImageDataset
 
     mode = augment_mode(spec["pretrain"])
@@ -247,7 +247,8 @@ def _build(spec: Mapping[str, Any], device: torch.device):
     if mode == "batch":
         dataset = RawImageDataset(base)
     else:
-        dataset = TwoViewDataset(base, pretrain_transform(get_spec(spec["dataset"])))
+        dataset = TwoViewDataset(base, pretrain_transform(input_spec(spec["dataset"],
+                                                                     spec["pretrain"])))
     return dataset, model_from_spec(spec, len(dataset)).to(device)
 
 
@@ -312,10 +313,11 @@ def train(spec: Mapping[str, Any], out: Path, *, resume: bool = True, device: st
     dataset, model = _build(spec, dev)
     batch_augment, collate = None, None
     if augment_mode(p) == "batch":
-        from repro.data import get_spec
+        from repro.data import input_spec
         from repro.data.batch_augment import BatchAugment, collate_raw
 
-        batch_augment, collate = BatchAugment(get_spec(spec["dataset"])), collate_raw
+        batch_augment = BatchAugment(input_spec(spec["dataset"], p))
+        collate = collate_raw
     if world > 1:
         model.set_process_group()  # models all-gather what their bank/queue/batch needs
         ddp = torch.nn.parallel.DistributedDataParallel(
@@ -437,6 +439,7 @@ def train(spec: Mapping[str, Any], out: Path, *, resume: bool = True, device: st
         # the built sampler's full parameters at the end of training go to extra
         sampler_params=spec["sampler"], dataset=spec["dataset"], seed=spec["seed"],
         metrics={"final_loss": final_loss}, scale=spec["scale"], config=run_identity(spec),
+        recipe=spec.get("recipe"),
         wall_time_s=elapsed, protocol=f"{sampler_name} negatives",
         extra={"epochs": epochs, "steps": total_steps, "world_size": world,
                "device": str(dev), "dataset_size": len(dataset),

@@ -19,6 +19,7 @@ A record (``SCHEMA_VERSION`` 1)::
       "ci95": {"top1": 0.4},             # name -> half-width of a 95% CI, where the protocol has one
       "protocol": "linear",              # how the metric was measured
       "scale": "default",                # default (tiny, CPU) | paper | a label of the user's
+      "recipe": "paper",                 # paper (our reading) | released (the authors' code) | own
       "config_hash": "3f2a...",          # sha256 of the canonical config JSON, 12 hex
       "setup_hash": "9c1e...",           # the same without seeds and where/how it ran: records
                                          # of one experiment (seeds of it) share it
@@ -61,7 +62,22 @@ __all__ = [
     "write_record",
     "read_record",
     "load_records",
+    "DEFAULT_RECIPE",
+    "scale_label",
 ]
+
+DEFAULT_RECIPE = "paper"
+"""The recipe of a record that names none: our reading of the paper with modern defaults
+(every config before ``recipe`` existed, and ``config/schema.yaml``'s default)."""
+
+
+def scale_label(scale: Any, recipe: Any) -> str:
+    """How tables and figures name a record's scale: the scale, with ``, recipe <recipe>``
+    for any recipe but :data:`DEFAULT_RECIPE` (``"default, recipe released"``), so that no
+    cell, column or panel ever pools two recipes."""
+    if not isinstance(recipe, str) or not recipe or recipe == DEFAULT_RECIPE:
+        return str(scale)
+    return f"{scale}, recipe {recipe}"
 
 SCHEMA_VERSION = 1
 REQUIRED_FIELDS = ("stage", "model", "sampler", "dataset", "seed", "metrics", "scale")
@@ -170,8 +186,10 @@ def make_record(
     ci95: Optional[Mapping[str, float]] = None,
     protocol: Optional[str] = None,
     extra: Optional[Mapping[str, Any]] = None,
+    recipe: Optional[str] = None,
 ) -> dict[str, Any]:
-    """Build a result record with full provenance (see the module docstring)."""
+    """Build a result record with full provenance (see the module docstring); ``recipe``:
+    the config's ``recipe`` (``None``: :data:`DEFAULT_RECIPE`)."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; one of {STAGES}")
     return {
@@ -187,6 +205,7 @@ def make_record(
         "ci95": {k: float(v) for k, v in (ci95 or {}).items()},
         "protocol": protocol,
         "scale": scale,
+        "recipe": recipe or DEFAULT_RECIPE,
         "config_hash": config_hash(config),
         "setup_hash": setup_hash(config),
         "config": json.loads(json.dumps(config, default=str)),
@@ -237,7 +256,10 @@ def load_records(paths_or_root: str | os.PathLike | Iterable[str | os.PathLike])
             record paths.
 
     Columns: every top-level record field except ``metrics`` / ``ci95`` (``sampler_params``
-    and ``extra`` stay dicts), plus ``metric``, ``value``, ``ci95`` and ``path``.
+    and ``extra`` stay dicts), plus ``metric``, ``value``, ``ci95`` and ``path``. ``recipe``
+    is :data:`DEFAULT_RECIPE` where a record has none; ``scale`` is :func:`scale_label` of the
+    record's scale and recipe (so every table and figure keeps recipes apart and names them),
+    and ``raw_scale`` the record's own.
     """
     import pandas as pd
 
@@ -257,5 +279,10 @@ def load_records(paths_or_root: str | os.PathLike | Iterable[str | os.PathLike])
                "value", "ci95", "scale", "protocol", "path"]
     frame = pd.DataFrame(rows)
     if frame.empty:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=columns + ["recipe", "raw_scale"])
+    # records written before the recipe existed were all of the paper recipe
+    recipes = frame["recipe"] if "recipe" in frame else [None] * len(frame)
+    frame["recipe"] = [r if isinstance(r, str) and r else DEFAULT_RECIPE for r in recipes]
+    frame["raw_scale"] = frame["scale"]
+    frame["scale"] = [scale_label(s, r) for s, r in zip(frame["scale"], frame["recipe"])]
     return frame

@@ -49,6 +49,7 @@ __all__ = [
     "uniform_indices",
     "anneal",
     "SCHEDULES",
+    "W_U_RULES",
     "SAMPLERS",
     "register_sampler",
     "build_sampler",
@@ -317,6 +318,10 @@ class UniformSampler(NegativeSampler):
         return {"sampler": self.name, "num_negatives": self.num_negatives}
 
 
+W_U_RULES = ("fixed", "scaled")
+"""How the ring's ``w_u`` moves while ``w_l`` anneals (:class:`RingSampler`)."""
+
+
 @dataclass(frozen=True)
 class RingSampler(NegativeSampler):
     """Ring negatives (conditional NCE): candidates between the ``w_l``-th and ``w_u``-th
@@ -329,6 +334,13 @@ class RingSampler(NegativeSampler):
         schedule: annealing schedule for ``w_l`` (see :func:`anneal`).
         w_l_start: ``w_l`` at the start of training (0 = the whole pool below ``w_u``).
         anneal_fraction: fraction of training over which ``w_l`` is annealed.
+        w_u_rule: ``"fixed"``: ``w_u`` stays put while ``w_l`` anneals. ``"scaled"``: the
+            excluded top stays the same fraction of the candidates above ``w_l``, i.e.
+            ``1 - w_u_now = (1 - w_u) (1 - w_l_now) / (1 - w_l)``. That is the authors' released
+            ring (``thres_outer`` annealed, ``thres_inner`` a constant fraction of it with
+            ``dynamic_inner``). For ``[0.9, 0.99]`` it gives ``w_u = 1 - 0.1 (1 - w_l_now)``:
+            0.9 at ``w_l = 0``, 0.99 at the end. The two agree once annealing is over, and
+            always without annealing.
     """
 
     w_l: float = 0.9
@@ -337,6 +349,7 @@ class RingSampler(NegativeSampler):
     schedule: str = "linear"
     w_l_start: float = 0.0
     anneal_fraction: float = 0.5
+    w_u_rule: str = "fixed"
     name = "ring"
 
     def __post_init__(self) -> None:
@@ -348,25 +361,37 @@ class RingSampler(NegativeSampler):
             )
         if self.num_negatives is not None and self.num_negatives <= 0:
             raise ValueError(f"num_negatives must be positive, got {self.num_negatives}")
+        if self.w_u_rule not in W_U_RULES:
+            raise ValueError(f"unknown w_u_rule {self.w_u_rule!r}; choose one of {W_U_RULES}")
 
     def current_w_l(self, progress: float) -> float:
         """``w_l`` at a point of training (``progress`` in ``[0, 1]``)."""
         return anneal(self.schedule, self.w_l_start, self.w_l, progress, self.anneal_fraction)
 
+    def current_w_u(self, progress: float) -> float:
+        """``w_u`` at a point of training: ``w_u`` itself (``w_u_rule="fixed"``) or scaled
+        with the annealed ``w_l`` (``"scaled"``, see the class docstring)."""
+        if self.w_u_rule == "fixed" or self.w_l >= 1.0:
+            return self.w_u
+        return 1.0 - (1.0 - self.w_u) * (1.0 - self.current_w_l(progress)) / (1.0 - self.w_l)
+
     def select(self, sims, *, batch_size, pool_size, progress=1.0, generator=None, device="cpu"):
         if sims is None:
             raise ValueError("the ring sampler needs the (B, N) similarities to the pool")
-        return ring_indices(sims, self.current_w_l(progress), self.w_u, self.num_negatives,
-                            generator)
+        return ring_indices(sims, self.current_w_l(progress), self.current_w_u(progress),
+                            self.num_negatives, generator)
 
     @classmethod
     def describe(cls, options: Mapping[str, Any]) -> str:
         """``ring [w_l, w_u]`` (``top-k [w_l, 1]`` when nothing is excluded at the top), then
-        ``, constant`` without annealing; the dataclass defaults fill absent options."""
+        ``, constant`` without annealing, or ``, w_u scaled`` with ``w_u_rule: scaled`` while
+        annealing; the dataclass defaults fill absent options."""
         w_l, w_u = options.get("w_l", cls.w_l), options.get("w_u", cls.w_u)
         words = f"top-k [{w_l:g}, 1]" if w_u >= 1.0 else f"ring [{w_l:g}, {w_u:g}]"
-        return words + (", constant" if options.get("schedule", cls.schedule) == "constant"
-                        else "")
+        if options.get("schedule", cls.schedule) == "constant":
+            return words + ", constant"
+        scaled = options.get("w_u_rule", cls.w_u_rule) == "scaled" and w_u < 1.0
+        return words + (", w_u scaled" if scaled else "")  # the rule matters while annealing
 
     def params(self, progress: float = 1.0) -> dict[str, Any]:
         return {
@@ -374,6 +399,7 @@ class RingSampler(NegativeSampler):
             "w_l": self.w_l,
             "w_u": self.w_u,
             "w_l_now": self.current_w_l(progress),
+            "w_u_now": self.current_w_u(progress),
             "num_negatives": self.num_negatives,
             "schedule": self.schedule,
             "w_l_start": self.w_l_start,

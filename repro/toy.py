@@ -351,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", default="default",
                         help="scale label written into the record (the workflow passes the "
                              "config's `scale`; default %(default)s)")
+    parser.add_argument("--recipe", default=None,
+                        help="recipe label written into the record (the workflow passes the "
+                             "config's `recipe`; default: repro.results.DEFAULT_RECIPE)")
     args = parser.parse_args(argv)
     try:
         rings = parse_rings(args.rings)
@@ -388,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
                   "estimators": estimators}
     write_record(args.record, make_record(
         stage="toy", model=model, sampler="uniform+ring",
-        dataset=dataset, seed=0, metrics=metrics, scale=args.scale,
+        dataset=dataset, seed=0, metrics=metrics, scale=args.scale, recipe=args.recipe,
         config={**config, "rings": [list(r) for r in rings]},
         wall_time_s=time.time() - start,
         protocol="optimal critic, estimates over draws of negatives",

@@ -6,7 +6,7 @@ LINEAR_DIR = f"{RESULTS}/linear_eval/{{dataset}}/{{model}}-{{sampler}}/seed{{see
 UNTRAINED_DIR = f"{RESULTS}/linear_eval/{{dataset}}/{{model}}-{UNTRAINED}/seed{{seed}}"
 
 
-LINEAR_SETTINGS = ("epochs", "batch_size", "lr", "weight_decay")
+LINEAR_SETTINGS = ("epochs", "batch_size", "lr", "weight_decay", "protocol")
 
 
 def linear_eval_samplers(model):
@@ -33,7 +33,7 @@ def _linear_eval_flags(wildcards):
     return " ".join([
         f"--dataset {wildcards.dataset}",
         *([f"--data-root {shlex.quote(str(root))}"] if root else []),
-        *(f"--{k.replace('_', '-')} {le[k]}" for k in LINEAR_SETTINGS),
+        *(f"--{k.replace('_', '-')} {le[k]}" for k in LINEAR_SETTINGS if k in le),
         f"--seed {wildcards.seed}",
         f"--device {'cuda' if le.get('gpus') else 'cpu'}"])
 

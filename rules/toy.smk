@@ -6,12 +6,14 @@ rule toy:
     params:
         t=config["toy"],
         scale=config.get("scale", "default"),
+        recipe=config["recipe"],
     log:
         f"{RESULTS}/toy/log.txt",
     shell:
         "{PY} -m repro.toy --dim {params.t[dim]} --rho {params.t[rho]} --n {params.t[n]}"
         " --num-negatives {params.t[num_negatives]} --seeds {params.t[seeds]}"
-        " --csv {output.csv} --record {output.record} --scale {params.scale:q} > {log} 2>&1"
+        " --csv {output.csv} --record {output.record} --scale {params.scale:q}"
+        " --recipe {params.recipe:q} > {log} 2>&1"
 
 
 if (config["toy"] or {}).get("sphere"):
@@ -26,10 +28,12 @@ if (config["toy"] or {}).get("sphere"):
             s=config["toy"]["sphere"],
             estimators=json.dumps(config["toy"]["sphere"].get("estimators") or {}),
             scale=config.get("scale", "default"),
+            recipe=config["recipe"],
         log:
             f"{RESULTS}/toy/sphere/log.txt",
         shell:
             "{PY} -m repro.toy --family sphere --dim {params.s[dim]} --kappa {params.s[kappa]}"
             " --n {params.t[n]} --num-negatives {params.t[num_negatives]}"
             " --seeds {params.t[seeds]} --estimators {params.estimators:q}"
-            " --csv {output.csv} --record {output.record} --scale {params.scale:q} > {log} 2>&1"
+            " --csv {output.csv} --record {output.record} --scale {params.scale:q}"
+            " --recipe {params.recipe:q} > {log} 2>&1"

@@ -79,6 +79,13 @@ def test_paper_config_inherits_nothing_cpu_sized_from_the_default():
     # detection.generated: unused (the data is real); report.claims: which samplers the claims
     # table compares (paper.yaml has the same two labels)
     assert sorted(inherited(default, paper)) == ["detection.generated", "report.claims"]
+    # config/released.yaml is as complete: only keys of stages it turns off (fewshot,
+    # detection), the toy's CPU-free settings and the claims' labels come from the default
+    released = yaml.safe_load((ROOT / "config" / "released.yaml").read_text())
+    released_keys = sorted(inherited(default, released))
+    assert all(k.split(".")[0] in ("fewshot", "detection", "report")
+               for k in released_keys), released_keys
+    assert "report.claims" in released_keys
 
 
 def test_paper_runs_get_none_of_the_defaults_per_model_overrides_through_the_snakefile(tmp_path):

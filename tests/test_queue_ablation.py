@@ -158,3 +158,14 @@ def test_the_paper_queue_extension_adds_both_samplers_at_the_released_baseline_q
     assert int(both["pretrain"]) - int(paper["pretrain"]) == 24
     assert "queue_ablation" not in paper and both["queue_ablation"] == "1"
     assert '"queue_size": 4096' in out and "imagenet/moco-ring_q4096/seed0" in out
+
+
+def test_the_released_pairing_alone_gives_its_cells_and_only_its_comparison(tmp_path):
+    # config/released*.yaml: the uniform label at the small queue, the ring at the large one
+    for seed, (low, high) in enumerate([(90.0, 92.0), (91.0, 91.5)]):
+        _write(tmp_path, UNIFORM, "uniform", 256, seed, low)
+        _write(tmp_path, RING, "ring", 1024, seed, high)
+    tidy = queue_frame(load_records(tmp_path))
+    assert list(tidy["kind"]) == ["cell", "cell", "released"]
+    mean, half, _ = t_ci95([2.0, 0.5])
+    assert tidy.iloc[2]["mean"] == pytest.approx(mean)

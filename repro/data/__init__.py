@@ -8,10 +8,10 @@ does while it parses) does not import torch.
 """
 
 from repro.data.registry import (DATASETS, DatasetNotFoundError, DatasetSpec, build_dataset,
-                                 get_spec, missing_data)
+                                 get_spec, input_spec, missing_data)
 
 __all__ = ["DATASETS", "DatasetNotFoundError", "DatasetSpec", "build_dataset", "get_spec",
-           "missing_data", "pretrain_transform", "eval_transform", "TwoViewDataset",
+           "input_spec", "missing_data", "pretrain_transform", "eval_transform", "TwoViewDataset",
            "seed_worker", "BatchAugment", "RawImageDataset"]
 
 _AUGMENT = ("pretrain_transform", "eval_transform", "TwoViewDataset", "seed_worker")

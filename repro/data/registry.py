@@ -16,15 +16,16 @@ it parses the workflow.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Union
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
 
-__all__ = ["DatasetSpec", "DATASETS", "SPLITS", "DatasetNotFoundError", "get_spec",
-           "missing_data", "build_dataset"]
+__all__ = ["DatasetSpec", "DATASETS", "SPLITS", "INPUT_OVERRIDES", "DatasetNotFoundError",
+           "get_spec", "input_spec", "missing_data", "build_dataset"]
 
 PathLike = Union[str, Path]
 SPLITS = ("train", "test")
@@ -109,6 +110,25 @@ def get_spec(name: str) -> DatasetSpec:
         return DATASETS[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}") from None
+
+
+INPUT_OVERRIDES = ("image_size", "blur")
+"""Pretrain settings that override a dataset's own input (:func:`input_spec`)."""
+
+
+def input_spec(name: str, pretrain: Optional[Mapping[str, Any]] = None) -> DatasetSpec:
+    """Dataset ``name``'s spec as a run sees it: ``pretrain.image_size`` (the side of the
+    crops, and of the evaluation's centre crop) and ``pretrain.blur`` replace the dataset's
+    own where a run's pretrain settings give them. The authors' released code crops CIFAR and
+    STL10 to 224 pixels with MoCo v2's blur (config/released.yaml); absent, the dataset's."""
+    spec = get_spec(name)
+    changes = {k: (pretrain or {})[k] for k in INPUT_OVERRIDES
+               if (pretrain or {}).get(k) is not None}
+    if "image_size" in changes:
+        changes["image_size"] = int(changes["image_size"])
+    if "blur" in changes:
+        changes["blur"] = bool(changes["blur"])
+    return dataclasses.replace(spec, **changes) if changes else spec
 
 
 def missing(name: str, path: Path, what: str = "") -> DatasetNotFoundError:

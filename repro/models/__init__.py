@@ -38,13 +38,13 @@ def _ir(sampler: NegativeSampler, o: Mapping[str, Any]) -> ContrastiveModel:
     return InstanceDiscrimination(sampler, o["temperature"], backbone=o["backbone"],
                                   dataset_size=o["dataset_size"],
                                   embedding_dim=o["embedding_dim"],
-                                  bank_momentum=o["bank_momentum"])
+                                  bank_momentum=o["bank_momentum"], head=o["head"])
 
 
 def _cmc(sampler: NegativeSampler, o: Mapping[str, Any]) -> ContrastiveModel:
     return CMC(sampler, o["temperature"], backbone=o["backbone"], dataset_size=o["dataset_size"],
                embedding_dim=o["embedding_dim"], bank_momentum=o["bank_momentum"],
-               mean=o["mean"], std=o["std"])
+               mean=o["mean"], std=o["std"], head=o["head"])
 
 
 def _moco(sampler: NegativeSampler, o: Mapping[str, Any]) -> ContrastiveModel:
@@ -55,7 +55,7 @@ def _moco(sampler: NegativeSampler, o: Mapping[str, Any]) -> ContrastiveModel:
 
 def _simclr(sampler: NegativeSampler, o: Mapping[str, Any]) -> ContrastiveModel:
     return SimCLR(sampler, o["temperature"], backbone=o["backbone"],
-                  embedding_dim=o["embedding_dim"])
+                  embedding_dim=o["embedding_dim"], loss=o["loss"])
 
 
 # name -> (factory, class). The class declares what the builder and the config checks need:
@@ -119,6 +119,8 @@ def build_model(
     queue_size: int = 4096,
     bank_momentum: float = 0.5,
     key_momentum: float = 0.999,
+    head: str = "linear",
+    loss: str = "nt_xent",
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
 ) -> ContrastiveModel:
@@ -139,6 +141,9 @@ def build_model(
         queue_size: MoCo's queue length.
         bank_momentum: memory-bank momentum (IR, CMC).
         key_momentum: MoCo's key-encoder EMA momentum.
+        head: IR's / CMC's projection head, ``"linear"`` or ``"mlp"``
+            (:func:`repro.models.heads.build_head`).
+        loss: SimCLR's ``"nt_xent"`` or ``"released"`` (:mod:`repro.models.simclr`).
         mean, std: RGB normalisation of the data pipeline (CMC undoes it for Lab).
     """
     if name not in MODELS:
@@ -161,7 +166,8 @@ def build_model(
     options = dict(backbone=dict(backbone), dataset_size=int(dataset_size),
                    embedding_dim=int(embedding_dim), temperature=float(temperature),
                    queue_size=int(queue_size), bank_momentum=float(bank_momentum),
-                   key_momentum=float(key_momentum), mean=tuple(mean), std=tuple(std))
+                   key_momentum=float(key_momentum), head=str(head), loss=str(loss),
+                   mean=tuple(mean), std=tuple(std))
     problem = sampler_problem(name, sampler.name)
     if problem:
         raise ValueError(problem)

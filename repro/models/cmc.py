@@ -25,7 +25,7 @@ from torch import Tensor
 from repro.memory import MemoryBank
 from repro.models.backbones import build_backbone
 from repro.models.base import ContrastiveModel, two_views
-from repro.models.heads import linear_head
+from repro.models.heads import build_head
 from repro.models.ir import batch_indices
 from repro.samplers import NegativeSampler
 
@@ -92,15 +92,16 @@ class CMC(ContrastiveModel):
         bank_momentum: ``m`` of the bank updates (0.5).
         mean, std: the per-channel normalisation the data pipeline applied to RGB, undone
             before the Lab conversion.
+        head: ``"linear"`` (CMC as published) or ``"mlp"``, one per view.
     """
 
     # the config options (models.<name>) this model takes; others are refused
-    OPTIONS: tuple[str, ...] = ("num_negatives", "bank_momentum")
+    OPTIONS: tuple[str, ...] = ("num_negatives", "bank_momentum", "head")
 
     def __init__(self, sampler: NegativeSampler, temperature: float, *,
                  backbone: Mapping[str, Any], dataset_size: int, embedding_dim: int = 128,
                  bank_momentum: float = 0.5, mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD) -> None:
+                 std: Sequence[float] = IMAGENET_STD, head: str = "linear") -> None:
         super().__init__(sampler, temperature)
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
             raise ValueError(f"mean and std must be 3 RGB values (std > 0), got {mean}, {std}")
@@ -108,8 +109,8 @@ class CMC(ContrastiveModel):
         self.encoder_l = build_backbone(**self.backbone_config)
         self.encoder_ab = build_backbone(**{**backbone, "in_channels": 2})
         self.feature_dim = self.encoder_l.feature_dim + self.encoder_ab.feature_dim
-        self.head_l = linear_head(self.encoder_l.feature_dim, embedding_dim)
-        self.head_ab = linear_head(self.encoder_ab.feature_dim, embedding_dim)
+        self.head_l = build_head(head, self.encoder_l.feature_dim, embedding_dim)
+        self.head_ab = build_head(head, self.encoder_ab.feature_dim, embedding_dim)
         self.bank_l = MemoryBank(dataset_size, embedding_dim, momentum=bank_momentum)
         self.bank_ab = MemoryBank(dataset_size, embedding_dim, momentum=bank_momentum)
         self.register_buffer("rgb_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)

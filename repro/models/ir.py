@@ -21,7 +21,7 @@ from torch import Tensor
 from repro.memory import MemoryBank
 from repro.models.backbones import build_backbone
 from repro.models.base import ContrastiveModel, two_views
-from repro.models.heads import linear_head
+from repro.models.heads import build_head
 from repro.samplers import NegativeSampler
 
 __all__ = ["InstanceDiscrimination", "batch_indices"]
@@ -49,19 +49,20 @@ class InstanceDiscrimination(ContrastiveModel):
         dataset_size: ``N``, the number of bank entries.
         embedding_dim: ``D`` (128).
         bank_momentum: ``m`` of the bank update (0.5).
+        head: ``"linear"`` (InstDisc) or ``"mlp"`` (the authors' released head).
     """
 
     # the config options (models.<name>) this model takes; others are refused
-    OPTIONS: tuple[str, ...] = ("num_negatives", "bank_momentum")
+    OPTIONS: tuple[str, ...] = ("num_negatives", "bank_momentum", "head")
 
     def __init__(self, sampler: NegativeSampler, temperature: float, *,
                  backbone: Mapping[str, Any], dataset_size: int, embedding_dim: int = 128,
-                 bank_momentum: float = 0.5) -> None:
+                 bank_momentum: float = 0.5, head: str = "linear") -> None:
         super().__init__(sampler, temperature)
         self.backbone_config = {**backbone, "in_channels": 3}
         self.encoder = build_backbone(**self.backbone_config)
         self.feature_dim = self.encoder.feature_dim
-        self.head = linear_head(self.feature_dim, embedding_dim)
+        self.head = build_head(head, self.feature_dim, embedding_dim)
         self.bank = MemoryBank(dataset_size, embedding_dim, momentum=bank_momentum)
 
     def embed(self, x: Tensor) -> Tensor:

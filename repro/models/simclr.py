@@ -7,6 +7,13 @@ removed), so the similarities form a ``(2B, 2B - 2)`` matrix with a different po
 The sampler picks from each anchor's pool (uniform: all of it, i.e. NT-Xent; ring: its ring);
 the loss is the mean over all ``2B`` anchors, and gradients flow through the pool embeddings
 as well. Under DDP the pool is the global batch (``2B * world - 2`` rows). No state.
+
+``loss: released`` is the authors' released variant (``SimCLR`` / ``SimCLRRing`` of
+mhw32/contrastive-ring-public before commit 4f5d45d): only the ``B`` view-1 rows are anchors,
+and each one's pool is all ``2B`` rows, itself and its positive included. The uniform baseline's
+normaliser is then the log-sum-exp over the ``2B`` rows (the positive once); the ring ranks all
+``2B`` (self and positive are the most similar, so its top exclusion drops them) and the
+positive is added to the normaliser (:func:`released_similarities`).
 """
 
 from __future__ import annotations
@@ -23,7 +30,11 @@ from repro.models.base import ContrastiveModel, negatives_from_similarities, sim
 from repro.models.heads import mlp_head
 from repro.samplers import NegativeSampler
 
-__all__ = ["SimCLR", "in_batch_similarities"]
+__all__ = ["SimCLR", "LOSSES", "in_batch_similarities", "released_similarities"]
+
+LOSSES = ("nt_xent", "released")
+"""SimCLR's ``loss`` option: NT-Xent (every view an anchor, self and positive out of the pool)
+or the authors' released variant."""
 
 
 def in_batch_similarities(z: Tensor, z_all: Tensor, offset: int = 0) -> tuple[Tensor, Tensor]:
@@ -52,6 +63,35 @@ def in_batch_similarities(z: Tensor, z_all: Tensor, offset: int = 0) -> tuple[Te
     return sims[rows, pos_col], sims[keep].view(n, sims.shape[1] - 2)
 
 
+def released_similarities(z: Tensor, z_all: Tensor, offset: int = 0,
+                          keep_positive: bool = True) -> tuple[Tensor, Tensor]:
+    """The released SimCLR's positives and pools: view-1 anchors against every row.
+
+    Args:
+        z, z_all, offset: as :func:`in_batch_similarities`.
+        keep_positive: keep each anchor's positive in its pool (the ring ranks it with the
+            rest); ``False`` drops that one column (the uniform baseline, whose normaliser
+            then holds the positive exactly once, as the released log-sum-exp over ``2B``).
+
+    Returns:
+        ``pos`` ``(B,)`` and ``pool`` ``(B, M)`` (``(B, M - 1)`` without the positive), self
+        included, in ``z_all`` order.
+    """
+    n = z.shape[0]
+    if n % 2 or n < 2:
+        raise ValueError(f"z must stack two views of B items, (2B, D); got {n} rows")
+    b = n // 2
+    rows = torch.arange(b, device=z.device)
+    pos_col = offset + b + rows
+    sims = z[:b] @ z_all.t()
+    pos = sims[rows, pos_col]
+    if keep_positive:
+        return pos, sims
+    keep = torch.ones_like(sims, dtype=torch.bool)
+    keep[rows, pos_col] = False
+    return pos, sims[keep].view(b, sims.shape[1] - 1)
+
+
 class SimCLR(ContrastiveModel):
     """SimCLR with any negative sampler over the in-batch pool.
 
@@ -61,16 +101,21 @@ class SimCLR(ContrastiveModel):
         temperature: ``tau``.
         backbone: :func:`~repro.models.backbones.build_backbone` options.
         embedding_dim: ``D`` (128).
+        loss: ``"nt_xent"`` or ``"released"`` (:data:`LOSSES`, module docstring).
     """
 
     pool_of_embeddings = False  # each anchor's pool is a row of in-batch similarities
 
     # the config options (models.<name>) this model takes; others are refused
-    OPTIONS: tuple[str, ...] = ()
+    OPTIONS: tuple[str, ...] = ("loss",)
 
     def __init__(self, sampler: NegativeSampler, temperature: float, *,
-                 backbone: Mapping[str, Any], embedding_dim: int = 128) -> None:
+                 backbone: Mapping[str, Any], embedding_dim: int = 128,
+                 loss: str = "nt_xent") -> None:
         super().__init__(sampler, temperature)
+        if loss not in LOSSES:
+            raise ValueError(f"unknown SimCLR loss {loss!r}; choose one of {LOSSES}")
+        self.loss_variant = loss
         self.backbone_config = {**backbone, "in_channels": 3}
         self.encoder = build_backbone(**self.backbone_config)
         self.feature_dim = self.encoder.feature_dim
@@ -85,7 +130,11 @@ class SimCLR(ContrastiveModel):
         x1, x2 = two_views(batch)
         z = self.embed(torch.cat([x1, x2]))  # one pass: batch norm over both views
         z_all = self.gather_with_grad(z)
-        pos, pool = in_batch_similarities(z, z_all, offset=self.rank * z.shape[0])
+        if self.loss_variant == "released":
+            pos, pool = released_similarities(z, z_all, offset=self.rank * z.shape[0],
+                                              keep_positive=self.sampler.needs_similarities)
+        else:
+            pos, pool = in_batch_similarities(z, z_all, offset=self.rank * z.shape[0])
         neg = negatives_from_similarities(self.sampler, pool, progress=progress,
                                           generator=generator)
         loss = self.estimator(pos, neg, self.temperature)

@@ -149,22 +149,24 @@ def queue_frame(records):
                                  map(str, sorted(cell["seed"].unique())))})
         arm = {(m, q): part[(part["method"] == m) & (part["queue_size"] == q)]
                for m in methods for q in sizes}
+        effects = []  # (kind, comparison, baseline arm, treatment arm, extra columns)
         for base in baselines:
             for treat in methods[len(baselines):]:
                 for size in sizes:
-                    rows.append({**key, **_effect(
-                        "ring", f"{_short(treat)} − {_short(base)}, queue {size}",
-                        arm[base, size], arm[treat, size]), "queue_size": size})
+                    effects.append(("ring", f"{_short(treat)} − {_short(base)}, queue {size}",
+                                    (base, size), (treat, size), {"queue_size": size}))
         for method in methods:
-            rows.append({**key, **_effect(
-                "queue", f"queue {large} − {small}, {_short(method)}",
-                arm[method, small], arm[method, large]), "method": method})
+            effects.append(("queue", f"queue {large} − {small}, {_short(method)}",
+                            (method, small), (method, large), {"method": method}))
         for base in baselines:
             for treat in methods[len(baselines):]:
-                rows.append({**key, **_effect(
-                    "released", f"{_short(treat)} at queue {large} − {_short(base)} at "
-                    f"{small} (both at once: the released pairing)",
-                    arm[base, small], arm[treat, large])})
+                effects.append(("released", f"{_short(treat)} at queue {large} − "
+                                f"{_short(base)} at {small} (both at once: the released "
+                                f"pairing)", (base, small), (treat, large), {}))
+        for kind, comparison, a, b, more in effects:
+            if arm[a].empty or arm[b].empty:  # a cell not run (e.g. the released recipe's
+                continue                      # two cells only): no comparison to show
+            rows.append({**key, **_effect(kind, comparison, arm[a], arm[b]), **more})
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -443,6 +443,7 @@ def run(checkpoint: str | Path, task_name: str, out: str | Path, *, data: str = 
         eval_dataset={"generated": "shapes_coco", "coco": "coco2017_val",
                       "voc": "voc2007_test"}[data],
         seed=int(spec.get("seed", seed)), metrics=metrics, scale=spec.get("scale", "default"),
+        recipe=spec.get("recipe"),
         config={"pretrain": spec, "detection": settings}, wall_time_s=time.time() - start,
         protocol=protocol,
         extra={**settings, **extra, "data_root": str(data_root), "checkpoint": str(checkpoint),

@@ -185,7 +185,7 @@ def evaluate(checkpoint: str | Path, source: str, out: str | Path, *, episodes: 
         sampler=spec.get("sampler_label", "unknown"), sampler_params=spec.get("sampler"),
         dataset=spec.get("dataset", "unknown"), eval_dataset=source,
         seed=int(spec.get("seed", seed)), metrics=metrics, ci95=ci95,
-        scale=spec.get("scale", "default"),
+        scale=spec.get("scale", "default"), recipe=spec.get("recipe"),
         config={"pretrain": spec, "fewshot": {"episodes": episodes, **config.as_dict(),
                                               "classifier": classifier, "seed": seed,
                                               "max_per_class": max_per_class,

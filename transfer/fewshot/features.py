@@ -20,10 +20,10 @@ def preprocessing_for(state: Mapping[str, Any],
                       image_size: Optional[int] = None) -> dict[str, Any]:
     """Input resolution and normalisation matching a pretraining checkpoint.
 
-    Mean / std come from the pretraining dataset's spec (``repro.data.get_spec``), ImageNet's
-    when that dataset is unknown. The resolution is ``image_size`` when given, else the spec's
-    ``image_size`` (when it has one), else 32 for a CIFAR-stem backbone and 84 (Meta-Dataset's
-    resolution) otherwise.
+    Mean / std come from the pretraining dataset's spec (``repro.data.input_spec``, with the
+    run's ``pretrain.image_size`` when it sets one), ImageNet's when that dataset is unknown.
+    The resolution is ``image_size`` when given, else the spec's ``image_size`` (when it has
+    one), else 32 for a CIFAR-stem backbone and 84 (Meta-Dataset's resolution) otherwise.
 
     Returns:
         ``{"image_size": int, "mean": (3,), "std": (3,), "stats_from": str}``.
@@ -31,9 +31,10 @@ def preprocessing_for(state: Mapping[str, Any],
     dataset = (state.get("config") or {}).get("dataset")
     mean, std, spec_size, stats_from = IMAGENET_MEAN, IMAGENET_STD, None, "imagenet"
     try:
-        from repro.data import get_spec
+        from repro.data import input_spec
 
-        spec = get_spec(dataset)
+        # the run's own crop size when its pretrain settings override the dataset's
+        spec = input_spec(dataset, (state.get("config") or {}).get("pretrain"))
         mean, std = tuple(map(float, spec.mean)), tuple(map(float, spec.std))
         spec_size, stats_from = getattr(spec, "image_size", None), str(dataset)
     except (ImportError, KeyError, ValueError, TypeError, AttributeError):
