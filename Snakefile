@@ -9,11 +9,16 @@
 
 import copy
 import json
+import os
+import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
-from repro.config import validate_config
+from repro.config import apply_cli_overrides, validate_config
+from repro.io import atomic_write_json
+from repro.stale import EXPECTED_FILE, existing_records, expected_runs, stale_paths
 
 # What --configfile / --config gave, before the default is merged under it. Snakemake merges
 # nested dicts key by key, so a config naming its own `models` or `samplers` would otherwise
@@ -33,6 +38,8 @@ for _overrides in ("per_model", "per_dataset"):
         config["pretrain"][_overrides] = _USER_CONFIG["pretrain"][_overrides]
 if "sphere" in (_USER_CONFIG.get("toy") or {}):  # its estimators are a grid too (null: no toy)
     config["toy"]["sphere"] = _USER_CONFIG["toy"]["sphere"]
+# --config 'pretrain={"epochs": 6}' sets the number 6 (Snakemake types top-level values only)
+apply_cli_overrides(config, workflow.config_settings.overwrite_config or {})
 
 
 try:
@@ -41,7 +48,12 @@ except ValueError as _err:
     raise WorkflowError(f"{_err}\n(config/schema.yaml documents every key)") from None
 
 PY = sys.executable  # the interpreter running Snakemake (the project's venv)
-RESULTS = config["results_dir"]
+# "results/" and "./results" name the same folder as "results": one spelling, so that targets
+# typed either way match the rules' outputs (os.path.normpath)
+RESULTS = os.path.normpath(config["results_dir"])
+for _key in ("tables_dir", "figures_dir", "reported_dir"):
+    if (config.get("report") or {}).get(_key):
+        config["report"][_key] = os.path.normpath(config["report"][_key])
 
 
 wildcard_constraints:
@@ -49,6 +61,28 @@ wildcard_constraints:
     sampler="|".join(config["samplers"]),
     dataset=r"[A-Za-z0-9_]+",
     seed=r"\d+",
+
+
+# Stale results (repro.stale): each run this config asks for -> the hash of its settings. A
+# record of one of these runs with another hash was made with other settings (results copied
+# without .snakemake/, or kept after it was deleted, never re-run by Snakemake): say so now,
+# and keep it out of every table and figure (the report rules pass --expected).
+EXPECTED_RUNS = expected_runs(config)
+EXPECTED_PATH = f"{RESULTS}/{EXPECTED_FILE}"
+_stale = stale_paths(existing_records(RESULTS, EXPECTED_RUNS), EXPECTED_RUNS)
+if _stale:
+    logger.warning(
+        f"WARNING: {len(_stale)} result(s) in {RESULTS} were made with other settings than "
+        f"this config's, and Snakemake has no record of it (no .snakemake/ metadata): "
+        + ", ".join(path for path, _ in _stale[:5]) + (" ..." if len(_stale) > 5 else "")
+        + "\n  Tables and figures leave them out. To re-run them (and what depends on them): "
+        f"snakemake --cores all -R {' '.join(shlex.quote(p) for p, _ in _stale)}"
+        " --configfile YOUR.yaml")
+
+
+onstart:
+    # what the report rules compare records with (python -m repro.report --expected)
+    atomic_write_json(EXPECTED_PATH, EXPECTED_RUNS)
 
 
 include: "rules/toy.smk"

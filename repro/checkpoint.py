@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from repro.io import snakemake_hint
+
 __all__ = ["load_checkpoint", "load_encoder", "load_model"]
 
 _KEYS = ("encoder", "backbone", "model", "config")
@@ -25,14 +27,15 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(
             f"no checkpoint at {path}: run the pretraining first "
-            f"(`snakemake {path}` or `python -m repro.pretrain ... --out {path.parent}`)")
+            f"({snakemake_hint(path)}, or `python -m repro.pretrain ... --out {path.parent}`)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # a truncated or foreign file: RuntimeError, EOFError, ...
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ValueError(
             f"{path} cannot be read ({first}): delete it and run the pretraining again "
-            f"(`snakemake {path}` resumes from last.pt beside it when that is intact)") from None
+            f"({snakemake_hint(path)} resumes from last.pt beside it when that is intact)"
+        ) from None
     missing = [k for k in _KEYS if not isinstance(state, dict) or k not in state]
     if missing:
         raise ValueError(f"{path} is not a ring-repro pretraining checkpoint (lacks {missing})")

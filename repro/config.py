@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional
 from repro.results import DEFAULT_RECIPE  # light (no torch): declared once, there
 
 __all__ = ["SCHEMA_PATH", "UNTRAINED", "EXECUTION_KEYS", "load_config", "load_schema",
-           "registry_names", "registry_options", "validate_config", "run_spec",
+           "registry_names", "registry_options", "validate_config", "apply_cli_overrides", "run_spec",
            "label_options", "run_identity", "untrained_spec", "transfer_runs", "fewshot_pairs",
            "pretrain_grid"]
 
@@ -255,6 +255,38 @@ def _runs_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:
                              f"config ({', '.join(labels)}); set {block}.runs in your config "
                              f"(null = every pair)"))
     return problems
+
+
+def apply_cli_overrides(config: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Give ``snakemake --config`` overrides the types a user typed: Snakemake merges
+    ``--config 'pretrain={"epochs": 6}'`` into the config key by key but leaves the nested 6 a
+    string (only top-level values are typed), which the schema would refuse. Each nested
+    string of ``overrides`` that reads as a number or boolean becomes one in ``config``;
+    anything else stays as it is. (Snakemake refuses dotted keys such as ``pretrain.epochs``
+    before the Snakefile runs.) Returns ``config``, changed in place."""
+    import yaml
+
+    def typed(value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                parsed = yaml.safe_load(value)
+            except yaml.YAMLError:
+                return value
+            if isinstance(parsed, (bool, int, float)):
+                return parsed
+        return value
+
+    def apply(node: dict[str, Any], given: Mapping[str, Any]) -> None:
+        for key, value in given.items():
+            if isinstance(value, Mapping) and isinstance(node.get(key), dict):
+                apply(node[key], value)
+            elif not isinstance(value, Mapping):
+                node[key] = typed(value)
+
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(config.get(key), dict):
+            apply(config[key], value)
+    return config
 
 
 def load_config(path: str | os.PathLike) -> dict[str, Any]:

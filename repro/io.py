@@ -8,7 +8,18 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "atomic_torch_save"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "atomic_torch_save",
+           "snakemake_hint"]
+
+
+def snakemake_hint(path: str | os.PathLike) -> str:
+    """The command that (re)makes ``path``, as a user can paste it: ``snakemake --cores all
+    'PATH' --configfile YOUR.yaml`` (the target goes before ``--configfile``, which would read
+    it as a config file otherwise; the config named is the one the run was made with)."""
+    import shlex
+
+    return (f"`snakemake --cores all {shlex.quote(str(path))} --configfile YOUR.yaml` (the "
+            f"config you ran; leave --configfile out for config/default.yaml)")
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
 from repro import __version__
-from repro.io import atomic_write_json
+from repro.io import atomic_write_json, snakemake_hint
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -243,7 +243,7 @@ def read_record(path: str | os.PathLike) -> dict[str, Any]:
             record = json.load(fh)
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}: not a valid result record ({err}); delete it and run "
-                             f"`snakemake {path}` to make it again") from None
+                             f"{snakemake_hint(path)} to make it again") from None
     _validate(record, str(path))
     return record
 

@@ -3,6 +3,7 @@
 # PRETRAIN_DIR from rules/pretrain.smk.
 
 import importlib.util
+import shlex
 
 from repro.config import pretrain_grid, transfer_runs
 
@@ -78,7 +79,7 @@ def _detection_options(wildcards):
              "--max-size": det.get("max_size"), "--norm": det.get("norm"),
              "--fpn-channels": det.get("fpn_channels"), "--head-width": det.get("head_width"),
              "--num-gpus": max(1, gpus), "--device": "cuda" if gpus else "cpu"}
-    return " ".join(f"{k} {v}" for k, v in flags.items() if v is not None)
+    return " ".join(f"{k} {shlex.quote(str(v))}" for k, v in flags.items() if v is not None)
 
 
 def _detection_gpus():
@@ -104,8 +105,8 @@ rule detection_data:
     log:
         f"{RESULTS}/detection/data/log.txt",
     shell:
-        "{PY} -m transfer.detection.synthetic {DETECTION_DATA}"
-        " --train {params.g[train]} --val {params.g[val]} --size {params.g[size]} > {log} 2>&1"
+        "{PY} -m transfer.detection.synthetic {DETECTION_DATA:q}"
+        " --train {params.g[train]} --val {params.g[val]} --size {params.g[size]} > {log:q} 2>&1"
 
 
 rule detection:
@@ -124,6 +125,6 @@ rule detection:
     log:
         f"{DETECTION_DIR}/stderr.txt",
     shell:
-        "{PY} -m transfer.detection.train --checkpoint {input.checkpoint} --task {wildcards.task}"
-        " --out {output.record} --seed {wildcards.seed} --threads {threads} {params.options}"
-        " --no-progress 2> {log}"
+        "{PY} -m transfer.detection.train --checkpoint {input.checkpoint:q} --task {wildcards.task}"
+        " --out {output.record:q} --seed {wildcards.seed} --threads {threads} {params.options}"
+        " --no-progress 2> {log:q}"

@@ -1,6 +1,8 @@
 # Meta-Dataset few-shot transfer of every pretrained query encoder (python -m transfer.fewshot).
 # Uses PY, RESULTS and config from the Snakefile, PRETRAIN_DIR from rules/pretrain.smk.
 
+import shlex
+
 from repro.config import fewshot_pairs, pretrain_grid, transfer_runs
 
 FEWSHOT_DIR = f"{RESULTS}/fewshot/{{source}}/{{dataset}}/{{model}}-{{sampler}}/seed{{seed}}"
@@ -68,7 +70,7 @@ def _fewshot_options(fs):
              "--image-size": fs.get("image_size"), "--max-per-class": fs.get("max_per_class"),
              "--min-way": fs.get("min_way"), "--max-way": fs.get("max_way"),
              "--way": fs.get("way"), "--shot": fs.get("shot"), "--query": fs.get("query")}
-    return " ".join(f"{k} {v}" for k, v in flags.items() if v is not None)
+    return " ".join(f"{k} {shlex.quote(str(v))}" for k, v in flags.items() if v is not None)
 
 
 rule fewshot:
@@ -94,6 +96,6 @@ rule fewshot:
     log:
         f"{FEWSHOT_DIR}/stderr.txt",
     shell:
-        "{PY} -m transfer.fewshot --checkpoint {input.checkpoint} --source {wildcards.source}"
-        " --out {output.record} --seed {wildcards.seed} --threads {threads} {params.options}"
-        " --device {params.device} --no-progress 2> {log}"
+        "{PY} -m transfer.fewshot --checkpoint {input.checkpoint:q} --source {wildcards.source}"
+        " --out {output.record:q} --seed {wildcards.seed} --threads {threads} {params.options}"
+        " --device {params.device} --no-progress 2> {log:q}"

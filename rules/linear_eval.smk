@@ -63,8 +63,8 @@ rule linear_eval:
     log:
         f"{LINEAR_DIR}/stderr.txt",
     shell:
-        "{PY} -m repro.linear_eval --checkpoint {input.checkpoint} {params.flags}"
-        " --threads {threads} --out {params.out} 2> {log}"
+        "{PY} -m repro.linear_eval --checkpoint {input.checkpoint:q} {params.flags}"
+        " --threads {threads} --out {params.out:q} 2> {log:q}"
 
 
 rule linear_eval_untrained:
@@ -91,4 +91,4 @@ rule linear_eval_untrained:
         f"{UNTRAINED_DIR}/stderr.txt",
     shell:
         "{params.python} -m repro.linear_eval --untrained-spec {params.spec:q} {params.flags}"
-        " --threads {threads} --out {params.out} 2> {log}"
+        " --threads {threads} --out {params.out:q} 2> {log:q}"

@@ -79,6 +79,6 @@ rule pretrain:
     log:
         f"{PRETRAIN_DIR}/stderr.txt",
     shell:
-        "{params.launcher} -m repro.pretrain --spec-json {params.spec:q} --out {params.out}"
-        " --resume --no-progress 2> {log}"
+        "{params.launcher} -m repro.pretrain --spec-json {params.spec:q} --out {params.out:q}"
+        " --resume --no-progress 2> {log:q}"
 

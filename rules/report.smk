@@ -8,6 +8,12 @@
 # files (linear_eval_targets(), pretrain_targets(), fewshot_targets(), detection_targets());
 # a list whose rule file is not included counts as empty, so these rules also work alone.
 
+import shlex
+
+# --expected: leave records made with other settings than this config's out (repro.stale);
+# only where the Snakefile says what it expects (not when this file is included alone)
+_EXPECTED = (f"--expected {shlex.quote(globals()['EXPECTED_PATH'])}"
+             if "EXPECTED_PATH" in globals() else "")
 _REPORT = config.get("report") or {}
 TABLES_DIR = _REPORT.get("tables_dir", "tables")
 FIGURES_DIR = _REPORT.get("figures_dir", "figures")
@@ -69,9 +75,10 @@ for _stem, (_key, _funcs) in _TABLE_INPUTS.items():
             csv=f"{TABLES_DIR}/{_stem}.csv",
         params:
             key=_key,
+            expected=_EXPECTED,
         shell:
-            "{PY} -m repro.report tables --results {RESULTS} --out {TABLES_DIR}"
-            " --reported {REPORTED_DIR} --only {params.key}"
+            "{PY} -m repro.report tables --results {RESULTS:q} --out {TABLES_DIR:q}"
+            " --reported {REPORTED_DIR:q} --only {params.key} {params.expected}"
 
 
 rule claims:
@@ -93,12 +100,14 @@ rule claims:
         reported=lambda w, input: str(Path(input.reported).parent),
         baseline=_CLAIMS.get("baseline", "uniform"),
         treatment=_CLAIMS.get("treatment", "ring"),
+        expected=_EXPECTED,
     log:
         f"{TABLES_DIR}/claims.log",
     shell:
-        "{params.python} -m repro.report tables --results {params.results}"
-        " --out {params.tables} --reported {params.reported} --only claims"
-        " --baseline {params.baseline:q} --treatment {params.treatment:q} > {log} 2>&1"
+        "{params.python} -m repro.report tables --results {params.results:q}"
+        " --out {params.tables:q} --reported {params.reported:q} --only claims"
+        " --baseline {params.baseline:q} --treatment {params.treatment:q} {params.expected}"
+        " > {log:q} 2>&1"
 
 
 rule table4_methods:
@@ -115,11 +124,12 @@ rule table4_methods:
         python=PY,
         results=RESULTS,
         tables=lambda w, output: str(Path(output.md).parent),
+        expected=_EXPECTED,
     log:
         f"{TABLES_DIR}/table4_methods.log",
     shell:
-        "{params.python} -m repro.report tables --results {params.results}"
-        " --out {params.tables} --only table4 > {log} 2>&1"
+        "{params.python} -m repro.report tables --results {params.results:q}"
+        " --out {params.tables:q} --only table4 {params.expected} > {log:q} 2>&1"
 
 
 rule queue_ablation:
@@ -139,13 +149,14 @@ rule queue_ablation:
         results=RESULTS,
         tables=lambda w, output: str(Path(output.md).parent),
         figures=lambda w, output: str(Path(output.png).parent),
+        expected=_EXPECTED,
     log:
         f"{TABLES_DIR}/queue_ablation.log",
     shell:
-        "({params.python} -m repro.report tables --results {params.results}"
-        " --out {params.tables} --only queue"
-        " && {params.python} -m repro.report figures --results {params.results}"
-        " --out {params.figures} --only queue_ablation) > {log} 2>&1"
+        "({params.python} -m repro.report tables --results {params.results:q}"
+        " --out {params.tables:q} --only queue {params.expected}"
+        " && {params.python} -m repro.report figures --results {params.results:q}"
+        " --out {params.figures:q} --only queue_ablation {params.expected}) > {log:q} 2>&1"
 
 
 _FIGURE_INPUTS = {
@@ -177,10 +188,11 @@ for _stem, _inputs in _FIGURE_INPUTS.items():
             w_l=_ANNEAL.get("w_l", 0.9),
             w_l_start=_ANNEAL.get("w_l_start", 0.0),
             anneal_fraction=_ANNEAL.get("anneal_fraction", 0.5),
+            expected=_EXPECTED,
         shell:
-            "{PY} -m repro.report figures --results {RESULTS} --out {FIGURES_DIR}"
+            "{PY} -m repro.report figures --results {RESULTS:q} --out {FIGURES_DIR:q}"
             " --only {params.stem} --w-l {params.w_l} --w-l-start {params.w_l_start}"
-            " --anneal-fraction {params.anneal_fraction}"
+            " --anneal-fraction {params.anneal_fraction} {params.expected}"
 
 
 rule report:

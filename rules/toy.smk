@@ -12,8 +12,8 @@ rule toy:
     shell:
         "{PY} -m repro.toy --dim {params.t[dim]} --rho {params.t[rho]} --n {params.t[n]}"
         " --num-negatives {params.t[num_negatives]} --seeds {params.t[seeds]}"
-        " --csv {output.csv} --record {output.record} --scale {params.scale:q}"
-        " --recipe {params.recipe:q} > {log} 2>&1"
+        " --csv {output.csv:q} --record {output.record:q} --scale {params.scale:q}"
+        " --recipe {params.recipe:q} > {log:q} 2>&1"
 
 
 if (config["toy"] or {}).get("sphere"):
@@ -35,5 +35,5 @@ if (config["toy"] or {}).get("sphere"):
             "{PY} -m repro.toy --family sphere --dim {params.s[dim]} --kappa {params.s[kappa]}"
             " --n {params.t[n]} --num-negatives {params.t[num_negatives]}"
             " --seeds {params.t[seeds]} --estimators {params.estimators:q}"
-            " --csv {output.csv} --record {output.record} --scale {params.scale:q}"
-            " --recipe {params.recipe:q} > {log} 2>&1"
+            " --csv {output.csv:q} --record {output.record:q} --scale {params.scale:q}"
+            " --recipe {params.recipe:q} > {log:q} 2>&1"

@@ -339,3 +339,15 @@ def test_a_model_option_another_model_declares_is_refused_for_this_one(default):
         validate_config(config)
     config["models"]["ir"] = {"num_negatives": 256, "bank_momentum": 0.9, "datasets": ["shapes"]}
     validate_config(config)
+
+
+def test_cli_overrides_type_nested_numbers_and_leave_other_strings_alone():
+    from repro.config import apply_cli_overrides
+
+    config = {"pretrain": {"epochs": 20, "backbone": {"width": 0.125}, "data_root": None},
+              "scale": "default"}
+    apply_cli_overrides(config, {"pretrain": {"epochs": "6", "backbone": {"width": "0.25"},
+                                              "data_root": "/data/2024"}, "scale": "default"})
+    assert config["pretrain"] == {"epochs": 6, "backbone": {"width": 0.25},
+                                  "data_root": "/data/2024"}
+    assert isinstance(config["pretrain"]["epochs"], int)

@@ -101,3 +101,17 @@ def test_atomic_write_gives_the_permissions_of_a_plain_open_under_the_umask(tmp_
         os.umask(old)
     mode = stat.S_IMODE((tmp_path / "record.json").stat().st_mode)
     assert mode == stat.S_IMODE((tmp_path / "plain.json").stat().st_mode) == 0o644
+
+
+def test_a_broken_record_names_the_full_command_that_remakes_it(tmp_path):
+    import pytest
+
+    from repro.results import read_record
+
+    path = tmp_path / "my runs" / "result.json"
+    path.parent.mkdir()
+    path.write_text("{not json")
+    with pytest.raises(ValueError) as err:
+        read_record(path)
+    # pasteable: cores given, the path quoted, the target before --configfile
+    assert f"`snakemake --cores all '{path}' --configfile YOUR.yaml`" in str(err.value)

@@ -282,3 +282,30 @@ def test_released_recipe_runs_end_to_end_on_the_offline_data(tmp_path):
     assert "recipe released" in table1
     queue = (tmp_path / "tables" / "queue_ablation.md").read_text()
     assert "ring [0.9, 0.99], constant at queue 1024 − uniform at 64" in queue
+
+
+def test_a_results_dir_with_a_space_and_a_trailing_slash_works_as_typed(tmp_path):
+    results = tmp_path / "my runs"
+    _snakemake("--cores", "1", f"{results}/toy/result.json", "--config",
+               f"results_dir={results}/")
+    assert (results / "toy" / "result.json").exists()
+    # nothing stray where an unquoted path would have split ("my" beside "my runs")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my runs"]
+
+
+@pytest.mark.parametrize("value", ['""', '" "'])
+def test_an_empty_results_dir_is_refused_before_planning_anything(tmp_path, value):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"results_dir: {value}\n")
+    proc = _snakemake("-n", "--configfile", str(bad), check=False)
+    assert proc.returncode != 0 and "results_dir" in proc.stdout + proc.stderr
+    assert "/pretrain/" not in proc.stdout
+
+
+def test_a_nested_config_override_on_the_command_line_keeps_its_numbers(tmp_path):
+    proc = _snakemake("-n", "-p", "--config", 'pretrain={"temperature": 0.3, "lr": 0.05}',
+                      f"results_dir={tmp_path}")
+    specs = re.findall(r"--spec-json '(\{.*?\})'", proc.stdout)
+    assert specs and all('"temperature": 0.3' in s and '"lr": 0.05' in s for s in specs
+                         if '"model": "ir"' in s)
+    assert all('"backbone": {"arch": "resnet18"' in s for s in specs)  # merged, not replaced

@@ -5,6 +5,8 @@
     python -m repro.report figures --results results --out figures
 """
 
+import sys
+
 from repro.report.figures import FIGURES, make_figures
 from repro.report.reported import load_reported
 from repro.report.stats import Summary, format_delta, format_summary, summarize, t_ci95
@@ -35,10 +37,12 @@ __all__ = [
 
 
 def make_tables(results, out_dir, reported_dir="tables/reported", only=None, *,
-                baseline="uniform", treatment="ring"):
+                baseline="uniform", treatment="ring", expected=None):
     """Write Tables 1-4, the claims table and the queue ablation (or those named in ``only``:
     ``table1``, ``table2``, ``table3``, ``table4``, ``claims``, ``queue``) from the records under ``results``; returns
-    the written paths. ``baseline`` / ``treatment``: the sampler labels the claims table compares."""
+    the written paths. ``baseline`` / ``treatment``: the sampler labels the claims table compares.
+    ``expected``: :func:`repro.stale.expected_runs` of the config being run; records of those
+    runs made with other settings are left out of every table, and a note says which."""
     from pathlib import Path
 
     from repro.report.claims import (CLAIMS_STEM, CLAIMS_TITLE, claims_frame, claims_notes,
@@ -55,7 +59,12 @@ def make_tables(results, out_dir, reported_dir="tables/reported", only=None, *,
     if not results.is_dir():
         raise FileNotFoundError(f"no results folder at {results}: run the workflow first "
                                 f"(`snakemake --cores all`) or pass --results PATH")
-    records = load_records(results)
+    from repro.stale import drop_stale, stale_note
+
+    records, stale = drop_stale(load_records(results), expected)
+    extra = [n for n in [stale_note(stale)] if n]
+    if extra:
+        print(f"warning: {extra[0]}", file=sys.stderr)
     paths = []
     for name in names:
         if name == METHODS:
@@ -63,15 +72,15 @@ def make_tables(results, out_dir, reported_dir="tables/reported", only=None, *,
                                               methods_notes, methods_wide)
 
             tidy = methods_frame(records)
-            paths += write_files(tidy, methods_wide(tidy), METHODS_TITLE, methods_notes(tidy),
-                                 out_dir, METHODS_STEM)
+            paths += write_files(tidy, methods_wide(tidy), METHODS_TITLE,
+                                 methods_notes(tidy) + extra, out_dir, METHODS_STEM)
             continue
         if name == QUEUE:
             from repro.report.queue import (QUEUE_STEM, QUEUE_TITLE, queue_frame, queue_notes,
                                             queue_wide)
 
             tidy = queue_frame(records)
-            paths += write_files(tidy, queue_wide(tidy), QUEUE_TITLE, queue_notes(tidy),
+            paths += write_files(tidy, queue_wide(tidy), QUEUE_TITLE, queue_notes(tidy) + extra,
                                  out_dir, QUEUE_STEM)
             continue
         if name == CLAIMS:
@@ -79,10 +88,10 @@ def make_tables(results, out_dir, reported_dir="tables/reported", only=None, *,
             claims = load_claims(claims_file)
             tidy = claims_frame(records, claims, baseline, treatment)
             notes = claims_notes(tidy, claims, baseline, treatment, records, str(claims_file))
-            paths += write_files(tidy, claims_wide(tidy), CLAIMS_TITLE, notes, out_dir,
+            paths += write_files(tidy, claims_wide(tidy), CLAIMS_TITLE, notes + extra, out_dir,
                                  CLAIMS_STEM)
             continue
         spec = TABLES[name]
         reported = load_reported(Path(reported_dir) / spec.reported_csv)
-        paths += write_table(records, reported, spec, out_dir)
+        paths += write_table(records, reported, spec, out_dir, extra_notes=extra)
     return paths

@@ -16,6 +16,10 @@ def _subcommand(sub, name: str, choices, description: str) -> argparse.ArgumentP
     parser.add_argument("--results", default="results", help="folder of result.json records")
     parser.add_argument("--out", default=name, help=f"where the {name} are written")
     parser.add_argument("--only", nargs="+", choices=list(choices), help=f"just these {name}")
+    parser.add_argument("--expected", default=None, metavar="FILE",
+                        help="the expected_runs.json a workflow run writes under the results "
+                             "folder: records of those runs made with other settings are left "
+                             "out, and the notes say which (default: none left out)")
     return parser
 
 
@@ -52,13 +56,20 @@ def main(argv: Optional[list[str]] = None) -> int:
                          help="fraction of training over which w_l is annealed, in the figure")
     args = parser.parse_args(argv)
     try:
+        expected = None
+        if args.expected is not None:
+            from repro.stale import load_expected
+
+            expected = load_expected(args.expected)
         if args.what == "tables":
             paths = make_tables(args.results, args.out, args.reported, args.only,
-                                baseline=args.baseline, treatment=args.treatment)
+                                baseline=args.baseline, treatment=args.treatment,
+                                expected=expected)
         else:
             paths = make_figures(args.results, args.out, args.only,
                                  anneal={"w_l": args.w_l, "w_l_start": args.w_l_start,
-                                         "anneal_fraction": args.anneal_fraction})
+                                         "anneal_fraction": args.anneal_fraction},
+                                 expected=expected)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

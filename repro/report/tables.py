@@ -671,9 +671,11 @@ def write_files(tidy, wide, title: str, notes: Sequence[str], out_dir: str | os.
     return paths
 
 
-def write_table(records, reported, spec: TableSpec, out_dir: str | os.PathLike) -> list[Path]:
+def write_table(records, reported, spec: TableSpec, out_dir: str | os.PathLike,
+                extra_notes: Sequence[str] = ()) -> list[Path]:
     """Write ``<out_dir>/<spec.name>.{md,tex,csv}`` (CSV numbers rounded to
-    :data:`CSV_DECIMALS` places); returns the paths."""
+    :data:`CSV_DECIMALS` places), ``extra_notes`` after the table's own; returns the paths."""
     tidy = comparison_frame(records, reported, spec)
     return write_files(tidy, wide_frame(tidy, spec), spec.title,
-                       _notes(tidy, reported, spec, records), out_dir, spec.name)
+                       [*_notes(tidy, reported, spec, records), *extra_notes], out_dir,
+                       spec.name)

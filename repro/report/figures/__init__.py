@@ -133,7 +133,8 @@ def _build(name: str, records, results: Path, settings,
 
 def make_figures(results: str | os.PathLike, out_dir: str | os.PathLike,
                  only: Optional[Sequence[str]] = None,
-                 anneal: Optional[Mapping[str, float]] = None) -> list[Path]:
+                 anneal: Optional[Mapping[str, float]] = None,
+                 expected: Optional[Mapping[str, str]] = None) -> list[Path]:
     """Write every figure (or those named in ``only``) from the records under ``results``.
 
     Args:
@@ -141,6 +142,8 @@ def make_figures(results: str | os.PathLike, out_dir: str | os.PathLike,
         out_dir: where ``<name>.png`` / ``<name>.pdf`` go.
         only: a subset of :data:`FIGURES`.
         anneal: ``w_l``, ``w_l_start``, ``anneal_fraction`` for the schedule figure.
+        expected: :func:`repro.stale.expected_runs` of the config being run: records of those
+            runs made with other settings are left out (a warning names them).
     """
     from repro.results import load_records
 
@@ -152,7 +155,13 @@ def make_figures(results: str | os.PathLike, out_dir: str | os.PathLike,
     if not results.is_dir():  # as `tables`: placeholder figures of a mistyped path help nobody
         raise FileNotFoundError(f"no results folder at {results}: run the workflow first "
                                 f"(`snakemake --cores all`) or pass --results PATH")
-    records = load_records(results)
+    from repro.stale import drop_stale, stale_note
+
+    records, stale = drop_stale(load_records(results), expected)
+    if stale:
+        import sys
+
+        print(f"warning: {stale_note(stale)}", file=sys.stderr)
     settings = run_settings(records, load_run_specs(records))
     paths: list[Path] = []
     for name in names:
