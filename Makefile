@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make reproduce   venv + the whole workflow on the embedded default (offline, CPU, minutes)
 #   make test        venv + the test suite
+# make reproduce CONFIG=config/hardneg.yaml runs another config (on top of the default).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -8,6 +9,7 @@ EXTRAS ?= test,tf
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma  := ,
 CORES  ?= all
+CONFIG ?=
 PYTEST_ARGS ?=
 
 .PHONY: install reproduce test test-fast dry-run-paper clean-results
@@ -20,8 +22,12 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 reproduce: install
-	@start=$$(date +%s); \
-	$(VENV)/bin/snakemake --cores $(CORES) --show-failed-logs --rerun-incomplete; status=$$?; \
+	@if [ -n "$(CONFIG)" ] && [ ! -f "$(CONFIG)" ]; then \
+		echo "make reproduce: no config file at $(CONFIG) (the configs: $$(ls config/*.yaml | grep -v schema | tr '\n' ' '))" >&2; \
+		exit 2; fi; \
+	start=$$(date +%s); \
+	$(VENV)/bin/snakemake --cores $(CORES) --show-failed-logs --rerun-incomplete \
+		$(if $(CONFIG),--configfile "$(CONFIG)"); status=$$?; \
 	echo "make reproduce: the workflow took $$(( $$(date +%s) - start )) s (exit $$status)"; \
 	exit $$status
 

@@ -12,10 +12,10 @@ from typing import Any, Mapping, Optional
 
 from repro.results import DEFAULT_RECIPE  # light (no torch): declared once, there
 
-__all__ = ["SCHEMA_PATH", "UNTRAINED", "EXECUTION_KEYS", "load_config", "load_schema",
-           "registry_names", "registry_options", "validate_config", "apply_cli_overrides", "run_spec",
-           "label_options", "run_identity", "untrained_spec", "transfer_runs", "fewshot_pairs",
-           "pretrain_grid"]
+__all__ = ["SCHEMA_PATH", "UNTRAINED", "EXECUTION_KEYS", "SPEC_KEYS", "load_config",
+           "load_schema", "registry_names", "registry_options", "validate_config",
+           "apply_cli_overrides", "run_spec", "spec_problem", "label_options", "run_identity",
+           "untrained_spec", "transfer_runs", "fewshot_pairs", "pretrain_grid"]
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 UNTRAINED = "untrained"  # sampler label of the random-init baseline (linear_eval.untrained)
@@ -348,6 +348,32 @@ def run_spec(config: Mapping[str, Any], model: str, sampler: str, dataset: str,
         "recipe": config.get("recipe", DEFAULT_RECIPE),
         "pretrain": pretrain,
     }
+
+
+SPEC_KEYS = ("model", "model_options", "sampler_label", "sampler", "dataset", "seed", "scale",
+             "pretrain")
+"""The keys of a run spec (:func:`run_spec`); ``recipe`` may be absent (specs before it)."""
+SPEC_PRETRAIN_KEYS = ("backbone", "epochs", "batch_size", "lr")
+"""The ``pretrain`` keys a trained run's spec must hold (an untrained one needs ``backbone``)."""
+
+
+def spec_problem(spec: Any, trained: bool = True) -> Optional[str]:
+    """What a run spec given by hand (``--spec-json``) lacks, in one line; ``None`` when it is
+    complete. Specs come from :func:`run_spec` / :func:`untrained_spec`; print one with
+    ``snakemake -n -p`` to start from."""
+    if not isinstance(spec, Mapping):
+        return f"a run spec is a JSON object, not {type(spec).__name__}"
+    missing = [k for k in SPEC_KEYS if k not in spec]
+    pretrain = spec.get("pretrain")
+    if isinstance(pretrain, Mapping):
+        wanted = SPEC_PRETRAIN_KEYS if trained else ("backbone",)
+        missing += [f"pretrain.{k}" for k in wanted if k not in pretrain]
+    elif "pretrain" in spec:
+        missing.append("pretrain (an object)")
+    if missing:
+        return (f"the run spec lacks {missing}; `snakemake -n -p` prints every job's full "
+                f"--spec-json to start from")
+    return None
 
 
 def label_options(config: Mapping[str, Any], model: str, sampler: str) -> dict[str, Any]:

@@ -322,6 +322,11 @@ def main(argv: Optional[list[str]] = None) -> int:
             spec = json.loads(args.untrained_spec)
         except json.JSONDecodeError as err:
             parser.error(f"--untrained-spec is not valid JSON: {err}")
+        from repro.config import spec_problem
+
+        problem = spec_problem(spec, trained=False)
+        if problem:
+            parser.error(f"--untrained-spec: {problem}")
         checkpoint = save_untrained(spec, Path(args.out))
     try:
         record = evaluate(Path(checkpoint), args.dataset, Path(args.out),

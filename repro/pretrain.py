@@ -46,7 +46,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from repro.config import load_config, run_identity, run_spec, untrained_spec
+from repro.config import load_config, run_identity, run_spec, spec_problem, untrained_spec
 from repro.gpus import claim
 from repro.io import atomic_torch_save, atomic_write_text
 from repro.results import config_hash, make_record, write_record
@@ -511,6 +511,9 @@ def _spec_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -
             spec = json.loads(args.spec_json)
         except json.JSONDecodeError as err:
             parser.error(f"--spec-json is not valid JSON: {err}")
+        problem = spec_problem(spec, trained=not args.untrained)
+        if problem:
+            parser.error(f"--spec-json: {problem}")
     else:
         if args.untrained and args.sampler is not None:
             parser.error("--untrained takes no --sampler: the untrained network is the same "

@@ -64,6 +64,8 @@ __all__ = [
     "load_records",
     "DEFAULT_RECIPE",
     "scale_label",
+    "drop_non_finite",
+    "non_finite_note",
 ]
 
 DEFAULT_RECIPE = "paper"
@@ -286,3 +288,26 @@ def load_records(paths_or_root: str | os.PathLike | Iterable[str | os.PathLike])
     frame["raw_scale"] = frame["scale"]
     frame["scale"] = [scale_label(s, r) for s, r in zip(frame["scale"], frame["recipe"])]
     return frame
+
+
+def drop_non_finite(records):
+    """``(records without non-finite metric values, [(path, metric), ...] left out)``: a NaN
+    or infinite metric is a run that diverged, not a number to average (a table of it would be
+    NaN, and its CI undefined)."""
+    import math
+
+    if records.empty:
+        return records, []
+    finite = [isinstance(v, (int, float)) and math.isfinite(v) for v in records["value"]]
+    bad = records[[not f for f in finite]]
+    return records[finite], list(zip(bad["path"], bad["metric"]))
+
+
+def non_finite_note(left_out: list, limit: int = 3) -> str | None:
+    """One note line naming the records whose metric was not finite; ``None`` if none."""
+    if not left_out:
+        return None
+    shown = "; ".join(f"{path} ({metric})" for path, metric in left_out[:limit])
+    more = f" and {len(left_out) - limit} more" if len(left_out) > limit else ""
+    return (f"Left out: {len(left_out)} metric value(s) that are not finite (a diverged run): "
+            f"{shown}{more}. Re-run those runs (see their stderr.txt).")

@@ -351,3 +351,20 @@ def test_cli_overrides_type_nested_numbers_and_leave_other_strings_alone():
     assert config["pretrain"] == {"epochs": 6, "backbone": {"width": 0.25},
                                   "data_root": "/data/2024"}
     assert isinstance(config["pretrain"]["epochs"], int)
+
+
+def test_a_partial_spec_is_one_error_naming_what_it_lacks(default, capsys):
+    import json
+
+    from repro.config import run_spec, spec_problem, untrained_spec
+    from repro.pretrain import main
+
+    assert spec_problem(run_spec(default, "ir", "ring", "digits", 0)) is None
+    assert spec_problem(untrained_spec(default, "ir", "digits", 0), trained=False) is None
+    spec = run_spec(default, "ir", "ring", "digits", 0)
+    del spec["sampler"], spec["pretrain"]["epochs"]
+    with pytest.raises(SystemExit) as exit_:
+        main(["--spec-json", json.dumps(spec), "--out", "/nonexistent/never-written"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "lacks ['sampler', 'pretrain.epochs']" in err and "Traceback" not in err

@@ -283,3 +283,22 @@ def test_run_settings_come_from_the_record_config_when_there_is_no_checkpoint(tm
                                    scale="default", config=spec, wall_time_s=1.0))
     assert not (path.parent / "checkpoint.pt").exists()
     assert load_run_specs(load_records(tmp_path)) == {str(path): spec}
+
+
+@pytest.mark.parametrize("text", ["epoch,step,loss\n1,\"2,3\n", "", "a,b\n1,2\n"])
+def test_a_malformed_log_is_named_and_only_its_curve_left_out(tmp_path, capsys, text):
+    from repro.report.figures import load_loss_logs
+    from repro.results import load_records, make_record, write_record
+
+    for seed in range(2):
+        record = make_record(stage="pretrain", model="ir", sampler="ring", dataset="digits",
+                             seed=seed, metrics={"final_loss": 1.0}, scale="default",
+                             config={"seed": seed}, wall_time_s=1.0)
+        write_record(tmp_path / f"seed{seed}" / "result.json", record)
+    (tmp_path / "seed0" / "log.csv").write_text("epoch,step,loss,w_l,lr,time_s\n"
+                                                "0,1,5.0,0.0,0.1,1.0\n0,2,4.0,0.1,0.1,2.0\n")
+    (tmp_path / "seed1" / "log.csv").write_text(text)
+    logs = load_loss_logs(load_records(tmp_path))
+    assert list(logs["loss"]) == [5.0, 4.0] and set(logs["seed"]) == {0}
+    err = capsys.readouterr().err
+    assert "seed1/log.csv" in err and "its curve is left out" in err

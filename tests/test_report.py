@@ -516,3 +516,22 @@ def test_table1_notes_each_trained_cell_against_its_models_untrained_row(tmp_pat
     assert LEARNS_MARGIN == 5.0 and len(notes) == 1  # MoCo has no untrained row: no note
     assert "untrained 81.00; IR +8.00, IR + Ring +3.00" in notes[0]
     assert notes[0].endswith("(below +5: IR + Ring).")
+
+
+def test_a_diverged_runs_nan_metric_is_left_out_of_the_cell_and_named(tmp_path):
+    for seed, value in enumerate([90.0, float("nan"), 91.0]):
+        _write(tmp_path, "linear_eval", "ir", "ring", "digits", seed, {"top1": value})
+    table = make_tables(tmp_path, tmp_path / "tables", REPORTED, only=["table1"])[0].read_text()
+    mean, half, _ = t_ci95([90.0, 91.0])
+    assert f"{mean:.2f} ± {half:.2f} (n=2)" in table
+    assert "Left out: 1 metric value(s) that are not finite" in table and "seed1" in table
+
+
+@pytest.mark.parametrize("text", ["", 'model,sampler,eval_dataset,metric,value,source,version,'
+                                      'note\nir,ring,"cifar10,top1,81,Table 1,v1,\n'])
+def test_an_empty_or_unterminated_reported_csv_is_one_error_naming_the_file(tmp_path, text):
+    path = tmp_path / "table1_linear_eval.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=rf"{path}: not a readable CSV .*it needs the header "
+                                         r"model,sampler,eval_dataset"):
+        load_reported(path)

@@ -61,10 +61,13 @@ def make_tables(results, out_dir, reported_dir="tables/reported", only=None, *,
                                 f"(`snakemake --cores all`) or pass --results PATH")
     from repro.stale import drop_stale, stale_note
 
+    from repro.results import drop_non_finite, non_finite_note
+
     records, stale = drop_stale(load_records(results), expected)
-    extra = [n for n in [stale_note(stale)] if n]
-    if extra:
-        print(f"warning: {extra[0]}", file=sys.stderr)
+    records, diverged = drop_non_finite(records)
+    extra = [n for n in [stale_note(stale), non_finite_note(diverged)] if n]
+    for note in extra:
+        print(f"warning: {note}", file=sys.stderr)
     paths = []
     for name in names:
         if name == METHODS:

@@ -33,6 +33,20 @@ REPORTED_COLUMNS = ("model", "sampler", "eval_dataset", "metric", "value", "sour
 REPORTED_DIR = Path("tables") / "reported"
 
 
+def _read_csv(path: Path, columns):
+    """``path`` as strings; a file that is not a readable CSV (empty, an unterminated quote,
+    not text) is one ``ValueError`` naming it and the header it needs."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path}: not a readable CSV ({first}); it needs the header "
+                         f"{','.join(columns)} and one row per line, fields with commas in "
+                         f"double quotes (see tables/reported/README.md)") from None
+
+
 def load_reported(path: str | os.PathLike):
     """Read one reported-numbers CSV into a DataFrame with :data:`REPORTED_COLUMNS`
     (``value`` as float, NaN where the paper's number was not transcribed).
@@ -40,14 +54,15 @@ def load_reported(path: str | os.PathLike):
     A missing file gives an empty frame (the table then says "not transcribed").
 
     Raises:
-        ValueError: a column is missing, a value is not a number, or a cell is listed twice.
+        ValueError: the file is not a readable CSV (empty, an unterminated quote), a column is
+            missing, a value is not a number, or a cell is listed twice; the file is named.
     """
     import pandas as pd
 
     path = Path(path)
     if not path.exists():
         return pd.DataFrame(columns=list(REPORTED_COLUMNS)).astype({"value": float})
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = _read_csv(path, REPORTED_COLUMNS)
     missing = [c for c in REPORTED_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: reported-numbers CSV lacks columns {missing}; expected "
@@ -146,7 +161,7 @@ def load_claims(path: str | os.PathLike) -> list[Claim]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no claims file at {path} (see tables/reported/README.md)")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = _read_csv(path, CLAIMS_COLUMNS)
     missing = [c for c in CLAIMS_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: claims CSV lacks columns {missing}; expected "

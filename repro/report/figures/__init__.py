@@ -157,11 +157,15 @@ def make_figures(results: str | os.PathLike, out_dir: str | os.PathLike,
                                 f"(`snakemake --cores all`) or pass --results PATH")
     from repro.stale import drop_stale, stale_note
 
-    records, stale = drop_stale(load_records(results), expected)
-    if stale:
-        import sys
+    from repro.results import drop_non_finite, non_finite_note
 
-        print(f"warning: {stale_note(stale)}", file=sys.stderr)
+    records, stale = drop_stale(load_records(results), expected)
+    records, diverged = drop_non_finite(records)
+    for note in (stale_note(stale), non_finite_note(diverged)):
+        if note:
+            import sys
+
+            print(f"warning: {note}", file=sys.stderr)
     settings = run_settings(records, load_run_specs(records))
     paths: list[Path] = []
     for name in names:

@@ -24,13 +24,26 @@ from repro.report.tables import MODEL_LABELS, model_rank
 # ------------------------------------------------------------------------------------------
 
 
+LOG_COLUMNS = ("epoch", "step", "loss", "w_l")
+"""The ``log.csv`` columns the loss curves read (repro.pretrain writes them every epoch)."""
+
+
+def _skip(log: Path, why: str) -> None:
+    """Say that one run's curve is left out, and how to get it back."""
+    import sys
+
+    print(f"warning: {log}: {why}; its curve is left out (re-run that pretraining to rewrite "
+          f"it)", file=sys.stderr)
+
+
 def load_loss_logs(records):
     """Per-step pretraining logs of every ``pretrain`` record (``log.csv`` beside its
     ``result.json``), with the record's ``dataset, model, sampler, seed, scale``.
 
     Returns:
         DataFrame with columns ``epoch, step, loss, w_l, lr, time_s, progress, dataset,
-        model, sampler, seed, scale``; records without a log are skipped.
+        model, sampler, seed, scale``; records without a log are skipped, and so is a log
+        that is not a readable CSV with :data:`LOG_COLUMNS` (a warning names it).
     """
     import pandas as pd
 
@@ -40,7 +53,20 @@ def load_loss_logs(records):
         log = Path(rec["path"]).parent / "log.csv"
         if not log.exists():
             continue
-        frame = pd.read_csv(log)
+        try:
+            frame = pd.read_csv(log)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+            _skip(log, f"not a readable CSV ({str(err).strip().splitlines()[0]})")
+            continue
+        lacks = [c for c in LOG_COLUMNS if c not in frame.columns]
+        if lacks:
+            _skip(log, f"lacks the columns {lacks}")
+            continue
+        if frame.empty:
+            continue
+        for column in ("step", "loss"):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+        frame = frame.dropna(subset=["step", "loss"])
         if frame.empty:
             continue
         frame["w_l"] = pd.to_numeric(frame["w_l"], errors="coerce")
