@@ -16,7 +16,7 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
-from repro.config import apply_cli_overrides, validate_config
+from repro.config import apply_cli_overrides, fit_inherited_runs, validate_config
 from repro.io import atomic_write_json
 from repro.stale import EXPECTED_FILE, existing_records, expected_runs, stale_paths
 
@@ -40,6 +40,8 @@ if "sphere" in (_USER_CONFIG.get("toy") or {}):  # its estimators are a grid too
     config["toy"]["sphere"] = _USER_CONFIG["toy"]["sphere"]
 # --config 'pretrain={"epochs": 6}' sets the number 6 (Snakemake types top-level values only)
 apply_cli_overrides(config, workflow.config_settings.overwrite_config or {})
+for _line in fit_inherited_runs(config, _USER_CONFIG):
+    logger.warning(f"NOTE: {_line}")
 
 
 try:

@@ -14,7 +14,7 @@ from repro.results import DEFAULT_RECIPE  # light (no torch): declared once, the
 
 __all__ = ["SCHEMA_PATH", "UNTRAINED", "EXECUTION_KEYS", "SPEC_KEYS", "load_config",
            "load_schema", "registry_names", "registry_options", "validate_config",
-           "apply_cli_overrides", "run_spec", "spec_problem", "label_options", "run_identity",
+           "apply_cli_overrides", "fit_inherited_runs", "run_spec", "spec_problem", "label_options", "run_identity",
            "untrained_spec", "transfer_runs", "fewshot_pairs", "pretrain_grid"]
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
@@ -240,6 +240,31 @@ def _toy_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:
         except ValueError as err:
             problems.append((key, str(err)))
     return problems
+
+
+def fit_inherited_runs(config: dict[str, Any], user: Mapping[str, Any]) -> list[str]:
+    """Where a user's config names its own ``models`` or ``samplers`` but not
+    ``fewshot.runs`` / ``detection.runs``, the runs it inherits from config/default.yaml may
+    name pairs it no longer has (``moco-ring`` after ``models: {simclr: {}}``): keep the pairs
+    it has. Changes ``config`` in place; returns one line per block it changed."""
+    if "models" not in user and "samplers" not in user:
+        return []
+    pairs = {f"{m}-{s}" for m in config.get("models") or {} for s in sampler_labels(config, m)}
+    said = []
+    for block in ("fewshot", "detection"):
+        if "runs" in (user.get(block) or {}):
+            continue
+        runs = (config.get(block) or {}).get("runs")
+        if runs is None:
+            continue
+        kept = [r for r in runs if r in pairs]
+        if kept != list(runs):
+            config[block]["runs"] = kept
+            said.append(f"{block}.runs from config/default.yaml names {sorted(set(runs) - pairs)}"
+                        f", which this config's models and samplers do not have: "
+                        f"{'running ' + ', '.join(kept) if kept else f'no {block} runs'} "
+                        f"(set {block}.runs in your config; null = every pair)")
+    return said
 
 
 def _runs_problems(config: Mapping[str, Any]) -> list[tuple[str, str]]:

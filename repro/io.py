@@ -9,7 +9,59 @@ from pathlib import Path
 from typing import Any, Callable
 
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "atomic_torch_save",
-           "snakemake_hint"]
+           "snakemake_hint", "RunLocked", "run_lock"]
+
+LOCK_NAME = ".lock"
+
+
+class RunLocked(RuntimeError):
+    """Another process holds the run folder's lock (:func:`run_lock`)."""
+
+
+class run_lock:
+    """Hold ``<folder>/.lock`` (an exclusive ``flock``) while a run writes into ``folder``, so
+    that two workflows sharing a results folder (two checkouts, two machines on one POSIX
+    file system) never train the same run at once. The second one gets :class:`RunLocked`
+    naming the holder (pid, host, start time) at once, instead of both writing ``last.pt``.
+    The lock goes with the process (a killed run leaves no stale lock; the file stays, empty
+    of meaning). Network file systems without ``flock`` support do not lock."""
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.path = Path(folder) / LOCK_NAME
+        self._fh = None
+
+    def __enter__(self) -> "run_lock":
+        import datetime
+        import fcntl
+        import socket
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise RunLocked(f"{self.path.parent} is being written by {holder}: two workflows "
+                            f"share this results folder. Wait for that run to finish (its "
+                            f"result.json appears), or give this workflow its own results_dir"
+                            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()} since "
+                 f"{datetime.datetime.now().isoformat(timespec='seconds')}\n")
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import fcntl
+
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
 
 
 def snakemake_hint(path: str | os.PathLike) -> str:

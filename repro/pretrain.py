@@ -37,6 +37,7 @@ import os
 import random
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
@@ -48,7 +49,7 @@ from tqdm import tqdm
 
 from repro.config import load_config, run_identity, run_spec, spec_problem, untrained_spec
 from repro.gpus import claim
-from repro.io import atomic_torch_save, atomic_write_text
+from repro.io import RunLocked, atomic_torch_save, atomic_write_text, run_lock
 from repro.results import config_hash, make_record, write_record
 
 __all__ = ["run_spec", "model_from_spec", "pick_device", "train", "save_untrained", "main",
@@ -535,7 +536,8 @@ def _spec_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """Run the CLI; returns the exit status (2: a usage, config or data mistake; 3: NaN)."""
+    """Run the CLI; returns the exit status (2: a usage, config or data mistake; 3: NaN; 4:
+    another process is training this run folder)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -547,8 +549,14 @@ def main(argv: Optional[list[str]] = None) -> int:
             if not args.resume and last.exists():
                 parser.error(f"{last} exists (an interrupted or finished run): pass --resume to "
                              f"continue it, or delete it to start over")
-            train(spec, Path(args.out), resume=args.resume, device=args.device,
-                  progress_bar=not args.no_progress)
+            # one writer per run folder (rank 0 holds it for every process of a torchrun)
+            lock = run_lock(args.out) if int(os.environ.get("RANK", "0")) == 0 else nullcontext()
+            with lock:
+                train(spec, Path(args.out), resume=args.resume, device=args.device,
+                      progress_bar=not args.no_progress)
+    except RunLocked as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 4
     except TrainingDiverged as err:
         print(f"error: {err}", file=sys.stderr)
         return 3

@@ -419,3 +419,22 @@ def test_pretraining_and_evaluation_records_carry_the_same_sampler_block(tmp_pat
     assert record["extra"]["sampler_state"]["sampler"] == "uniform"
     on_disk = json.loads((tmp_path / "run" / "result.json").read_text())
     assert on_disk["sampler_params"] == spec["sampler"]
+
+
+def test_a_run_folder_another_process_is_writing_is_refused_naming_the_holder(tmp_path, capsys):
+    """Two workflows sharing a results folder never train the same run at once."""
+    import json
+
+    from repro.io import run_lock
+    from repro.pretrain import main
+
+    spec = run_spec(_config(epochs=1), "ir", "uniform", "shapes", 0)
+    with run_lock(tmp_path / "run"):
+        code = main(["--spec-json", json.dumps(spec), "--out", str(tmp_path / "run"),
+                     "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 4 and "is being written by pid" in err and "its own results_dir" in err
+    assert not (tmp_path / "run" / "last.pt").exists()
+    # the lock goes with its holder: the same command now trains
+    assert main(["--spec-json", json.dumps(spec), "--out", str(tmp_path / "run"),
+                 "--no-progress"]) == 0

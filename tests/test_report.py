@@ -535,3 +535,32 @@ def test_an_empty_or_unterminated_reported_csv_is_one_error_naming_the_file(tmp_
     with pytest.raises(ValueError, match=rf"{path}: not a readable CSV .*it needs the header "
                                          r"model,sampler,eval_dataset"):
         load_reported(path)
+
+
+def test_reported_rows_that_can_match_no_run_are_named_with_their_line(tmp_path, capsys):
+    reported = tmp_path / "reported"
+    reported.mkdir()
+    (reported / "table1_linear_eval.csv").write_text(
+        ",".join(REPORTED_COLUMNS) + "\nir,ring,cifar10,top1,81.2,Table 1,v1,\n"
+        "byol,ring,cifar10,top1,80.0,Table 1,v1,\nir,ring,cifar-10,top1,79.0,Table 1,v1,\n")
+    _write(tmp_path / "results", "linear_eval", "ir", "ring", "digits", 0, {"top1": 50.0})
+    table = make_tables(tmp_path / "results", tmp_path / "tables", reported,
+                        only=["table1"])[0].read_text()
+    err = capsys.readouterr().err
+    for line, what in ((3, "model 'byol'"), (4, "eval_dataset 'cifar-10'")):
+        said = f"table1_linear_eval.csv line {line}: {what} is none of"
+        assert said in err and said in table
+    assert "line 2" not in err  # the good row is not flagged
+
+
+def test_a_failing_report_says_that_its_previous_outputs_are_gone(tmp_path, capsys):
+    reported = tmp_path / "reported"
+    reported.mkdir()
+    (reported / "table1_linear_eval.csv").write_text("")
+    _write(tmp_path / "results", "linear_eval", "ir", "ring", "digits", 0, {"top1": 50.0})
+    code = report_main(["tables", "--results", str(tmp_path / "results"), "--out",
+                        str(tmp_path / "tables"), "--reported", str(reported), "--only",
+                        "table1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "not a readable CSV" in err
+    assert "previous tables were removed when it started" in err and "Traceback" not in err

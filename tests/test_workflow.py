@@ -309,3 +309,17 @@ def test_a_nested_config_override_on_the_command_line_keeps_its_numbers(tmp_path
     assert specs and all('"temperature": 0.3' in s and '"lr": 0.05' in s for s in specs
                          if '"model": "ir"' in s)
     assert all('"backbone": {"arch": "resnet18"' in s for s in specs)  # merged, not replaced
+
+
+def test_a_config_with_its_own_models_keeps_only_the_inherited_runs_it_has(tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("models: {simclr: {}}\n")
+    proc = _snakemake("-n", "--configfile", str(mine), "--config", f"results_dir={tmp_path}")
+    out = proc.stdout + proc.stderr
+    assert "detection.runs from config/default.yaml names ['moco-ring', 'moco-uniform']" in out
+    assert not re.search(r"^detection\s+\d+$", proc.stdout, flags=re.M)
+    assert re.search(r"^pretrain\s+12$", proc.stdout, flags=re.M)  # SimCLR x 2 x 2 x 3
+    # a user's own runs are never touched: a pair it lacks is still an error naming the key
+    mine.write_text("models: {simclr: {}}\ndetection: {runs: [moco-ring]}\n")
+    proc = _snakemake("-n", "--configfile", str(mine), check=False)
+    assert proc.returncode != 0 and "detection.runs" in proc.stdout + proc.stderr

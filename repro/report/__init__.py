@@ -10,7 +10,8 @@ import sys
 from repro.report.figures import FIGURES, make_figures
 from repro.report.reported import load_reported
 from repro.report.stats import Summary, format_delta, format_summary, summarize, t_ci95
-from repro.report.tables import TABLES, TableSpec, comparison_frame, wide_frame, write_table
+from repro.report.tables import (TABLES, TableSpec, comparison_frame, unknown_reported_rows,
+                                 wide_frame, write_table)
 
 CLAIMS = "claims"  # --only name of the claims table (repro.report.claims)
 METHODS = "table4"  # --only name of the methods table (repro.report.methods)
@@ -96,5 +97,8 @@ def make_tables(results, out_dir, reported_dir="tables/reported", only=None, *,
             continue
         spec = TABLES[name]
         reported = load_reported(Path(reported_dir) / spec.reported_csv)
-        paths += write_table(records, reported, spec, out_dir, extra_notes=extra)
+        unknown = unknown_reported_rows(reported, spec)
+        for line in unknown:
+            print(f"warning: {line}", file=sys.stderr)
+        paths += write_table(records, reported, spec, out_dir, extra_notes=extra + unknown)
     return paths

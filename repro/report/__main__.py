@@ -71,7 +71,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                                          "anneal_fraction": args.anneal_fraction},
                                  expected=expected)
     except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {err}\n(Run by Snakemake, this job's previous {args.what} were removed "
+              f"when it started, as Snakemake does before every job: fix the above and run the "
+              f"same command again to make them.)", file=sys.stderr)
         return 2
     for path in paths:
         print(path)

@@ -568,6 +568,26 @@ def learning_notes(tidy) -> list[str]:
     return notes
 
 
+def unknown_reported_rows(reported, spec: TableSpec) -> list[str]:
+    """One line per row of the table's reported CSV that can match no run: a model or sampler
+    the registries do not have, a task the paper does not report in this table, a metric the
+    table does not show (``byol``, ``cifar-10``). Lines are numbered as in the file."""
+    from repro.config import registry_names
+
+    names = registry_names()
+    allowed = {"model": set(names["models"]), "sampler": set(names["samplers"]),
+               "eval_dataset": set(spec.paper_tasks),
+               "metric": set(spec.metrics or spec.metric_order or ())}
+    found = []
+    for i, row in enumerate(reported.to_dict("records")):
+        for column, known in allowed.items():
+            if known and str(row.get(column)) not in known:
+                found.append(f"tables/reported/{spec.reported_csv} line {i + 2}: {column} "
+                             f"{row.get(column)!r} is none of {sorted(known)}, so the row "
+                             f"matches no run")
+    return found
+
+
 def _notes(tidy, reported, spec: TableSpec, records=None) -> list[str]:
     notes = [
         "Cells: mean ± 95% CI across seeds (Student t), with the number of seeds n; a single "
