@@ -11,6 +11,10 @@ comma  := ,
 CORES  ?= all
 CONFIG ?=
 PYTEST_ARGS ?=
+# A killed `make reproduce` resumes with the same command: --rerun-incomplete re-runs the jobs
+# it had started, --nolock needs no --unlock after a kill (each pretraining run folder has
+# its own lock, repro.io.run_lock, so two workflows never train one run at once)
+REPRODUCE_FLAGS = --cores $(CORES) --show-failed-logs --rerun-incomplete --nolock
 
 .PHONY: install reproduce test test-fast dry-run-paper clean-results
 
@@ -26,7 +30,7 @@ reproduce: install
 		echo "make reproduce: no config file at $(CONFIG) (the configs: $$(ls config/*.yaml | grep -v schema | tr '\n' ' '))" >&2; \
 		exit 2; fi; \
 	start=$$(date +%s); \
-	$(VENV)/bin/snakemake --cores $(CORES) --show-failed-logs --rerun-incomplete \
+	$(VENV)/bin/snakemake $(REPRODUCE_FLAGS) \
 		$(if $(CONFIG),--configfile "$(CONFIG)"); status=$$?; \
 	echo "make reproduce: the workflow took $$(( $$(date +%s) - start )) s (exit $$status)"; \
 	exit $$status

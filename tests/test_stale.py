@@ -122,3 +122,16 @@ def test_copied_results_after_a_config_change_are_named_and_kept_out_of_the_tabl
     assert "SimCLR" not in table.split("\n- ")[0]
     expected = json.loads((tmp_path / "copied" / "expected_runs.json").read_text())
     assert list(expected) == ["digits/simclr-uniform/seed0"]
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"digits/ir-ring/seed0": 3}', "[]"])
+def test_a_corrupt_expected_runs_file_is_one_error_naming_it(tmp_path, text, capsys):
+    from repro.report.__main__ import main
+
+    bad = tmp_path / "expected_runs.json"
+    bad.write_text(text)
+    (tmp_path / "results").mkdir()
+    code = main(["tables", "--results", str(tmp_path / "results"), "--out",
+                 str(tmp_path / "t"), "--expected", str(bad), "--only", "table1"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"error: {bad}:" in err and "Traceback" not in err

@@ -1,5 +1,6 @@
 """The Snakemake workflow: config validation and the DAG, with the real Snakemake."""
 
+import json
 import re
 import subprocess
 import sys
@@ -323,3 +324,55 @@ def test_a_config_with_its_own_models_keeps_only_the_inherited_runs_it_has(tmp_p
     mine.write_text("models: {simclr: {}}\ndetection: {runs: [moco-ring]}\n")
     proc = _snakemake("-n", "--configfile", str(mine), check=False)
     assert proc.returncode != 0 and "detection.runs" in proc.stdout + proc.stderr
+
+
+def _reproduce_flags():
+    """The flags `make reproduce` passes to Snakemake (read from the Makefile)."""
+    text = (ROOT / "Makefile").read_text()
+    line = re.search(r"^REPRODUCE_FLAGS = (.*)$", text, flags=re.M).group(1)
+    return line.replace("$(CORES)", "2").split()
+
+
+@pytest.mark.slow
+def test_a_killed_make_reproduce_resumes_with_the_same_command(tmp_path):
+    """SIGKILL the whole Snakemake process group mid-pretraining, then run the same command:
+    no --unlock, no extra flag, and the run finishes from its last.pt."""
+    import os
+    import signal
+    import time
+
+    import yaml
+
+    config = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
+    config.update(seeds=[0], results_dir=str(tmp_path / "results"), models={"simclr": {}},
+                  samplers={"uniform": {"name": "uniform"}})
+    config["pretrain"].update(datasets=["digits"], epochs=40, subset=256, batch_size=32,
+                              per_model={}, per_dataset={})
+    config["detection"]["runs"] = None
+    configfile = tmp_path / "kill.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    run_dir = tmp_path / "results" / "pretrain" / "digits" / "simclr-uniform" / "seed0"
+    target = str(run_dir / "result.json")
+    cmd = [SNAKEMAKE, *_reproduce_flags(), target, "--configfile", str(configfile)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 240
+    while not (run_dir / "last.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.5)
+    assert (run_dir / "last.pt").exists(), "the run never wrote last.pt"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run_dir / "result.json").exists()
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming" in (run_dir / "stderr.txt").read_text()
+    assert json.loads((run_dir / "result.json").read_text())["extra"]["epochs"] == 40
+
+
+def test_make_reproduce_with_a_missing_config_is_one_line_listing_the_configs(tmp_path):
+    # (the venv is installed: `make test` runs this, after `install`)
+    proc = subprocess.run(["make", "-s", "reproduce", f"CONFIG={tmp_path}/nope.yaml"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2
+    assert f"no config file at {tmp_path}/nope.yaml" in proc.stderr
+    assert "config/hardneg.yaml" in proc.stderr and "schema.yaml" not in proc.stderr
