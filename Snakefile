@@ -49,7 +49,12 @@ try:
 except ValueError as _err:
     raise WorkflowError(f"{_err}\n(config/schema.yaml documents every key)") from None
 
-PY = sys.executable  # the interpreter running Snakemake (the project's venv)
+# Every rule runs with the interpreter that runs Snakemake (the project's venv), or, with
+# --software-deployment-method conda, with the `python` of envs/repro.yaml (CONDA_ENV), which
+# Snakemake creates once and activates per job; `python -m repro...` then imports this checkout.
+CONDA_ENV = os.path.join(workflow.basedir, "envs", "repro.yaml")
+_CONDA = any(m.name == "CONDA" for m in workflow.deployment_settings.deployment_method)
+PY = "python" if _CONDA else sys.executable
 # "results/" and "./results" name the same folder as "results": one spelling, so that targets
 # typed either way match the rules' outputs (os.path.normpath)
 RESULTS = os.path.normpath(config["results_dir"])

@@ -96,16 +96,20 @@ def _detection_gpus():
 
 rule detection_data:
     """The generated COCO-format shapes dataset (boxes, masks, keypoints)."""
+    conda:
+        CONDA_ENV
     output:
         f"{DETECTION_DATA}/annotations/instances_val2017.json",
         f"{DETECTION_DATA}/annotations/person_keypoints_val2017.json",
     params:
         g={"train": 48, "val": 16, "size": 96,
            **((config.get("detection") or {}).get("generated") or {})},
+        python=lambda w, output: PY,
+        data=lambda w, output: DETECTION_DATA,
     log:
         f"{RESULTS}/detection/data/log.txt",
     shell:
-        "{PY} -m transfer.detection.synthetic {DETECTION_DATA:q}"
+        "{params.python} -m transfer.detection.synthetic {params.data:q}"
         " --train {params.g[train]} --val {params.g[val]} --size {params.g[size]} > {log:q} 2>&1"
 
 
@@ -113,10 +117,13 @@ rule detection:
     """Fine-tune one checkpoint on one detection task; COCO-style AP record."""
     input:
         unpack(_detection_inputs),
+    conda:
+        CONDA_ENV
     output:
         record=f"{DETECTION_DIR}/result.json",
     params:
         options=_detection_options,
+        python=lambda w, output: PY,
     wildcard_constraints:
         task="|".join(DETECTION_TASKS),
     threads: int(config["pretrain"].get("threads", 1))
@@ -125,6 +132,6 @@ rule detection:
     log:
         f"{DETECTION_DIR}/stderr.txt",
     shell:
-        "{PY} -m transfer.detection.train --checkpoint {input.checkpoint:q} --task {wildcards.task}"
+        "{params.python} -m transfer.detection.train --checkpoint {input.checkpoint:q} --task {wildcards.task}"
         " --out {output.record:q} --seed {wildcards.seed} --threads {threads} {params.options}"
         " --no-progress 2> {log:q}"

@@ -82,12 +82,15 @@ rule fewshot:
     """
     input:
         checkpoint=f"{PRETRAIN_DIR}/checkpoint.pt",
+    conda:
+        CONDA_ENV
     output:
         record=f"{FEWSHOT_DIR}/result.json",
     params:
         options=_fewshot_options(config.get("fewshot") or {}),
         # a function of `output`: Snakemake does not re-run jobs when it changes
         device=lambda w, output: "cuda" if (config.get("fewshot") or {}).get("gpus") else "cpu",
+        python=lambda w, output: PY,
     wildcard_constraints:
         source=r"[A-Za-z0-9_]+",
     threads: int(config["pretrain"].get("threads", 1))
@@ -96,6 +99,6 @@ rule fewshot:
     log:
         f"{FEWSHOT_DIR}/stderr.txt",
     shell:
-        "{PY} -m transfer.fewshot --checkpoint {input.checkpoint:q} --source {wildcards.source}"
+        "{params.python} -m transfer.fewshot --checkpoint {input.checkpoint:q} --source {wildcards.source}"
         " --out {output.record:q} --seed {wildcards.seed} --threads {threads} {params.options}"
         " --device {params.device} --no-progress 2> {log:q}"

@@ -47,6 +47,8 @@ rule linear_eval:
     """
     input:
         checkpoint=f"{PRETRAIN_DIR}/checkpoint.pt",
+    conda:
+        CONDA_ENV
     output:
         record=f"{LINEAR_DIR}/result.json",
     params:
@@ -55,6 +57,7 @@ rule linear_eval:
         # path); the settings in `le` above do trigger a re-run
         flags=lambda w, output: _linear_eval_flags(w),
         out=lambda w, output: str(Path(output.record).parent),
+        python=lambda w, output: PY,
     wildcard_constraints:
         sampler="|".join(config["samplers"]),
     threads: int(config["pretrain"].get("threads", 1))
@@ -63,7 +66,7 @@ rule linear_eval:
     log:
         f"{LINEAR_DIR}/stderr.txt",
     shell:
-        "{PY} -m repro.linear_eval --checkpoint {input.checkpoint:q} {params.flags}"
+        "{params.python} -m repro.linear_eval --checkpoint {input.checkpoint:q} {params.flags}"
         " --threads {threads} --out {params.out:q} 2> {log:q}"
 
 
@@ -71,6 +74,8 @@ rule linear_eval_untrained:
     """The random-init baseline (linear_eval.untrained: true): the model as its seed initialises
     it, never trained, saved as checkpoint.pt beside the record and linear-evaluated in the
     same process (one job, not two)."""
+    conda:
+        CONDA_ENV
     output:
         record=f"{UNTRAINED_DIR}/result.json",
         checkpoint=f"{UNTRAINED_DIR}/checkpoint.pt",
@@ -83,7 +88,7 @@ rule linear_eval_untrained:
         le={k: v for k, v in config["linear_eval"].items() if k in LINEAR_SETTINGS},
         flags=lambda w, output: _linear_eval_flags(w),
         out=lambda w, output: str(Path(output.record).parent),
-        python=PY,
+        python=lambda w, output: PY,
     threads: int(config["pretrain"].get("threads", 1))
     resources:
         gpu=int(config["linear_eval"].get("gpus", 0)),

@@ -54,6 +54,8 @@ def _launcher(wildcards):
 
 rule pretrain:
     """One (model, sampler, dataset, seed) pretraining run; resumes after an interruption."""
+    conda:
+        CONDA_ENV
     output:
         checkpoint=f"{PRETRAIN_DIR}/checkpoint.pt",
         log=f"{PRETRAIN_DIR}/log.csv",

@@ -9,6 +9,10 @@
 # a list whose rule file is not included counts as empty, so these rules also work alone.
 
 import shlex
+from pathlib import Path
+
+if "CONDA_ENV" not in globals():  # this file included alone (its tests): the checkout's env
+    CONDA_ENV = str(Path(workflow.current_basedir).parent / "envs" / "repro.yaml")
 
 # --expected: leave records made with other settings than this config's out (repro.stale);
 # only where the Snakefile says what it expects (not when this file is included alone)
@@ -69,6 +73,8 @@ for _stem, (_key, _funcs) in _TABLE_INPUTS.items():
         input:
             records=lambda w, _funcs=_funcs: _report_targets(*_funcs),
             reported=f"{REPORTED_DIR}/{_stem}.csv",
+        conda:
+            CONDA_ENV
         output:
             md=f"{TABLES_DIR}/{_stem}.md",
             tex=f"{TABLES_DIR}/{_stem}.tex",
@@ -76,9 +82,16 @@ for _stem, (_key, _funcs) in _TABLE_INPUTS.items():
         params:
             key=_key,
             expected=_EXPECTED,
+            python=lambda w, output: PY,
+            results=lambda w, output: RESULTS,
+            tables=lambda w, output: str(Path(output.md).parent),
+            reported=lambda w, input: str(Path(input.reported).parent),
+        log:
+            f"{TABLES_DIR}/{_stem}.log",
         shell:
-            "{PY} -m repro.report tables --results {RESULTS:q} --out {TABLES_DIR:q}"
-            " --reported {REPORTED_DIR:q} --only {params.key} {params.expected}"
+            "{params.python} -m repro.report tables --results {params.results:q}"
+            " --out {params.tables:q} --reported {params.reported:q} --only {params.key}"
+            " {params.expected} > {log:q} 2>&1"
 
 
 rule claims:
@@ -89,13 +102,15 @@ rule claims:
             "linear_eval_targets", "fewshot_targets", "detection_targets"
         ),
         reported=f"{REPORTED_DIR}/claims.csv",
+    conda:
+        CONDA_ENV
     output:
         md=f"{TABLES_DIR}/claims.md",
         tex=f"{TABLES_DIR}/claims.tex",
         csv=f"{TABLES_DIR}/claims.csv",
     params:
-        python=PY,
-        results=RESULTS,
+        python=lambda w, output: PY,
+        results=lambda w, output: RESULTS,
         tables=lambda w, output: str(Path(output.md).parent),
         reported=lambda w, input: str(Path(input.reported).parent),
         baseline=_CLAIMS.get("baseline", "uniform"),
@@ -116,13 +131,15 @@ rule table4_methods:
     few-shot accuracy, mean and 95% CI over seeds."""
     input:
         records=lambda w: _report_targets("linear_eval_targets", "fewshot_targets"),
+    conda:
+        CONDA_ENV
     output:
         md=f"{TABLES_DIR}/table4_methods.md",
         tex=f"{TABLES_DIR}/table4_methods.tex",
         csv=f"{TABLES_DIR}/table4_methods.csv",
     params:
-        python=PY,
-        results=RESULTS,
+        python=lambda w, output: PY,
+        results=lambda w, output: RESULTS,
         tables=lambda w, output: str(Path(output.md).parent),
         expected=_EXPECTED,
     log:
@@ -138,6 +155,8 @@ rule queue_ablation:
     labels give model_options: {queue_size: ...}."""
     input:
         records=lambda w: _report_targets("linear_eval_targets", "pretrain_targets"),
+    conda:
+        CONDA_ENV
     output:
         md=f"{TABLES_DIR}/queue_ablation.md",
         tex=f"{TABLES_DIR}/queue_ablation.tex",
@@ -145,8 +164,8 @@ rule queue_ablation:
         png=f"{FIGURES_DIR}/queue_ablation.png",
         pdf=f"{FIGURES_DIR}/queue_ablation.pdf",
     params:
-        python=PY,
-        results=RESULTS,
+        python=lambda w, output: PY,
+        results=lambda w, output: RESULTS,
         tables=lambda w, output: str(Path(output.md).parent),
         figures=lambda w, output: str(Path(output.png).parent),
         expected=_EXPECTED,
@@ -180,6 +199,8 @@ for _stem, _inputs in _FIGURE_INPUTS.items():
             f"figure_{_stem}"
         input:
             _inputs,
+        conda:
+            CONDA_ENV
         output:
             png=f"{FIGURES_DIR}/{_stem}.png",
             pdf=f"{FIGURES_DIR}/{_stem}.pdf",
@@ -189,10 +210,16 @@ for _stem, _inputs in _FIGURE_INPUTS.items():
             w_l_start=_ANNEAL.get("w_l_start", 0.0),
             anneal_fraction=_ANNEAL.get("anneal_fraction", 0.5),
             expected=_EXPECTED,
+            python=lambda w, output: PY,
+            results=lambda w, output: RESULTS,
+            figures=lambda w, output: str(Path(output.png).parent),
+        log:
+            f"{FIGURES_DIR}/{_stem}.log",
         shell:
-            "{PY} -m repro.report figures --results {RESULTS:q} --out {FIGURES_DIR:q}"
-            " --only {params.stem} --w-l {params.w_l} --w-l-start {params.w_l_start}"
-            " --anneal-fraction {params.anneal_fraction} {params.expected}"
+            "{params.python} -m repro.report figures --results {params.results:q}"
+            " --out {params.figures:q} --only {params.stem} --w-l {params.w_l}"
+            " --w-l-start {params.w_l_start} --anneal-fraction {params.anneal_fraction}"
+            " {params.expected} > {log:q} 2>&1"
 
 
 rule report:

@@ -236,8 +236,8 @@ def test_paper_evaluation_jobs_hold_a_gpu_resource_and_default_ones_none(tmp_pat
 @pytest.mark.parametrize("configfile, pretrain_runs", [
     # 4 samplers x 7 (dataset, model) pairs x 3 seeds: the default's 42 and 42 ablation runs
     ("config/ablations.yaml", 84),
-    # 4 samplers x 7 pairs x 5 seeds
-    ("config/study.yaml", 140),
+    # 4 samplers x 7 pairs x 5 seeds, and MoCo's 2 queue-ablation labels x 2 datasets x 5
+    ("config/study.yaml", 160),
     # (6 methods with MoCo + 5 with SimCLR: MoCHi needs a queue) x 2 datasets x 3 seeds: the
     # default's 24 and 42 new runs
     ("config/hardneg.yaml", 66),
