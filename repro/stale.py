@@ -23,12 +23,12 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Optional
 
-from repro.config import (UNTRAINED, pretrain_grid, run_identity, run_spec, sampler_labels,
+from repro.config import (pretrain_grid, run_identity, run_spec, sampler_labels,
                           untrained_spec)
 from repro.results import config_hash
 
 __all__ = ["EXPECTED_FILE", "run_key", "expected_runs", "record_run", "stale_paths",
-           "existing_records", "load_expected", "drop_stale", "stale_note"]
+           "existing_records", "load_expected", "drop_stale", "stale_note", "usable_records"]
 
 EXPECTED_FILE = "expected_runs.json"
 """Where, under the results folder, a workflow run leaves :func:`expected_runs` of its config."""
@@ -133,3 +133,20 @@ def stale_note(stale: list[tuple[str, str]], limit: int = 5) -> Optional[str]:
     return (f"Left out: {len(stale)} record(s) of {len(runs)} run(s) made with other settings "
             f"than this config's ({shown}). Re-run them with `snakemake --cores all -R "
             f"<their result.json> --configfile YOUR.yaml`, or point results_dir elsewhere.")
+
+
+def usable_records(results: str | Path, expected: Optional[Mapping[str, str]] = None):
+    """The records under ``results`` that tables and figures may show: without the stale ones
+    (:func:`drop_stale`) and without non-finite metric values
+    (:func:`repro.results.drop_non_finite`). Returns ``(records, notes)``, one note line per
+    kind left out, each also printed to stderr as a warning."""
+    import sys
+
+    from repro.results import drop_non_finite, load_records, non_finite_note
+
+    records, stale = drop_stale(load_records(results), expected)
+    records, diverged = drop_non_finite(records)
+    notes = [n for n in (stale_note(stale), non_finite_note(diverged)) if n]
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    return records, notes

@@ -50,7 +50,6 @@ def make_tables(results, out_dir, reported_dir="tables/reported", only=None, *,
                                      claims_wide)
     from repro.report.reported import CLAIMS_CSV, load_claims
     from repro.report.tables import write_files
-    from repro.results import load_records
 
     names = list(only or TABLE_NAMES)
     unknown = [n for n in names if n not in TABLE_NAMES]
@@ -60,15 +59,9 @@ def make_tables(results, out_dir, reported_dir="tables/reported", only=None, *,
     if not results.is_dir():
         raise FileNotFoundError(f"no results folder at {results}: run the workflow first "
                                 f"(`snakemake --cores all`) or pass --results PATH")
-    from repro.stale import drop_stale, stale_note
+    from repro.stale import usable_records
 
-    from repro.results import drop_non_finite, non_finite_note
-
-    records, stale = drop_stale(load_records(results), expected)
-    records, diverged = drop_non_finite(records)
-    extra = [n for n in [stale_note(stale), non_finite_note(diverged)] if n]
-    for note in extra:
-        print(f"warning: {note}", file=sys.stderr)
+    records, extra = usable_records(results, expected)
     paths = []
     for name in names:
         if name == METHODS:

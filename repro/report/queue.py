@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Optional
 
-from repro.report.claims import direction_verdict, paired_differences
+from repro.report.claims import _per_seed, direction_verdict, paired_differences
 from repro.report.stats import Summary, format_summary, summarize
 
 __all__ = ["QUEUE", "QUEUE_STEM", "QUEUE_TITLE", "queue_size_of", "queue_records",
@@ -95,10 +95,6 @@ def queue_records(records):
     sizes = frame.groupby(["scale", "dataset", "model", "setup"])["queue_size"].transform(
         "nunique")
     return frame[sizes >= 2].reset_index(drop=True)
-
-
-def _per_seed(part) -> dict[int, float]:
-    return {int(s): float(v) for s, v in part.groupby("seed")["value"].mean().items()}
 
 
 def _effect(kind: str, comparison: str, base, treat) -> dict[str, Any]:

@@ -145,7 +145,6 @@ def make_figures(results: str | os.PathLike, out_dir: str | os.PathLike,
         expected: :func:`repro.stale.expected_runs` of the config being run: records of those
             runs made with other settings are left out (a warning names them).
     """
-    from repro.results import load_records
 
     names = list(only or FIGURES)
     unknown = [n for n in names if n not in FIGURES]
@@ -155,17 +154,9 @@ def make_figures(results: str | os.PathLike, out_dir: str | os.PathLike,
     if not results.is_dir():  # as `tables`: placeholder figures of a mistyped path help nobody
         raise FileNotFoundError(f"no results folder at {results}: run the workflow first "
                                 f"(`snakemake --cores all`) or pass --results PATH")
-    from repro.stale import drop_stale, stale_note
+    from repro.stale import usable_records
 
-    from repro.results import drop_non_finite, non_finite_note
-
-    records, stale = drop_stale(load_records(results), expected)
-    records, diverged = drop_non_finite(records)
-    for note in (stale_note(stale), non_finite_note(diverged)):
-        if note:
-            import sys
-
-            print(f"warning: {note}", file=sys.stderr)
+    records, _ = usable_records(results, expected)
     settings = run_settings(records, load_run_specs(records))
     paths: list[Path] = []
     for name in names:
