@@ -25,7 +25,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 from repro.config import (pretrain_grid, run_identity, run_spec, sampler_labels,
                           untrained_spec)
-from repro.results import config_hash
+from repro.results import config_hash, read_record
 
 __all__ = ["EXPECTED_FILE", "run_key", "expected_runs", "record_run", "stale_paths",
            "existing_records", "load_expected", "drop_stale", "stale_note", "usable_records"]
@@ -91,11 +91,10 @@ def existing_records(results: str | Path,
         if not path.exists():
             continue
         try:
-            record = json.loads(path.read_text())
+            record = read_record(path)
         except (OSError, ValueError):
             continue
-        if isinstance(record, dict):
-            found.append((str(path), str(record.get("stage", stage)), record.get("config")))
+        found.append((str(path), str(record["stage"]), record.get("config")))
     return found
 
 

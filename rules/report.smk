@@ -47,11 +47,13 @@ def _has_rule(name):
 
 
 def _queue_ablation_planned():
-    """Whether a sampler label of the config sets a queue size of its own."""
-    return any("queue_size" in ((o or {}).get("model_options") or {})
-               or any("queue_size" in ((m or {}).get("model_options") or {})
-                      for m in ((o or {}).get("per_model") or {}).values())
-               for o in (config.get("samplers") or {}).values())
+    """Whether a run of the grid takes a queue size from its sampler label (the label's
+    options for that model, as repro.config.label_options merges them for run_spec)."""
+    from repro.config import label_options, sampler_labels
+
+    return any("queue_size" in (label_options(config, model, label).get("model_options") or {})
+               for model in config.get("models") or {}
+               for label in sampler_labels(config, model))
 
 
 def _toy_estimates(rule="toy"):
