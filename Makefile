@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 # its own lock, repro.io.run_lock, so two workflows never train one run at once)
 REPRODUCE_FLAGS = --cores $(CORES) --show-failed-logs --rerun-incomplete --nolock
 
-.PHONY: install reproduce test test-fast dry-run-paper clean-results
+.PHONY: install reproduce test test-fast lint report-html dry-run-paper clean-results
 
 install: $(STAMP)
 
@@ -40,6 +40,12 @@ test: install
 
 test-fast: install
 	$(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)
+
+lint: install  # Snakemake's linter (also a test of `make test`: tests/test_envs.py)
+	$(VENV)/bin/snakemake --lint
+
+report-html: install  # Snakemake's report of the last `make reproduce` (same CONFIG=)
+	$(VENV)/bin/snakemake --report report.html $(if $(CONFIG),--configfile "$(CONFIG)")
 
 dry-run-paper: install
 	$(VENV)/bin/snakemake -n --configfile config/paper.yaml

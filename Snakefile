@@ -5,16 +5,16 @@
     snakemake --profile profiles/slurm --configfile config/paper.yaml   # on a SLURM cluster
     snakemake -n                                          # list what would run
     snakemake tables/table1_linear_eval.md                # regenerate one table from records
+    snakemake --report report.html                        # every table and figure, one page
 """
 
 import copy
-import json
 import os
 import shlex
-import sys
 
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
+from snakemake.utils import min_version
 
 from repro.config import apply_cli_overrides, fit_inherited_runs, validate_config
 from repro.io import atomic_write_json
@@ -26,8 +26,13 @@ from repro.stale import EXPECTED_FILE, existing_records, expected_runs, stale_pa
 # default's CPU-sized overrides (e.g. batch 32 for IR); those blocks are replaced instead.
 _USER_CONFIG = copy.deepcopy(config)
 
+min_version("9.0")
+
 
 configfile: "config/default.yaml"
+
+
+report: "report/workflow.rst"
 
 
 for _grid in ("models", "samplers"):
@@ -49,12 +54,6 @@ try:
 except ValueError as _err:
     raise WorkflowError(f"{_err}\n(config/schema.yaml documents every key)") from None
 
-# Every rule runs with the interpreter that runs Snakemake (the project's venv), or, with
-# --software-deployment-method conda, with the `python` of envs/repro.yaml (CONDA_ENV), which
-# Snakemake creates once and activates per job; `python -m repro...` then imports this checkout.
-CONDA_ENV = os.path.join(workflow.basedir, "envs", "repro.yaml")
-_CONDA = any(m.name == "CONDA" for m in workflow.deployment_settings.deployment_method)
-PY = "python" if _CONDA else sys.executable
 # "results/" and "./results" name the same folder as "results": one spelling, so that targets
 # typed either way match the rules' outputs (os.path.normpath)
 RESULTS = os.path.normpath(config["results_dir"])
@@ -90,6 +89,27 @@ if _stale:
 onstart:
     # what the report rules compare records with (python -m repro.report --expected)
     atomic_write_json(EXPECTED_PATH, EXPECTED_RUNS)
+
+
+# helpers first (PY, CONDA_ENV, output folders, target lists), then rules only
+include: "rules/common.smk"
+
+
+# Said before any job starts (dry runs included), not only in the failing job's stderr.txt.
+# Warnings, not errors: tables can still be regenerated from records made elsewhere.
+for _message in missing_datasets():
+    logger.warning(f"WARNING: {_message}\n  Jobs that need this dataset will fail "
+                   "(exit 2, message in their stderr.txt); existing records are still used.")
+if fewshot_skips_everything():
+    logger.warning("WARNING: fewshot.in_domain is false and every fewshot source is the "
+                   "pretraining dataset of the encoders evaluated: no few-shot job (add a "
+                   "source, or set fewshot.in_domain: true for in-domain rows).")
+for _message in missing_fewshot_sources():
+    logger.warning(f"WARNING: {_message}\n  Its few-shot jobs will fail (message in their "
+                   "stderr.txt); existing records are still used.")
+for _message in missing_detection_data():
+    logger.warning(f"WARNING: {_message}\n  Those detection jobs will fail (message in their "
+                   "stderr.txt); existing records are still used.")
 
 
 include: "rules/toy.smk"

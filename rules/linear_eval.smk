@@ -1,41 +1,5 @@
-import shlex
-
-from repro.config import untrained_spec
-
-LINEAR_DIR = f"{RESULTS}/linear_eval/{{dataset}}/{{model}}-{{sampler}}/seed{{seed}}"
-UNTRAINED_DIR = f"{RESULTS}/linear_eval/{{dataset}}/{{model}}-{UNTRAINED}/seed{{seed}}"
-
-
-LINEAR_SETTINGS = ("epochs", "batch_size", "lr", "weight_decay", "protocol")
-
-
-def linear_eval_samplers(model):
-    """Sampler labels of ``model`` evaluated: those it is pretrained with, plus the untrained
-    baseline when asked for."""
-    untrained = [UNTRAINED] if config["linear_eval"].get("untrained") else []
-    return [*sampler_labels(config, model), *untrained]
-
-
-def linear_eval_targets():
-    """Linear evaluation of every pretrained run, on its pretraining dataset (as in the paper)."""
-    record = f"{LINEAR_DIR}/result.json"
-    return [record.format(dataset=dataset, model=model, sampler=sampler, seed=seed)
-            for dataset, model in pretrain_grid(config)
-            for sampler in linear_eval_samplers(model)
-            for seed in config["seeds"]]
-
-
-def _linear_eval_flags(wildcards):
-    """The command-line options both linear-eval rules share (the settings, data and device;
-    linear_eval.gpus 0 or 1 picks cpu or cuda, as for pretraining)."""
-    le = config["linear_eval"]
-    root = config["pretrain"].get("data_root")
-    return " ".join([
-        f"--dataset {wildcards.dataset}",
-        *([f"--data-root {shlex.quote(str(root))}"] if root else []),
-        *(f"--{k.replace('_', '-')} {le[k]}" for k in LINEAR_SETTINGS if k in le),
-        f"--seed {wildcards.seed}",
-        f"--device {'cuda' if le.get('gpus') else 'cpu'}"])
+# Linear evaluation of frozen encoders (python -m repro.linear_eval), and the untrained
+# baseline. Helpers (LINEAR_DIR, linear_eval_flags, ...) are in rules/common.smk.
 
 
 rule linear_eval:
@@ -52,10 +16,10 @@ rule linear_eval:
     output:
         record=f"{LINEAR_DIR}/result.json",
     params:
-        le={k: v for k, v in config["linear_eval"].items() if k in LINEAR_SETTINGS},
+        le=linear_eval_settings(),
         # functions of `output`: Snakemake does not re-run jobs when they change (device, data
         # path); the settings in `le` above do trigger a re-run
-        flags=lambda w, output: _linear_eval_flags(w),
+        flags=lambda w, output: linear_eval_flags(w),
         out=lambda w, output: str(Path(output.record).parent),
         python=lambda w, output: PY,
     wildcard_constraints:
@@ -65,6 +29,8 @@ rule linear_eval:
         gpu=int(config["linear_eval"].get("gpus", 0)),
     log:
         f"{LINEAR_DIR}/stderr.txt",
+    benchmark:
+        f"{BENCHMARKS}/linear_eval/{{dataset}}/{{model}}-{{sampler}}/seed{{seed}}.tsv"
     shell:
         "{params.python} -m repro.linear_eval --checkpoint {input.checkpoint:q} {params.flags}"
         " --threads {threads} --out {params.out:q} 2> {log:q}"
@@ -80,13 +46,10 @@ rule linear_eval_untrained:
         record=f"{UNTRAINED_DIR}/result.json",
         checkpoint=f"{UNTRAINED_DIR}/checkpoint.pt",
     params:
-        identity=lambda w: json.dumps(
-            run_identity(untrained_spec(config, w.model, w.dataset, int(w.seed))),
-            sort_keys=True),  # the re-run trigger; see rule pretrain
-        spec=lambda w, output: json.dumps(
-            untrained_spec(config, w.model, w.dataset, int(w.seed)), sort_keys=True),
-        le={k: v for k, v in config["linear_eval"].items() if k in LINEAR_SETTINGS},
-        flags=lambda w, output: _linear_eval_flags(w),
+        identity=untrained_identity,  # the re-run trigger; see rule pretrain
+        spec=lambda w, output: untrained_spec_json(w),
+        le=linear_eval_settings(),
+        flags=lambda w, output: linear_eval_flags(w),
         out=lambda w, output: str(Path(output.record).parent),
         python=lambda w, output: PY,
     threads: int(config["pretrain"].get("threads", 1))
@@ -94,6 +57,8 @@ rule linear_eval_untrained:
         gpu=int(config["linear_eval"].get("gpus", 0)),
     log:
         f"{UNTRAINED_DIR}/stderr.txt",
+    benchmark:
+        f"{BENCHMARKS}/linear_eval/{{dataset}}/{{model}}-{UNTRAINED}/seed{{seed}}.tsv"
     shell:
         "{params.python} -m repro.linear_eval --untrained-spec {params.spec:q} {params.flags}"
         " --threads {threads} --out {params.out:q} 2> {log:q}"

@@ -3,87 +3,36 @@
 #   snakemake claims                            tables/claims.{md,tex,csv}: the paper's claims
 #   snakemake table4_methods                    tables/table4_methods.*: every method side by side
 #   snakemake queue_ablation                    tables/ + figures/queue_ablation.*: ring or queue?
+#   snakemake cost                              tables/cost.*: time and memory per stage
 #   snakemake report                            every table and figure
-# Uses PY, RESULTS and config from the Snakefile. The record lists come from the other rule
-# files (linear_eval_targets(), pretrain_targets(), fewshot_targets(), detection_targets());
-# a list whose rule file is not included counts as empty, so these rules also work alone.
-
-import shlex
-from pathlib import Path
-
-if "CONDA_ENV" not in globals():  # this file included alone (its tests): the checkout's env
-    CONDA_ENV = str(Path(workflow.current_basedir).parent / "envs" / "repro.yaml")
-
-# --expected: leave records made with other settings than this config's out (repro.stale);
-# only where the Snakefile says what it expects (not when this file is included alone)
-_EXPECTED = (f"--expected {shlex.quote(globals()['EXPECTED_PATH'])}"
-             if "EXPECTED_PATH" in globals() else "")
-_REPORT = config.get("report") or {}
-TABLES_DIR = _REPORT.get("tables_dir", "tables")
-FIGURES_DIR = _REPORT.get("figures_dir", "figures")
-REPORTED_DIR = _REPORT.get("reported_dir", f"{TABLES_DIR}/reported")
-_ANNEAL = _REPORT.get("anneal", {})
-_CLAIMS = _REPORT.get("claims") or {}
-
-
-def _report_targets(*names):
-    """The union of the record lists that the named target functions give (if defined)."""
-    found = []
-    for name in names:
-        func = globals().get(name)
-        if callable(func):
-            found += [str(t) for t in func()]
-    return found
-
-
-def _has_rule(name):
-    """Whether an included rule file defined rule `name` (`rules.<name>` raises a WorkflowError,
-    not an AttributeError, for an unknown rule, so hasattr() cannot tell)."""
-    try:
-        getattr(rules, name)
-    except Exception:
-        return False
-    return True
-
-
-def _queue_ablation_planned():
-    """Whether a run of the grid takes a queue size from its sampler label (the label's
-    options for that model, as repro.config.label_options merges them for run_spec)."""
-    from repro.config import label_options, sampler_labels
-
-    return any("queue_size" in (label_options(config, model, label).get("model_options") or {})
-               for model in config.get("models") or {}
-               for label in sampler_labels(config, model))
-
-
-def _toy_estimates(rule="toy"):
-    """The estimates CSV of the toy rule `rule` (toy, toy_sphere), or none without that rule."""
-    return getattr(rules, rule).output.csv if _has_rule(rule) else []
-
+#   snakemake --report report.html              all of them in one page, with captions
+# Helpers (report_records, expected_flag, caption, ...) are in rules/common.smk. A record list
+# whose rule is not defined counts as empty, so these rules also work with this file (and
+# common.smk) included alone, on records made elsewhere.
 
 _TABLE_INPUTS = {
-    "table1_linear_eval": ("table1", ("linear_eval_targets",)),
-    "table2_fewshot": ("table2", ("fewshot_targets",)),
-    "table3_detection": ("table3", ("detection_targets",)),
+    "table1_linear_eval": ("table1", ("linear_eval",)),
+    "table2_fewshot": ("table2", ("fewshot",)),
+    "table3_detection": ("table3", ("detection",)),
 }
 
-for _stem, (_key, _funcs) in _TABLE_INPUTS.items():
+for _stem, (_key, _stages) in _TABLE_INPUTS.items():
 
     rule:
         name:
             _stem
         input:
-            records=lambda w, _funcs=_funcs: _report_targets(*_funcs),
+            records=lambda w, _stages=_stages: report_records(*_stages),
             reported=f"{REPORTED_DIR}/{_stem}.csv",
         conda:
             CONDA_ENV
         output:
             md=f"{TABLES_DIR}/{_stem}.md",
             tex=f"{TABLES_DIR}/{_stem}.tex",
-            csv=f"{TABLES_DIR}/{_stem}.csv",
+            csv=report(f"{TABLES_DIR}/{_stem}.csv", caption=caption(_stem), category="Tables"),
         params:
             key=_key,
-            expected=_EXPECTED,
+            expected=lambda w, output: expected_flag(),
             python=lambda w, output: PY,
             results=lambda w, output: RESULTS,
             tables=lambda w, output: str(Path(output.md).parent),
@@ -100,24 +49,22 @@ rule claims:
     """The paper's claims (tables/reported/claims.csv) against the paired seed differences
     treatment - baseline of the linear-eval, few-shot and detection records, with a verdict."""
     input:
-        records=lambda w: _report_targets(
-            "linear_eval_targets", "fewshot_targets", "detection_targets"
-        ),
+        records=lambda w: report_records("linear_eval", "fewshot", "detection"),
         reported=f"{REPORTED_DIR}/claims.csv",
     conda:
         CONDA_ENV
     output:
         md=f"{TABLES_DIR}/claims.md",
         tex=f"{TABLES_DIR}/claims.tex",
-        csv=f"{TABLES_DIR}/claims.csv",
+        csv=report(f"{TABLES_DIR}/claims.csv", caption=caption("claims"), category="Tables"),
     params:
         python=lambda w, output: PY,
         results=lambda w, output: RESULTS,
         tables=lambda w, output: str(Path(output.md).parent),
         reported=lambda w, input: str(Path(input.reported).parent),
-        baseline=_CLAIMS.get("baseline", "uniform"),
-        treatment=_CLAIMS.get("treatment", "ring"),
-        expected=_EXPECTED,
+        baseline=CLAIMS.get("baseline", "uniform"),
+        treatment=CLAIMS.get("treatment", "ring"),
+        expected=lambda w, output: expected_flag(),
     log:
         f"{TABLES_DIR}/claims.log",
     shell:
@@ -132,18 +79,19 @@ rule table4_methods:
     top-k, DCL, HCL from config/hardneg.yaml) side by side per base model, linear-eval top-1 and
     few-shot accuracy, mean and 95% CI over seeds."""
     input:
-        records=lambda w: _report_targets("linear_eval_targets", "fewshot_targets"),
+        records=lambda w: report_records("linear_eval", "fewshot"),
     conda:
         CONDA_ENV
     output:
         md=f"{TABLES_DIR}/table4_methods.md",
         tex=f"{TABLES_DIR}/table4_methods.tex",
-        csv=f"{TABLES_DIR}/table4_methods.csv",
+        csv=report(f"{TABLES_DIR}/table4_methods.csv", caption=caption("table4_methods"),
+                   category="Tables"),
     params:
         python=lambda w, output: PY,
         results=lambda w, output: RESULTS,
         tables=lambda w, output: str(Path(output.md).parent),
-        expected=_EXPECTED,
+        expected=lambda w, output: expected_flag(),
     log:
         f"{TABLES_DIR}/table4_methods.log",
     shell:
@@ -156,21 +104,23 @@ rule queue_ablation:
     (repro/report/queue.py): run with config/queue_ablation.yaml, or any config whose sampler
     labels give model_options: {queue_size: ...}."""
     input:
-        records=lambda w: _report_targets("linear_eval_targets", "pretrain_targets"),
+        records=lambda w: report_records("linear_eval", "pretrain"),
     conda:
         CONDA_ENV
     output:
         md=f"{TABLES_DIR}/queue_ablation.md",
         tex=f"{TABLES_DIR}/queue_ablation.tex",
-        csv=f"{TABLES_DIR}/queue_ablation.csv",
-        png=f"{FIGURES_DIR}/queue_ablation.png",
+        csv=report(f"{TABLES_DIR}/queue_ablation.csv", caption=caption("queue_ablation"),
+                   category="Tables"),
+        png=report(f"{FIGURES_DIR}/queue_ablation.png", caption=caption("queue_ablation"),
+                   category="Figures"),
         pdf=f"{FIGURES_DIR}/queue_ablation.pdf",
     params:
         python=lambda w, output: PY,
         results=lambda w, output: RESULTS,
         tables=lambda w, output: str(Path(output.md).parent),
         figures=lambda w, output: str(Path(output.png).parent),
-        expected=_EXPECTED,
+        expected=lambda w, output: expected_flag(),
     log:
         f"{TABLES_DIR}/queue_ablation.log",
     shell:
@@ -180,18 +130,42 @@ rule queue_ablation:
         " --out {params.figures:q} --only queue_ablation {params.expected}) > {log:q} 2>&1"
 
 
+rule cost:
+    """What each stage costs: wall time and peak memory per job (Snakemake's benchmark files
+    of the pretrain, linear_eval, fewshot and detection rules) per stage and base model,
+    beside the stage's accuracy (repro/report/cost.py)."""
+    input:
+        records=lambda w: report_records("pretrain", "linear_eval", "fewshot", "detection"),
+    conda:
+        CONDA_ENV
+    output:
+        md=f"{TABLES_DIR}/cost.md",
+        tex=f"{TABLES_DIR}/cost.tex",
+        csv=report(f"{TABLES_DIR}/cost.csv", caption=caption("cost"), category="Cost"),
+    params:
+        python=lambda w, output: PY,
+        results=lambda w, output: RESULTS,
+        benchmarks=lambda w, output: BENCHMARKS,
+        tables=lambda w, output: str(Path(output.md).parent),
+        expected=lambda w, output: expected_flag(),
+    log:
+        f"{TABLES_DIR}/cost.log",
+    shell:
+        "{params.python} -m repro.report tables --results {params.results:q}"
+        " --out {params.tables:q} --only cost --benchmarks {params.benchmarks:q}"
+        " {params.expected} > {log:q} 2>&1"
+
+
 _FIGURE_INPUTS = {
-    "loss_curves": lambda w: _report_targets("pretrain_targets"),
-    "anneal_schedules": lambda w: _report_targets("pretrain_targets", "linear_eval_targets"),
-    "toy_bias_variance": lambda w: _toy_estimates(),
+    "loss_curves": lambda w: report_records("pretrain"),
+    "anneal_schedules": lambda w: report_records("pretrain", "linear_eval"),
+    "toy_bias_variance": lambda w: toy_estimates(),
     # the sphere toy's figure (DCL, HCL beside NCE and Ring) where the config runs it
-    **({"toy_sphere": lambda w: _toy_estimates("toy_sphere")}
-       if _has_rule("toy_sphere") else {}),
+    **({"toy_sphere": lambda w: toy_estimates("toy_sphere")} if has_rule("toy_sphere") else {}),
     # pretrain records too: every figure's footer gives the pretraining settings
-    "ring_bounds": lambda w: _report_targets("pretrain_targets", "linear_eval_targets"),
+    "ring_bounds": lambda w: report_records("pretrain", "linear_eval"),
     # Table 4 as a figure: every method side by side
-    "methods": lambda w: _report_targets("pretrain_targets", "linear_eval_targets",
-                                         "fewshot_targets"),
+    "methods": lambda w: report_records("pretrain", "linear_eval", "fewshot"),
 }
 
 for _stem, _inputs in _FIGURE_INPUTS.items():
@@ -204,14 +178,14 @@ for _stem, _inputs in _FIGURE_INPUTS.items():
         conda:
             CONDA_ENV
         output:
-            png=f"{FIGURES_DIR}/{_stem}.png",
+            png=report(f"{FIGURES_DIR}/{_stem}.png", caption=caption(_stem), category="Figures"),
             pdf=f"{FIGURES_DIR}/{_stem}.pdf",
         params:
             stem=_stem,
-            w_l=_ANNEAL.get("w_l", 0.9),
-            w_l_start=_ANNEAL.get("w_l_start", 0.0),
-            anneal_fraction=_ANNEAL.get("anneal_fraction", 0.5),
-            expected=_EXPECTED,
+            w_l=ANNEAL.get("w_l", 0.9),
+            w_l_start=ANNEAL.get("w_l_start", 0.0),
+            anneal_fraction=ANNEAL.get("anneal_fraction", 0.5),
+            expected=lambda w, output: expected_flag(),
             python=lambda w, output: PY,
             results=lambda w, output: RESULTS,
             figures=lambda w, output: str(Path(output.png).parent),
@@ -230,6 +204,7 @@ rule report:
         [f"{TABLES_DIR}/{stem}.{ext}" for stem in _TABLE_INPUTS for ext in ("md", "tex", "csv")],
         rules.claims.output,
         rules.table4_methods.output,
+        rules.cost.output,
         [f"{FIGURES_DIR}/{stem}.{ext}" for stem in _FIGURE_INPUTS for ext in ("png", "pdf")],
         # where a sampler label changes the queue (config/queue_ablation.yaml)
-        rules.queue_ablation.output if _queue_ablation_planned() else [],
+        rules.queue_ablation.output if queue_ablation_planned() else [],

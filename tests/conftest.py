@@ -21,7 +21,8 @@ _ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def run_report_rule():
-    """``run(results, workdir, target)``: rules/report.smk alone under a one-file Snakefile in
+    """``run(results, workdir, target)``: rules/report.smk (and the helpers of
+    rules/common.smk) without the other rule files, under a one-file Snakefile in
     ``workdir`` (records in ``results``, the committed paper numbers), building ``target`` with
     the real Snakemake; returns the finished process."""
 
@@ -30,9 +31,10 @@ def run_report_rule():
         snakefile.write_text(
             "import sys\n"
             "config.setdefault('report', {'reported_dir': %r})\n"
-            "PY = sys.executable\nRESULTS = %r\n"
-            "include: %r\n" % (str(_ROOT / "tables" / "reported"), str(results),
-                               str(_ROOT / "rules" / "report.smk")))
+            "RESULTS = %r\nEXPECTED_PATH = None\n"
+            "include: %r\ninclude: %r\n" % (str(_ROOT / "tables" / "reported"), str(results),
+                                             str(_ROOT / "rules" / "common.smk"),
+                                             str(_ROOT / "rules" / "report.smk")))
         env = {**os.environ, "PYTHONPATH": str(_ROOT)}
         snakemake = str(Path(sys.executable).with_name("snakemake"))
         return subprocess.run([snakemake, "-s", str(snakefile), "-d", str(workdir), "--cores",

@@ -4,8 +4,10 @@ import json
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,21 +35,22 @@ def _snakemake(*args, cwd=ROOT, check=True):
     return proc
 
 
-def test_default_dry_run_lists_the_whole_dag_of_180_jobs(tmp_path):
+def test_default_dry_run_lists_the_whole_dag_of_181_jobs(tmp_path):
     proc = _snakemake("-n", "--config", f"results_dir={tmp_path}")
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, flags=re.M))
     # (dataset, model) pairs: 4 models on shapes + 3 on digits (CMC needs colour) = 7;
     # x 2 samplers x 3 seeds pretrained and linear-evaluated; 7 x 3 untrained networks, each
     # built and evaluated in one job; few-shot of every pretrained run on the other dataset;
     # detection: 2 runs x 3 tasks x 3 seeds on shapes encoders; the claims table and the
-    # methods table (Table 4) and figure; the Gaussian and the sphere toy and their figures
+    # methods table (Table 4) and figure; the Gaussian and the sphere toy and their figures;
+    # the cost table (benchmark files)
     assert {k: int(counts.get(k, 0)) for k in (
         "pretrain", "untrained", "linear_eval", "linear_eval_untrained", "fewshot",
         "detection", "toy", "toy_sphere", "figure_toy_sphere", "claims", "table4_methods",
-        "figure_methods", "total")} == {
+        "figure_methods", "cost", "total")} == {
         "pretrain": 42, "untrained": 0, "linear_eval": 42, "linear_eval_untrained": 21,
         "fewshot": 42, "detection": 18, "toy": 1, "toy_sphere": 1, "figure_toy_sphere": 1,
-        "claims": 1, "table4_methods": 1, "figure_methods": 1, "total": 180}
+        "claims": 1, "table4_methods": 1, "figure_methods": 1, "cost": 1, "total": 181}
 
 
 def test_bad_config_is_refused_with_a_clear_message(tmp_path):
@@ -208,6 +211,16 @@ def test_default_workflow_end_to_end_writes_every_table_and_figure(tmp_path):
     figures = {p.name for p in (tmp_path / "figures").iterdir()}
     assert {"loss_curves.png", "toy_bias_variance.pdf", "toy_sphere.png",
             "anneal_schedules.png", "methods.png"} <= figures
+    # the cost table: a row per stage and method from Snakemake's benchmark files
+    cost = pd.read_csv(tmp_path / "tables" / "cost.csv")
+    assert set(cost["stage"]) == {"pretrain", "linear_eval", "fewshot", "detection"}
+    assert (cost["wall_s"] > 0).all() and (cost["peak_rss_mb"] > 0).all()
+    # Snakemake's own report: one page with the workflow description, every table, figure
+    report = tmp_path / "report.zip"
+    _snakemake("--report", str(report), "--configfile", str(configfile))
+    inside = {Path(n).name for n in zipfile.ZipFile(report).namelist()}
+    assert {"table1_linear_eval.csv", "claims.csv", "cost.csv", "loss_curves.png",
+            "toy_sphere.png", "methods.png"} <= inside, sorted(inside)
 
     # Nothing left to do: a second run is a no-op (outputs are complete and up to date), also
     # after changing only where and how runs execute (threads, data loader workers).

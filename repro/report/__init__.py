@@ -16,7 +16,8 @@ from repro.report.tables import (TABLES, TableSpec, comparison_frame, unknown_re
 CLAIMS = "claims"  # --only name of the claims table (repro.report.claims)
 METHODS = "table4"  # --only name of the methods table (repro.report.methods)
 QUEUE = "queue"  # --only name of the queue ablation table (repro.report.queue)
-TABLE_NAMES = (*TABLES, METHODS, CLAIMS, QUEUE)  # what `tables --only` accepts
+COST = "cost"  # --only name of the cost table (repro.report.cost)
+TABLE_NAMES = (*TABLES, METHODS, CLAIMS, QUEUE, COST)  # what `tables --only` accepts
 
 __all__ = [
     "FIGURES",
@@ -38,10 +39,12 @@ __all__ = [
 
 
 def make_tables(results, out_dir, reported_dir="tables/reported", only=None, *,
-                baseline="uniform", treatment="ring", expected=None):
-    """Write Tables 1-4, the claims table and the queue ablation (or those named in ``only``:
-    ``table1``, ``table2``, ``table3``, ``table4``, ``claims``, ``queue``) from the records under ``results``; returns
-    the written paths. ``baseline`` / ``treatment``: the sampler labels the claims table compares.
+                baseline="uniform", treatment="ring", expected=None, benchmarks=None):
+    """Write Tables 1-4, the claims table, the queue ablation and the cost table (or those
+    named in ``only``: ``table1``, ``table2``, ``table3``, ``table4``, ``claims``, ``queue``,
+    ``cost``) from the records under ``results``; returns the written paths. ``baseline`` /
+    ``treatment``: the sampler labels the claims table compares. ``benchmarks``: the folder of
+    Snakemake's benchmark files the cost table reads (default ``<results>/benchmarks``).
     ``expected``: :func:`repro.stale.expected_runs` of the config being run; records of those
     runs made with other settings are left out of every table, and a note says which."""
     from pathlib import Path
@@ -79,6 +82,16 @@ def make_tables(results, out_dir, reported_dir="tables/reported", only=None, *,
             tidy = queue_frame(records)
             paths += write_files(tidy, queue_wide(tidy), QUEUE_TITLE, queue_notes(tidy) + extra,
                                  out_dir, QUEUE_STEM)
+            continue
+        if name == COST:
+            from repro.report.cost import (COST_STEM, COST_TITLE, cost_frame, cost_notes,
+                                           cost_wide, read_benchmarks)
+
+            where = Path(benchmarks) if benchmarks else results / "benchmarks"
+            tidy = cost_frame(records, read_benchmarks(where, results))
+            paths += write_files(tidy, cost_wide(tidy), COST_TITLE,
+                                 cost_notes(tidy, records, str(where)) + extra, out_dir,
+                                 COST_STEM)
             continue
         if name == CLAIMS:
             claims_file = Path(reported_dir) / CLAIMS_CSV

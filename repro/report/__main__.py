@@ -36,13 +36,17 @@ def main(argv: Optional[list[str]] = None) -> int:
         "our runs as mean +- 95% CI over seeds per config scale, beside the paper's reported "
         "numbers and their difference; and the claims table (claims.*): each of the paper's "
         "claims (claims.csv) against the paired seed differences treatment - baseline, with a "
-        "verdict.")
+        "verdict; Table 4 (every method), the queue ablation and the cost per stage "
+        "(cost.*, from Snakemake's benchmark files).")
     tables.add_argument("--reported", default="tables/reported",
                         help="folder of the paper's numbers (table*.csv) and claims (claims.csv)")
     tables.add_argument("--baseline", default="uniform",
                         help="sampler label of the claims table's baseline")
     tables.add_argument("--treatment", default="ring",
                         help="sampler label of the claims table's treatment")
+    tables.add_argument("--benchmarks", default=None, metavar="DIR",
+                        help="Snakemake's benchmark files, for the cost table (default: "
+                             "<results>/benchmarks)")
     figures = _subcommand(
         sub, "figures", FIGURES,
         "Loss curves, annealing schedules and their effect, the Gaussian toy's bias and "
@@ -64,7 +68,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.what == "tables":
             paths = make_tables(args.results, args.out, args.reported, args.only,
                                 baseline=args.baseline, treatment=args.treatment,
-                                expected=expected)
+                                expected=expected, benchmarks=args.benchmarks)
         else:
             paths = make_figures(args.results, args.out, args.only,
                                  anneal={"w_l": args.w_l, "w_l_start": args.w_l_start,
