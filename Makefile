@@ -5,7 +5,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-EXTRAS ?= test,tf
+EXTRAS ?= test,tf,slurm
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma  := ,
 CORES  ?= all
@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 # its own lock, repro.io.run_lock, so two workflows never train one run at once)
 REPRODUCE_FLAGS = --cores $(CORES) --show-failed-logs --rerun-incomplete --nolock
 
-.PHONY: install reproduce test test-fast dry-run-paper clean-results
+.PHONY: install reproduce test test-fast test-slurm dry-run-paper clean-results
 
 install: $(STAMP)
 
@@ -40,6 +40,11 @@ test: install
 
 test-fast: install
 	$(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)
+
+# the SLURM profile against a one-node SLURM cluster started on this machine (as root, apt
+# installs slurmctld, slurmd and munge where missing); also part of `make test`
+test-slurm: install
+	$(PY) -m pytest -m slurm $(PYTEST_ARGS)
 
 dry-run-paper: install
 	$(VENV)/bin/snakemake -n --configfile config/paper.yaml
