@@ -7,11 +7,13 @@ test asks for (all on that node). No cgroups or systemd: ``proctrack/linuxproc``
 ``task/none``, no accounting database (so ``sacct`` and ``sacctmgr`` answer nothing;
 ``squeue`` sees a job until ``MinJobAge``, 300 s, after it ends).
 
-One file is written outside that folder: ``/etc/slurm/slurm.conf``, the path every SLURM client
-reads when ``SLURM_CONF`` is unset. snakemake-executor-plugin-slurm-jobstep (0.6) drops every
-``SLURM_*`` variable, ``SLURM_CONF`` included, before its ``srun`` inside a job, so a cluster
-whose clients find slurm.conf only through ``SLURM_CONF`` cannot run a Snakemake job. The file is
-written only where there is none (or one this module wrote) and removed when the cluster stops.
+Outside that folder, apt installs with Debian's ``/usr/sbin/policy-rc.d`` in place (written for
+the install where there is none), so no package starts a system daemon. And one file is written:
+``/etc/slurm/slurm.conf``, the path every SLURM client reads when ``SLURM_CONF`` is unset.
+snakemake-executor-plugin-slurm-jobstep (0.6) drops every ``SLURM_*`` variable, ``SLURM_CONF``
+included, before its ``srun`` inside a job, so a cluster whose clients find slurm.conf only
+through ``SLURM_CONF`` cannot run a Snakemake job. The file is written only where there is none
+(or one this module wrote) and removed when the cluster stops.
 
     with one_node_cluster(("debug", "gpu")) as cluster:
         subprocess.run(["sbatch", ...], env=cluster.env())
@@ -56,12 +58,30 @@ def install_reason() -> Optional[str]:
         return (f"SLURM commands missing ({', '.join(missing_commands())}) and no root apt-get "
                 f"to install {' '.join(PACKAGES)}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for args in (["update"], ["install", "-y", "--no-install-recommends", *PACKAGES]):
-        proc = subprocess.run(["apt-get", "-q", *args], env=env, capture_output=True,
-                              text=True, timeout=600)
-        if proc.returncode != 0:
-            return f"apt-get {args[0]} failed: {proc.stderr.strip()[-500:]}"
+    with _services_not_started():
+        for args in (["update"], ["install", "-y", "--no-install-recommends", *PACKAGES]):
+            # another apt at work (dpkg's lock held): wait for it, up to 5 minutes
+            proc = subprocess.run(["apt-get", "-q", "-o", "DPkg::Lock::Timeout=300", *args],
+                                  env=env, capture_output=True, text=True, timeout=900)
+            if proc.returncode != 0:
+                return f"apt-get {args[0]} failed: {proc.stderr.strip()[-500:]}"
     return f"still missing after apt-get: {missing_commands()}" if missing_commands() else None
+
+
+@contextmanager
+def _services_not_started() -> Iterator[None]:
+    """While installing, the packages start no system daemon (munge's would otherwise run on,
+    started by no test): Debian's policy-rc.d saying no, where there is none."""
+    policy = Path("/usr/sbin/policy-rc.d")
+    if policy.exists():
+        yield
+        return
+    policy.write_text("#!/bin/sh\n# ring-repro tests/slurm_cluster.py: apt installing\nexit 101\n")
+    policy.chmod(0o755)
+    try:
+        yield
+    finally:
+        policy.unlink(missing_ok=True)
 
 
 def system_conf_reason() -> Optional[str]:
