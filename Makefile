@@ -5,7 +5,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-EXTRAS ?= test,tf
+EXTRAS ?= test,tf,slurm
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma  := ,
 CORES  ?= all
@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 # its own lock, repro.io.run_lock, so two workflows never train one run at once)
 REPRODUCE_FLAGS = --cores $(CORES) --show-failed-logs --rerun-incomplete --nolock
 
-.PHONY: install reproduce test test-fast lint report-html dry-run-paper clean-results
+.PHONY: install reproduce test test-fast test-slurm lint report-html dry-run-paper clean-results
 
 install: $(STAMP)
 
@@ -41,11 +41,7 @@ test: install
 test-fast: install
 	$(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)
 
-lint: install  # Snakemake's linter (also a test of `make test`: tests/test_envs.py)
-	$(VENV)/bin/snakemake --lint
-
-report-html: install  # Snakemake's report of the last `make reproduce` (same CONFIG=)
-	$(VENV)/bin/snakemake --report report.html $(if $(CONFIG),--configfile "$(CONFIG)")
+.PHONY: install reproduce test test-fast test-slurm lint report-html dry-run-paper clean-results
 
 dry-run-paper: install
 	$(VENV)/bin/snakemake -n --configfile config/paper.yaml
