@@ -41,7 +41,16 @@ test: install
 test-fast: install
 	$(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)
 
-.PHONY: install reproduce test test-fast test-slurm lint report-html dry-run-paper clean-results
+# the SLURM profile against a one-node SLURM cluster started on this machine (as root, apt
+# installs slurmctld, slurmd and munge where missing); also part of `make test`
+test-slurm: install
+	$(PY) -m pytest -m slurm $(PYTEST_ARGS)
+
+lint: install  # Snakemake's linter (also a test of `make test`: tests/test_envs.py)
+	$(VENV)/bin/snakemake --lint
+
+report-html: install  # Snakemake's report of the last `make reproduce` (same CONFIG=)
+	$(VENV)/bin/snakemake --report report.html $(if $(CONFIG),--configfile "$(CONFIG)")
 
 dry-run-paper: install
 	$(VENV)/bin/snakemake -n --configfile config/paper.yaml
