@@ -33,6 +33,8 @@ reproduce: install
 	$(VENV)/bin/snakemake $(REPRODUCE_FLAGS) \
 		$(if $(CONFIG),--configfile "$(CONFIG)"); status=$$?; \
 	echo "make reproduce: the workflow took $$(( $$(date +%s) - start )) s (exit $$status)"; \
+	if [ $$status -eq 0 ]; then echo "make reproduce: every table and figure on one page:" \
+		"make report-html$(if $(CONFIG), CONFIG=$(CONFIG))"; fi; \
 	exit $$status
 
 test: install
