@@ -1,0 +1,284 @@
+"""Properties of the core that hold by construction, checked against values derived here.
+
+Each base model's positive and loss on planted inputs (the loss recomputed from the model's own
+embeddings with the same draws), state updates at momenta where ``m`` and ``1 - m`` differ,
+queue contents after wrap-around, the episode sampler's whole range, the Gaussian toy's optimal
+critic, and checkpoint conversion at widths other than 1. Small tensors, fixed seeds.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy.stats import multivariate_normal
+
+from repro.models import build_model
+from repro.models.backbones import build_backbone
+from repro.toy import gaussian_pairs, optimal_critic, true_mi
+from transfer.detection.convert import (
+    convert_state_dict,
+    detectron2_settings,
+    detectron2_to_torchvision_name,
+    infer_backbone,
+)
+from transfer.fewshot.episodes import EpisodeConfig, sample_episode
+
+TINY = {"arch": "resnet18", "cifar_stem": True, "width": 0.0625}
+N, B, K, TAU = 32, 8, 12, 0.2
+
+
+def _model(name, **options):
+    torch.manual_seed(0)
+    kwargs = dict(sampler_config={"name": "uniform"}, dataset_size=N, backbone=TINY,
+                  embedding_dim=8, temperature=TAU, num_negatives=K, queue_size=20,
+                  key_momentum=0.9)
+    kwargs.update(options)
+    return build_model(name, **kwargs)
+
+
+def _batch(seed=1, start=0, same_views=False):
+    g = torch.Generator().manual_seed(seed)
+    x1 = torch.randn(B, 3, 16, 16, generator=g)
+    x2 = x1.clone() if same_views else torch.randn(B, 3, 16, 16, generator=g)
+    return {"index": torch.arange(start, start + B), "views": (x1, x2),
+            "label": torch.zeros(B, dtype=torch.long)}
+
+
+def _infonce(pos, neg, tau=TAU):
+    """Mean of -log(e^{pos/t} / (e^{pos/t} + sum_j e^{neg_j/t})), written out."""
+    num = torch.exp(pos / tau)
+    return (-torch.log(num / (num + torch.exp(neg / tau).sum(1)))).mean()
+
+
+def _uniform_draws(seed, pool_size, count):
+    """The (B, K) pool indices the uniform sampler draws, ``count`` contrasts in a row."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, pool_size, (B, K), generator=g) for _ in range(count)]
+
+
+# --- each base model's positive ------------------------------------------------------------
+
+
+def test_ir_loss_pairs_each_anchor_with_its_own_bank_entry_against_drawn_bank_entries():
+    model = _model("ir")
+    batch = _batch(start=5)
+    with torch.no_grad():
+        q = model.embed(batch["views"][0])
+    bank = model.bank.all().clone()
+    out = model(batch, generator=torch.Generator().manual_seed(4))
+    (idx,) = _uniform_draws(4, N, 1)
+    pos = (q * bank[5:5 + B]).sum(1)
+    expected = _infonce(pos, torch.einsum("bd,bkd->bk", q, bank[idx]))
+    torch.testing.assert_close(out["loss"], expected)
+    assert out["pos_sim"] == pytest.approx(float(pos.mean()), abs=1e-6)
+
+
+def test_cmc_positives_come_from_the_other_views_bank_in_both_directions():
+    """Planted banks: the ab bank holds the batch's L embeddings and the L bank its ab
+    embeddings, so both contrasts see a positive similarity of exactly 1; an anchor paired with
+    its own view's bank would see z_l . z_ab instead. Each loss is then recomputed with
+    negatives drawn from the other view's bank (L first, then ab, from one generator)."""
+    model = _model("cmc")
+    batch = _batch()
+    idx = batch["index"]
+    with torch.no_grad():
+        l, ab = model.lab_views(batch["views"][0])
+        z_l = F.normalize(model.head_l(model.encoder_l(l)), dim=1)
+        z_ab = F.normalize(model.head_ab(model.encoder_ab(ab)), dim=1)
+        model.bank_ab.memory[idx] = z_l
+        model.bank_l.memory[idx] = z_ab
+    assert (z_l * z_ab).sum(1).max() < 0.99  # the two views' embeddings differ
+    bank_l, bank_ab = model.bank_l.all().clone(), model.bank_ab.all().clone()
+    out = model(batch, generator=torch.Generator().manual_seed(7))
+    assert out["pos_sim"] == pytest.approx(1.0, abs=1e-5)
+    draw_l, draw_ab = _uniform_draws(7, N, 2)
+    ones = torch.ones(B)
+    expected_l = _infonce(ones, torch.einsum("bd,bkd->bk", z_l, bank_ab[draw_l]))
+    expected_ab = _infonce(ones, torch.einsum("bd,bkd->bk", z_ab, bank_l[draw_ab]))
+    assert out["loss_l"] == pytest.approx(float(expected_l), abs=1e-4)
+    assert out["loss_ab"] == pytest.approx(float(expected_ab), abs=1e-4)
+    torch.testing.assert_close(out["loss"], expected_l + expected_ab, atol=1e-4, rtol=0)
+
+
+def test_moco_positive_is_the_key_of_the_other_view_and_the_negatives_the_whole_queue():
+    model = _model("moco")
+    batch = _batch()
+    with torch.no_grad():
+        q = model.embed(batch["views"][0])
+        k = model.embed_keys(batch["views"][1])
+    queue = model.queue.all().clone()
+    out = model(batch, generator=torch.Generator().manual_seed(0))
+    expected = _infonce((q * k).sum(1), q @ queue.t())
+    torch.testing.assert_close(out["loss"], expected)
+    assert out["num_negatives"] == 20.0
+    # equal views through equal encoders (the key encoder starts as a copy): positive 1
+    same = model(_batch(same_views=True), generator=torch.Generator().manual_seed(0))
+    assert same["pos_sim"] == pytest.approx(1.0, abs=1e-5)
+    assert out["pos_sim"] < 0.99
+
+
+def test_simclr_positive_is_the_other_view_of_the_same_item_and_the_pool_the_rest_of_the_batch():
+    model = _model("simclr")
+    batch = _batch()
+    with torch.no_grad():
+        z = model.embed(torch.cat(batch["views"]))
+    out = model(batch, generator=torch.Generator().manual_seed(0))
+    sims = z @ z.t()
+    partner = (torch.arange(2 * B) + B) % (2 * B)
+    pos = sims[torch.arange(2 * B), partner]
+    neg = torch.stack([sims[i, [j for j in range(2 * B) if j not in (i, int(partner[i]))]]
+                       for i in range(2 * B)])
+    torch.testing.assert_close(out["loss"], _infonce(pos, neg))
+    same = model(_batch(same_views=True), generator=torch.Generator().manual_seed(0))
+    assert same["pos_sim"] == pytest.approx(1.0, abs=1e-5)
+
+
+# --- momentum updates at momenta where m and 1 - m differ ----------------------------------
+
+
+@pytest.mark.parametrize("name,banks", [("ir", ("bank",)), ("cmc", ("bank_l", "bank_ab"))])
+def test_bank_updates_follow_the_momentum_formula_at_an_asymmetric_momentum(name, banks):
+    model = _model(name, bank_momentum=0.8)
+    batch = _batch(start=3)
+    before = {b: getattr(model, b).all().clone() for b in banks}
+    model(batch, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        if name == "ir":
+            new = {"bank": model.embed(batch["views"][0])}
+        else:
+            l, ab = model.lab_views(batch["views"][0])
+            new = {"bank_l": F.normalize(model.head_l(model.encoder_l(l)), dim=1),
+                   "bank_ab": F.normalize(model.head_ab(model.encoder_ab(ab)), dim=1)}
+    model.update_state()
+    rows = batch["index"]
+    for b in banks:
+        expected = before[b].clone()
+        mixed = 0.8 * before[b][rows] + 0.2 * new[b]
+        expected[rows] = mixed / mixed.norm(dim=1, keepdim=True)
+        torch.testing.assert_close(getattr(model, b).all(), expected)
+
+
+def test_moco_key_encoder_and_key_head_follow_the_momentum_formula_at_m_0_9():
+    model = _model("moco", key_momentum=0.9)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    key = [p.clone() for p in list(model.key_encoder.parameters())
+           + list(model.key_head.parameters())]
+    model(_batch(), generator=torch.Generator().manual_seed(0))["loss"].backward()
+    opt.step()  # the query encoder and head move away from the keys
+    model.update_state()
+    query = list(model.encoder.parameters()) + list(model.head.parameters())
+    now = list(model.key_encoder.parameters()) + list(model.key_head.parameters())
+    assert len(now) == len(query) == len(key)
+    moved = 0
+    for before, after, q in zip(key, now, query):
+        torch.testing.assert_close(after, 0.9 * before + 0.1 * q)
+        moved += not torch.equal(after, before)
+    assert moved == len(now)  # every tensor moved, the head's included
+
+
+# --- the queue after wrap-around -------------------------------------------------------------
+
+
+def test_moco_queue_holds_the_newest_keys_in_their_slots_after_wrapping_around():
+    model = _model("moco", queue_size=20)  # batches of 8 do not divide 20
+    start = model.queue.all().clone()
+    keys = []
+    for step in range(3):
+        batch = _batch(seed=step)
+        with torch.no_grad():  # no optimiser step: the key encoder stays where it is
+            keys.append(model.embed_keys(batch["views"][1]))
+        model(batch, generator=torch.Generator().manual_seed(step))
+        model.update_state()
+    # slots 0-7 step 0, 8-15 step 1, 16-19 then 0-3 step 2: the first half of step 0's
+    # keys are overwritten, its second half stays in slots 4-7
+    expected = torch.cat([keys[2][4:], keys[0][4:], keys[1], keys[2][:4]])
+    torch.testing.assert_close(model.queue.all(), expected)
+    assert int(model.queue.ptr) == 4
+    assert not torch.allclose(start, expected)
+
+
+# --- few-shot episodes reach their whole range -----------------------------------------------
+
+
+def test_episode_way_reaches_every_value_from_min_way_to_the_number_of_classes():
+    labels = np.repeat(np.arange(7), 6)  # 7 classes of 6
+    rng = np.random.default_rng(0)
+    config = EpisodeConfig(min_way=2, max_way=50)
+    ways = {sample_episode(labels, rng, config).way for _ in range(300)}
+    assert ways == set(range(2, 8))
+    capped = {sample_episode(labels, rng, EpisodeConfig(min_way=3, max_way=5)).way
+              for _ in range(300)}
+    assert capped == {3, 4, 5}
+
+
+def test_episode_shots_reach_every_value_from_one_to_what_the_queries_leave():
+    # 4 classes of 8: q = min(10, 8 // 2) = 4 queries each, so 1 to 4 shots per class
+    labels = np.repeat(np.arange(4), 8)
+    rng = np.random.default_rng(1)
+    shots, queries = set(), set()
+    for _ in range(400):
+        ep = sample_episode(labels, rng, EpisodeConfig(min_way=4, max_way=4))
+        shots |= set(np.bincount(ep.support_labels, minlength=4).tolist())
+        queries |= set(np.bincount(ep.query_labels, minlength=4).tolist())
+        assert set(ep.support).isdisjoint(ep.query)
+    assert shots == {1, 2, 3, 4}
+    assert queries == {4}
+
+
+# --- the Gaussian toy's critic is the optimal one --------------------------------------------
+
+
+def test_gaussian_critic_is_the_log_density_ratio_of_the_toy():
+    dim, rho = 3, 0.7
+    x, y = gaussian_pairs(5, dim, rho, seed=2)
+    scores = optimal_critic(x, y, rho)
+    cond_cov = (1 - rho**2) * np.eye(dim)
+    for i in range(5):
+        for j in range(5):
+            expected = (multivariate_normal(rho * x[i].numpy(), cond_cov).logpdf(y[j].numpy())
+                        - multivariate_normal(np.zeros(dim), np.eye(dim)).logpdf(y[j].numpy()))
+            assert float(scores[i, j]) == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("dim,rho", [(2, 0.8), (4, 0.5)])
+def test_gaussian_critic_mean_on_positive_pairs_tends_to_the_true_mi(dim, rho):
+    # E_{p(x, y)} log p(y | x) / p(y) = I(X; Y); the diagonal of the critic is that average
+    x, y = gaussian_pairs(4000, dim, rho, seed=3)
+    var = 1 - rho**2
+    diag = (-((y - rho * x) ** 2).sum(1) / (2 * var) + (y**2).sum(1) / 2
+            - 0.5 * dim * math.log(var))
+    torch.testing.assert_close(optimal_critic(x[:50], y[:50], rho).diagonal(), diag[:50])
+    stderr = float(diag.std()) / math.sqrt(len(diag))
+    assert abs(float(diag.mean()) - true_mi(dim, rho)) < 4 * stderr
+    assert true_mi(dim, rho) == pytest.approx(-0.5 * dim * math.log(var))
+
+
+# --- checkpoint conversion at widths other than 1 --------------------------------------------
+
+
+@pytest.mark.parametrize("arch,width,cifar_stem", [("resnet18", 0.25, True),
+                                                   ("resnet50", 0.125, False),
+                                                   ("resnet18", 0.5, False)])
+def test_conversion_round_trips_the_weights_and_settings_at_other_widths(arch, width, cifar_stem):
+    torch.manual_seed(0)
+    encoder = build_backbone(arch, cifar_stem=cifar_stem, width=width).eval()
+    state = encoder.state_dict()
+    converted = convert_state_dict(state)
+    back = {detectron2_to_torchvision_name(k): torch.from_numpy(v) for k, v in converted.items()}
+    kept = {k for k in state if not k.endswith("num_batches_tracked")}
+    assert set(back) == kept
+    described = infer_backbone(state)
+    assert described == {"arch": arch, "cifar_stem": cifar_stem, "width": width,
+                         "in_channels": 3}
+    rebuilt = build_backbone(**described).eval()
+    rebuilt.load_state_dict(back, strict=False)
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(rebuilt(x), encoder(x), rtol=0, atol=0)
+    base = int(64 * width)
+    resnets = detectron2_settings(described, "w.pkl")["MODEL"]["RESNETS"]
+    assert resnets["STEM_OUT_CHANNELS"] == converted["stem.conv1.weight"].shape[0] == base
+    last = "conv3" if arch == "resnet50" else "conv2"
+    assert resnets["RES2_OUT_CHANNELS"] == converted[f"res2.0.{last}.weight"].shape[0]
+    assert resnets["WIDTH_PER_GROUP"] == converted["res2.0.conv1.weight"].shape[0] == base
