@@ -22,8 +22,8 @@ def test_bank_update_is_normalised_momentum_average_of_the_indexed_rows_only():
     before = bank.all().clone()
     idx = torch.tensor([7, 2, 5])
     new = torch.randn(3, 4)
-    bank.update(idx, new, momentum=0.5)
-    expected = F.normalize(0.5 * before[idx] + 0.5 * new, dim=1)
+    bank.update(idx, new, momentum=0.3)  # m and 1 - m differ: a swapped formula fails
+    expected = F.normalize(0.3 * before[idx] + 0.7 * new, dim=1)
     torch.testing.assert_close(bank.get(idx), expected)
     untouched = torch.tensor([i for i in range(10) if i not in (7, 2, 5)])
     assert torch.equal(bank.get(untouched), before[untouched])
