@@ -213,3 +213,52 @@ def test_ring_draws_reach_every_member_of_the_ring_and_nothing_else():
                        generator=torch.Generator().manual_seed(0))
     for row in idx:
         assert set(row.tolist()) == set(range(lo, hi))
+
+
+def test_sampler_params_name_the_sampler_and_its_settings_at_each_point_of_training():
+    assert UniformSampler(num_negatives=5).params() == {"sampler": "uniform", "num_negatives": 5}
+    ring = RingSampler(w_l=0.8, w_u=0.95, num_negatives=7, schedule="linear", w_l_start=0.2,
+                       anneal_fraction=0.5)
+    assert ring.params(0.25) == {
+        "sampler": "ring", "w_l": 0.8, "w_u": 0.95, "w_l_now": pytest.approx(0.5),
+        "w_u_now": 0.95, "num_negatives": 7, "schedule": "linear", "w_l_start": 0.2,
+        "anneal_fraction": 0.5}
+
+
+def test_scaled_w_u_keeps_the_excluded_top_a_constant_fraction_of_the_annealed_ring():
+    ring = RingSampler(w_l=0.9, w_u=0.99, w_u_rule="scaled", anneal_fraction=1.0)
+    for progress in (0.0, 0.3, 1.0):
+        w_l_now = 0.9 * progress
+        assert ring.current_w_u(progress) == pytest.approx(1 - 0.1 * (1 - w_l_now))
+    assert RingSampler(w_l=0.9, w_u=0.99).current_w_u(0.0) == 0.99  # fixed rule
+
+
+def test_a_sampler_that_makes_no_synthetic_negatives_says_so():
+    with pytest.raises(NotImplementedError, match="'uniform' makes no synthetic negatives"):
+        UniformSampler().synthesize(torch.zeros(2, 3), torch.zeros(4, 3))
+
+
+@pytest.mark.parametrize("options,words", [
+    ({}, "top-k [0.9, 1]"),
+    ({"w_l": 0.8, "w_u": 0.95}, "ring [0.8, 0.95]"),
+    ({"w_l": 0.8, "w_u": 0.95, "schedule": "constant"}, "ring [0.8, 0.95], constant"),
+    ({"w_l": 0.8, "w_u": 0.95, "w_u_rule": "scaled"}, "ring [0.8, 0.95], w_u scaled"),
+    ({"w_l": 0.8, "w_u": 1.0, "w_u_rule": "scaled"}, "top-k [0.8, 1]"),
+    ({"w_l": 0.8, "w_u": 0.95, "w_u_rule": "scaled", "schedule": "constant"},
+     "ring [0.8, 0.95], constant"),
+])
+def test_ring_description_names_bounds_schedule_and_w_u_rule(options, words):
+    assert RingSampler.describe(options) == words
+
+
+def test_registering_a_second_sampler_under_a_taken_name_is_refused_naming_both():
+    from repro.samplers import SAMPLERS, register_sampler
+
+    class Impostor(UniformSampler):
+        name = "ring"
+
+    with pytest.raises(ValueError, match="a sampler named 'ring' is already registered: "
+                                         "RingSampler"):
+        register_sampler(Impostor)
+    assert SAMPLERS["ring"] is RingSampler
+    assert register_sampler(RingSampler) is RingSampler  # the same class again is fine
