@@ -262,3 +262,38 @@ def test_registering_a_second_sampler_under_a_taken_name_is_refused_naming_both(
         register_sampler(Impostor)
     assert SAMPLERS["ring"] is RingSampler
     assert register_sampler(RingSampler) is RingSampler  # the same class again is fine
+
+
+@pytest.mark.parametrize("schedule", ["linear", "step", "exponential"])
+def test_schedules_start_and_end_at_nonzero_values(schedule):
+    # a schedule from 0.2 to 0.8: start + (end - start) * fraction, reaching both ends
+    assert anneal(schedule, 0.2, 0.8, 0.0, num_steps=4) == pytest.approx(0.2)
+    assert anneal(schedule, 0.2, 0.8, 1.0, num_steps=4) == pytest.approx(0.8)
+    assert 0.2 < anneal(schedule, 0.2, 0.8, 0.6, num_steps=4) < 0.8
+    assert anneal("linear", 0.2, 0.8, 0.5) == pytest.approx(0.5)
+    assert anneal("step", 0.2, 0.8, 0.5, num_steps=4) == pytest.approx(0.2 + 0.6 * 2 / 3)
+    frac = (1 - math.exp(-5 * 0.5)) / (1 - math.exp(-5))
+    assert anneal("exponential", 0.2, 0.8, 0.5) == pytest.approx(0.2 + 0.6 * frac)
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.5, 1.5])
+def test_an_anneal_fraction_outside_zero_to_one_is_refused(fraction):
+    with pytest.raises(ValueError, match=rf"^anneal_fraction must be in \(0, 1\], got {fraction}$"):
+        anneal("linear", 0.0, 0.9, 0.5, anneal_fraction=fraction)
+
+
+def test_the_ring_sampler_without_similarities_says_what_it_needs():
+    with pytest.raises(ValueError, match=r"^the ring sampler needs the \(B, N\) similarities "
+                                         r"to the pool$"):
+        RingSampler().select(None, batch_size=2, pool_size=10)
+
+
+def test_a_scaled_ring_selects_with_the_w_u_of_its_point_of_training():
+    # [0.5, 0.9] scaled, annealed over all training: at progress 0, w_l = 0 and
+    # w_u = 1 - 0.1 * 1 / 0.5 = 0.8, i.e. ranks [20, 100) of 100; at the end [10, 50)
+    ring = RingSampler(w_l=0.5, w_u=0.9, w_u_rule="scaled", anneal_fraction=1.0)
+    sims = torch.linspace(1.0, -1.0, 100).expand(2, 100)  # rank r = candidate r
+    start = ring.select(sims, batch_size=2, pool_size=100, progress=0.0)
+    end = ring.select(sims, batch_size=2, pool_size=100, progress=1.0)
+    assert sorted(start[0].tolist()) == list(range(20, 100))
+    assert sorted(end[0].tolist()) == list(range(10, 50))
