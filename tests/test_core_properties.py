@@ -282,3 +282,81 @@ def test_conversion_round_trips_the_weights_and_settings_at_other_widths(arch, w
     last = "conv3" if arch == "resnet50" else "conv2"
     assert resnets["RES2_OUT_CHANNELS"] == converted[f"res2.0.{last}.weight"].shape[0]
     assert resnets["WIDTH_PER_GROUP"] == converted["res2.0.conv1.weight"].shape[0] == base
+
+
+# --- the builder hands every option to the model it builds -----------------------------------
+
+
+def test_the_builder_passes_every_option_to_the_model():
+    common = dict(sampler_config={"name": "uniform"}, dataset_size=24, backbone=TINY,
+                  embedding_dim=6, temperature=0.3, num_negatives=5, queue_size=17,
+                  bank_momentum=0.35, key_momentum=0.85, head="mlp", loss="released",
+                  mean=(0.1, 0.2, 0.3), std=(0.4, 0.5, 0.6))
+    ir, cmc, moco, simclr = (build_model(n, **common) for n in ("ir", "cmc", "moco", "simclr"))
+    for model in (ir, cmc, moco, simclr):
+        assert model.temperature == 0.3
+        assert model.backbone_config == {**TINY, "in_channels": 1 if model is cmc else 3}
+    assert ir.bank.memory.shape == (24, 6) and ir.bank.momentum == 0.35
+    assert ir.sampler.num_negatives == 5 and isinstance(ir.head, torch.nn.Sequential)
+    for bank in (cmc.bank_l, cmc.bank_ab):
+        assert bank.memory.shape == (24, 6) and bank.momentum == 0.35
+    assert isinstance(cmc.head_l, torch.nn.Sequential) and isinstance(cmc.head_ab, torch.nn.Sequential)
+    assert cmc.rgb_mean.flatten().tolist() == pytest.approx([0.1, 0.2, 0.3])
+    assert cmc.rgb_std.flatten().tolist() == pytest.approx([0.4, 0.5, 0.6])
+    assert cmc.encoder_ab.conv1.in_channels == 2 and cmc.encoder_l.conv1.in_channels == 1
+    assert moco.queue.keys.shape == (17, 6) and moco.key_momentum == 0.85
+    assert moco.sampler.num_negatives is None
+    assert simclr.loss_variant == "released" and simclr.head[-1].out_features == 6
+    assert moco.head[-1].out_features == 6
+    assert build_model("ir", **{**common, "head": "linear"}).head.out_features == 6
+
+
+def test_builder_refusals_name_the_problem_exactly():
+    common = dict(dataset_size=4, backbone=TINY)
+    with pytest.raises(ValueError, match=r"^unknown base model 'byol'; choose one of "
+                                         r"\['cmc', 'ir', 'moco', 'simclr'\]$"):
+        build_model("byol", sampler_config={"name": "uniform"}, **common)
+    with pytest.raises(ValueError, match=r"^sampler_config must not set num_negatives"):
+        build_model("ir", sampler_config={"name": "uniform", "num_negatives": 3}, **common)
+    with pytest.raises(ValueError, match=r"^dataset_size must be positive, got 0$"):
+        build_model("ir", sampler_config={"name": "uniform"}, dataset_size=0, backbone=TINY)
+    with pytest.raises(ValueError, match=r"^estimator 'hard' \(HCL\) debiases / reweights "
+                                         r"negatives drawn from the data distribution; sampler "
+                                         r"'ring' chooses them by similarity"):
+        build_model("moco", sampler_config={"name": "ring", "w_l": 0.5, "estimator": {
+            "name": "hard", "tau_plus": 0.1, "beta": 1.0}}, **common)
+    with pytest.raises(ValueError, match=r"^sampler 'mochi' mixes pool embeddings into "
+                                         r"synthetic negatives; simclr's negatives are in-batch "
+                                         r"similarities without a pool of embeddings: use it "
+                                         r"with ir, cmc, moco$"):
+        build_model("simclr", sampler_config={"name": "mochi"}, **common)
+
+
+def test_model_option_problems_name_the_options_a_model_takes():
+    from repro.models import model_option_problem
+
+    assert model_option_problem("ir", {"queue_size": 4, "datasets": {}}) == (
+        "options ['queue_size'] do not apply to ir (it takes ['num_negatives', "
+        "'bank_momentum', 'head'], and datasets)")
+    assert model_option_problem("moco", {"queue_size": 4, "key_momentum": 0.9}) is None
+    assert model_option_problem("unknown", {"x": 1}) is None
+
+
+def test_model_constructors_refuse_bad_settings_with_their_message():
+    from repro.models.cmc import CMC
+    from repro.models.moco import MoCo
+    from repro.models.simclr import SimCLR
+    from repro.samplers import UniformSampler
+
+    uniform = UniformSampler()
+    with pytest.raises(ValueError, match=r"^key_momentum must be in \[0, 1\], got 1.5$"):
+        MoCo(uniform, 0.2, backbone=TINY, key_momentum=1.5)
+    with pytest.raises(ValueError, match=r"^unknown SimCLR loss 'x'; choose one of "
+                                         r"\('nt_xent', 'released'\)$"):
+        SimCLR(uniform, 0.2, backbone=TINY, loss="x")
+    with pytest.raises(ValueError, match=r"^mean and std must be 3 RGB values \(std > 0\)"):
+        CMC(uniform, 0.2, backbone=TINY, dataset_size=4, std=(0.2, 0.0, 0.2))
+    with pytest.raises(ValueError, match=r"^temperature must be positive, got -1"):
+        SimCLR(uniform, -1.0, backbone=TINY)
+    MoCo(uniform, 0.2, backbone=TINY, key_momentum=1.0)  # the ends of [0, 1] are allowed
+    MoCo(uniform, 0.2, backbone=TINY, key_momentum=0.0)
