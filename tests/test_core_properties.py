@@ -360,3 +360,89 @@ def test_model_constructors_refuse_bad_settings_with_their_message():
         SimCLR(uniform, -1.0, backbone=TINY)
     MoCo(uniform, 0.2, backbone=TINY, key_momentum=1.0)  # the ends of [0, 1] are allowed
     MoCo(uniform, 0.2, backbone=TINY, key_momentum=0.0)
+
+
+# --- the shared pieces of every base model ----------------------------------------------------
+
+
+def test_released_simclr_pairs_view_one_anchors_with_every_row_self_and_positive_included():
+    from repro.models.simclr import released_similarities
+
+    g = torch.Generator().manual_seed(0)
+    z = F.normalize(torch.randn(6, 4, generator=g), dim=1)  # B = 3
+    sims = z @ z.t()
+    pos, pool = released_similarities(z, z)
+    torch.testing.assert_close(pos, sims[[0, 1, 2], [3, 4, 5]])
+    torch.testing.assert_close(pool, sims[:3])
+    pos2, pool2 = released_similarities(z, z, keep_positive=False)
+    torch.testing.assert_close(pos2, pos)
+    for i in range(3):
+        torch.testing.assert_close(pool2[i], sims[i, [j for j in range(6) if j != i + 3]])
+    # as rows 6..11 of a larger gathered batch
+    z_all = torch.cat([F.normalize(torch.randn(6, 4, generator=g), dim=1), z])
+    pos3, pool3 = released_similarities(z, z_all, offset=6)
+    torch.testing.assert_close(pos3, pos)
+    torch.testing.assert_close(pool3, z[:3] @ z_all.t())
+    for bad in (torch.zeros(5, 4), torch.zeros(0, 4)):
+        with pytest.raises(ValueError, match=r"^z must stack two views of B items, \(2B, D\); "
+                                             rf"got {bad.shape[0]} rows$"):
+            released_similarities(bad, bad)
+
+
+def test_in_batch_similarities_under_an_offset_skip_self_and_positive_in_the_global_batch():
+    from repro.models.simclr import in_batch_similarities
+
+    g = torch.Generator().manual_seed(1)
+    z = F.normalize(torch.randn(4, 3, generator=g), dim=1)  # B = 2, rows 2..5 of z_all
+    z_all = torch.cat([F.normalize(torch.randn(2, 3, generator=g), dim=1), z])
+    pos, pool = in_batch_similarities(z, z_all, offset=2)
+    sims = z @ z_all.t()
+    torch.testing.assert_close(pos, sims[[0, 1, 2, 3], [4, 5, 2, 3]])
+    for i in range(4):
+        keep = [j for j in range(6) if j not in (2 + i, 2 + (i + 2) % 4)]
+        torch.testing.assert_close(pool[i], sims[i, keep])
+    with pytest.raises(ValueError, match=r"^z must stack two views of B items, \(2B, D\); got 3 "
+                                         r"rows$"):
+        in_batch_similarities(z[:3], z)
+
+
+def test_similarity_logs_are_the_mean_positive_and_negative_similarity_and_k():
+    from repro.models.base import similarity_logs
+
+    logs = similarity_logs(torch.tensor([0.5, 0.1]), torch.tensor([[0.2, 0.4, 0.0],
+                                                                   [0.6, -0.2, 0.2]]))
+    assert logs == {"pos_sim": pytest.approx(0.3), "neg_sim": pytest.approx(0.2),
+                    "num_negatives": 3.0}
+
+
+def test_batches_without_views_or_index_are_refused_with_what_a_batch_holds():
+    from repro.models.base import negatives_from_pool, two_views
+    from repro.models.ir import batch_indices
+    from repro.samplers import UniformSampler
+
+    for bad in ({"views": (torch.zeros(1),)}, {}, [torch.zeros(1)]):
+        with pytest.raises(ValueError, match=r"^a batch must be a dict with 'views': \(x1, x2\)"):
+            two_views(bad)
+    views = (torch.zeros(1), torch.ones(1))
+    assert two_views({"views": views}) == views
+    with pytest.raises(ValueError, match=r"^memory-bank models need batch\['index'\]"):
+        batch_indices({}, 4)
+    for index in ([-1, 0], [0, 4]):
+        with pytest.raises(ValueError, match=r"holds indices outside \[0, 4\)"):
+            batch_indices({"index": torch.tensor(index)}, 4)
+    assert batch_indices({"index": torch.tensor([0, 3], dtype=torch.int32)}, 4).dtype == \
+        torch.long
+    assert batch_indices({"index": torch.tensor([], dtype=torch.long)}, 4).numel() == 0
+    with pytest.raises(ValueError, match=r"^anchors \(B, D\) and pool \(N, D\) must share D, got "
+                                         r"\(2, 3\) and \(5, 4\)$"):
+        negatives_from_pool(UniformSampler(2), torch.zeros(2, 3), torch.zeros(5, 4), progress=1.0)
+
+
+def test_distributed_setup_without_an_initialised_process_group_is_refused():
+    model = _model("simclr")
+    with pytest.raises(RuntimeError, match=r"^set_process_group needs torch.distributed to be "
+                                           r"initialised first"):
+        model.set_process_group()
+    x = torch.randn(3, 2)
+    assert model.gather(x) is x and model.gather_with_grad(x) is x
+    assert (model.world_size, model.rank, model.process_group) == (1, 0, None)
