@@ -297,3 +297,50 @@ def test_a_scaled_ring_selects_with_the_w_u_of_its_point_of_training():
     end = ring.select(sims, batch_size=2, pool_size=100, progress=1.0)
     assert sorted(start[0].tolist()) == list(range(20, 100))
     assert sorted(end[0].tolist()) == list(range(10, 50))
+
+
+def test_indices_are_made_on_the_device_of_the_similarities():
+    # the meta device (shapes only) stands in for an accelerator on a CPU-only machine
+    assert uniform_indices(2, 5, 3, device="meta").device.type == "meta"
+    assert uniform_indices(2, 5, None, device="meta").device.type == "meta"
+    sims = torch.zeros(2, 10, device="meta")
+    assert ring_indices(sims, 0.0, 1.0, 3).device.type == "meta"  # the whole-pool shortcut
+    assert ring_indices(sims, 0.5, 0.9, 3).device.type == "meta"  # a draw inside the ring
+
+
+def test_one_candidate_pools_and_single_negatives_are_allowed_empty_ones_refused():
+    assert ring_bounds(0.0, 1.0, 1) == (0, 1)
+    assert uniform_indices(2, 1, 3).tolist() == [[0, 0, 0]] * 2
+    assert uniform_indices(2, 4, 1).shape == (2, 1)
+    with pytest.raises(ValueError, match=r"^the candidate pool is empty \(pool_size=0\)$"):
+        ring_bounds(0.0, 1.0, 0)
+    with pytest.raises(ValueError, match=r"^the candidate pool is empty \(pool_size=0\)$"):
+        uniform_indices(2, 0, 3)
+    with pytest.raises(ValueError, match=r"^num_negatives must be positive, got 0$"):
+        uniform_indices(2, 4, 0)
+
+
+def test_a_ring_that_drops_only_the_most_similar_candidate_is_not_the_whole_pool():
+    sims = torch.linspace(1.0, -1.0, 10).expand(2, 10)  # rank r = candidate r
+    assert ring_bounds(0.0, 0.9, 10) == (1, 10)
+    band = ring_indices(sims, 0.0, 0.9)
+    assert sorted(band[0].tolist()) == list(range(1, 10))
+    draws = ring_indices(sims, 0.0, 0.9, 500, torch.Generator().manual_seed(0))
+    assert set(draws.flatten().tolist()) == set(range(1, 10))
+
+
+def test_percentiles_that_are_not_numbers_are_refused_as_value_errors():
+    with pytest.raises(ValueError, match=r"^ring percentile w_l='0.5' must be a number in "
+                                         r"\[0, 1\]$"):
+        ring_bounds("0.5", 0.9, 10)
+
+
+def test_ring_sampler_settings_are_refused_with_their_message():
+    with pytest.raises(ValueError, match=r"^num_negatives must be positive, got 0$"):
+        RingSampler(num_negatives=0)
+    assert RingSampler(num_negatives=1).num_negatives == 1
+    with pytest.raises(ValueError, match=r"^unknown w_u_rule 'x'; choose one of "
+                                         r"\('fixed', 'scaled'\)$"):
+        RingSampler(w_u_rule="x")
+    with pytest.raises(ValueError, match=r"^unknown schedule 'x'; choose one of "):
+        RingSampler(schedule="x")
