@@ -344,3 +344,21 @@ def test_ring_sampler_settings_are_refused_with_their_message():
         RingSampler(w_u_rule="x")
     with pytest.raises(ValueError, match=r"^unknown schedule 'x'; choose one of "):
         RingSampler(schedule="x")
+
+
+def test_a_plug_in_sampler_without_params_of_its_own_logs_its_name():
+    from repro.samplers import NegativeSampler
+
+    class EveryOther(NegativeSampler):  # a sampler a user plugs in, with only select()
+        name = "every_other"
+
+        def select(self, sims, *, batch_size, pool_size, progress=1.0, generator=None,
+                   device="cpu"):
+            return torch.arange(0, pool_size, 2, device=device).expand(batch_size, -1)
+
+    sampler = EveryOther()
+    assert sampler.params(0.3) == {"sampler": "every_other"}
+    assert EveryOther.describe({"anything": 1}) == "every_other"
+    assert sampler.select(None, batch_size=2, pool_size=5).tolist() == [[0, 2, 4]] * 2
+    with pytest.raises(NotImplementedError, match="'every_other' makes no synthetic negatives"):
+        sampler.synthesize(torch.zeros(1, 2), torch.zeros(3, 2))
