@@ -446,3 +446,67 @@ def test_distributed_setup_without_an_initialised_process_group_is_refused():
     x = torch.randn(3, 2)
     assert model.gather(x) is x and model.gather_with_grad(x) is x
     assert (model.world_size, model.rank, model.process_group) == (1, 0, None)
+
+
+def test_released_simclr_loss_is_infonce_over_view_one_anchors_and_every_other_row():
+    # uniform: each anchor's normaliser holds its positive once (the 2B - 1 rows but itself
+    # dropped of the positive column, self included); ring: the positive stays in the pool
+    model = _model("simclr", loss="released")
+    batch = _batch()
+    with torch.no_grad():
+        z = model.embed(torch.cat(batch["views"]))
+    sims = z @ z.t()
+    rows = torch.arange(B)
+    pos = sims[rows, rows + B]
+    neg = torch.stack([sims[i, [j for j in range(2 * B) if j != i + B]] for i in range(B)])
+    out = model(batch, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out["loss"], _infonce(pos, neg))
+    assert out["num_negatives"] == 2 * B - 1
+    whole_ring = _model("simclr", loss="released", sampler_config={"name": "ring", "w_l": 0.0,
+                                                                   "w_u": 1.0})
+    ring_out = whole_ring(batch, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(ring_out["loss"], _infonce(pos, sims[:B]))
+    assert ring_out["num_negatives"] == 2 * B
+
+
+def test_simclr_pools_shrink_as_the_ring_anneals():
+    model = _model("simclr", sampler_config={"name": "ring", "w_l": 0.5, "w_u": 1.0,
+                                             "anneal_fraction": 1.0})
+    batch = _batch()
+    assert model(batch, progress=0.0)["num_negatives"] == 2 * B - 2
+    assert model(batch, progress=1.0)["num_negatives"] == (2 * B - 2) // 2
+
+
+@pytest.mark.parametrize("rows", [2, 4, 6])
+def test_simclr_similarities_take_any_even_number_of_rows(rows):
+    from repro.models.simclr import in_batch_similarities, released_similarities
+
+    z = F.normalize(torch.randn(rows, 3, generator=torch.Generator().manual_seed(rows)), dim=1)
+    pos, pool = released_similarities(z, z)
+    assert pos.shape == (rows // 2,) and pool.shape == (rows // 2, rows)
+    pos, pool = in_batch_similarities(z, z)
+    assert pos.shape == (rows,) and pool.shape == (rows, rows - 2)
+
+
+def test_ring_loss_default_temperature_is_the_papers_0_07():
+    from repro.estimators import info_nce_loss, ring_nce_loss
+
+    pos, sims = torch.tensor([0.3, 0.1]), torch.tensor([[0.2, -0.1, 0.4], [0.0, 0.5, 0.1]])
+    torch.testing.assert_close(ring_nce_loss(pos, sims, 0.0, 1.0),
+                               info_nce_loss(pos, sims, 0.07))
+
+
+def test_a_process_group_of_one_sets_world_size_rank_and_group(tmp_path):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'init'}", rank=0,
+                            world_size=1)
+    try:
+        group = dist.new_group([0])
+        model = _model("moco")
+        model.set_process_group(group)
+        assert (model.process_group, model.world_size, model.rank) == (group, 1, 0)
+        x = torch.randn(3, 2)
+        torch.testing.assert_close(model.gather(x), x)
+    finally:
+        dist.destroy_process_group()
