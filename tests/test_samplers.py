@@ -362,3 +362,14 @@ def test_a_plug_in_sampler_without_params_of_its_own_logs_its_name():
     assert sampler.select(None, batch_size=2, pool_size=5).tolist() == [[0, 2, 4]] * 2
     with pytest.raises(NotImplementedError, match="'every_other' makes no synthetic negatives"):
         sampler.synthesize(torch.zeros(1, 2), torch.zeros(3, 2))
+
+
+def test_a_config_without_a_sampler_name_is_refused_and_re_registering_keeps_the_class():
+    from repro.samplers import SAMPLERS, register_sampler
+
+    with pytest.raises(ValueError, match=r"^unknown sampler None; choose one of "):
+        build_sampler({"w_l": 0.5})
+    register_sampler(RingSampler)
+    assert SAMPLERS["ring"] is RingSampler and build_sampler({"name": "ring"}) == RingSampler()
+    assert UniformSampler(3).select(None, batch_size=2, pool_size=5,
+                                    device="meta").device.type == "meta"
