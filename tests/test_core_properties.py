@@ -510,3 +510,20 @@ def test_a_process_group_of_one_sets_world_size_rank_and_group(tmp_path):
         torch.testing.assert_close(model.gather(x), x)
     finally:
         dist.destroy_process_group()
+
+
+def test_moco_defaults_and_heads_are_as_documented():
+    from repro.models.heads import build_head, mlp_head
+    from repro.models.moco import MoCo
+    from repro.samplers import UniformSampler
+
+    moco = MoCo(UniformSampler(), 0.2, backbone=TINY)
+    assert (moco.queue.keys.shape, moco.key_momentum) == ((4096, 128), 0.999)
+    assert not any(p.requires_grad for p in moco.key_encoder.parameters())
+    assert all(p.requires_grad for p in moco.encoder.parameters())
+    head = mlp_head(4, 2, hidden_dim=7)
+    assert (head[0].in_features, head[0].out_features, head[2].out_features) == (4, 7, 2)
+    assert mlp_head(4, 2)[0].out_features == 4
+    with pytest.raises(ValueError, match=r"^unknown head 'deep'; choose one of "
+                                         r"\('linear', 'mlp'\)$"):
+        build_head("deep", 4, 2)
