@@ -231,6 +231,7 @@ def test_scaled_w_u_keeps_the_excluded_top_a_constant_fraction_of_the_annealed_r
         w_l_now = 0.9 * progress
         assert ring.current_w_u(progress) == pytest.approx(1 - 0.1 * (1 - w_l_now))
     assert RingSampler(w_l=0.9, w_u=0.99).current_w_u(0.0) == 0.99  # fixed rule
+    assert ring.params(0.0)["w_u_now"] == pytest.approx(0.9)  # logged at its point of training
 
 
 def test_a_sampler_that_makes_no_synthetic_negatives_says_so():
