@@ -16,7 +16,8 @@ PYTEST_ARGS ?=
 # its own lock, repro.io.run_lock, so two workflows never train one run at once)
 REPRODUCE_FLAGS = --cores $(CORES) --show-failed-logs --rerun-incomplete --nolock
 
-.PHONY: install reproduce test test-fast test-slurm lint report-html dry-run-paper clean-results
+.PHONY: install reproduce test test-fast test-slurm lint report-html dry-run-paper clean-results \
+	mutation mutation-report
 
 install: $(STAMP)
 
@@ -53,6 +54,25 @@ lint: install  # Snakemake's linter (also a test of `make test`: tests/test_envs
 
 report-html: install  # Snakemake's report of the last `make reproduce` (same CONFIG=)
 	$(VENV)/bin/snakemake --report report.html $(if $(CONFIG),--configfile "$(CONFIG)")
+
+# Mutation testing of the core with mutmut ([tool.mutmut] in pyproject.toml; README "Mutation
+# testing"): MODULES= chooses dotted modules or packages, MUTATION_JOBS= the parallel workers.
+# Results accumulate in mutants/ (ignored by git); `make mutation-report` prints them again.
+MODULES ?= repro.samplers repro.estimators repro.memory repro.models repro.report.stats \
+	repro.results transfer.fewshot.episodes transfer.detection.convert
+MUTATION_JOBS ?= 1
+$(VENV)/bin/mutmut: | install
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[$(EXTRAS),mutation]'
+
+mutation: install $(VENV)/bin/mutmut
+	@start=$$(date +%s); \
+	OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children $(MUTATION_JOBS) \
+		$(foreach m,$(MODULES),'$(m).*'); status=$$?; \
+	echo "make mutation: took $$(( $$(date +%s) - start )) s (exit $$status)"; \
+	$(PY) tools/mutation_report.py $(MODULES); exit $$status
+
+mutation-report:
+	$(PY) tools/mutation_report.py --survivors $(MODULES)
 
 dry-run-paper: install
 	$(VENV)/bin/snakemake -n --configfile config/paper.yaml

@@ -318,6 +318,9 @@ def test_torchvision_backend_fine_tunes_and_writes_a_detection_record(tmp_path, 
     expected = {f"{t}_{m}" for t in iou_types for m in ("AP", "AP50", "AP75")}
     assert set(record["metrics"]) == expected
     assert all(0.0 <= v <= 100.0 for v in record["metrics"].values())
+    for t in iou_types:  # COCO AP averages AP over IoU 0.5..0.95: never above AP at 0.5
+        m = record["metrics"]
+        assert m[f"{t}_AP"] <= m[f"{t}_AP50"] and m[f"{t}_AP75"] <= m[f"{t}_AP50"]
     assert "pycocotools" in record["protocol"] and task in record["protocol"]
     assert (out.parent / "log.csv").exists()
 

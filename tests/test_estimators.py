@@ -210,3 +210,95 @@ def test_hcl_refuses_a_prior_outside_0_1_or_a_negative_beta(tau_plus, beta):
     pos, neg = _unit_sims(2, 3)
     with pytest.raises(ValueError, match="tau_plus|beta"):
         hard_nce_loss(pos, neg, 0.5, tau_plus, beta)
+
+
+# --- exact messages, reductions and the registry ----------------------------------------------
+
+
+def test_estimator_input_errors_name_the_shape_received():
+    with pytest.raises(ValueError, match=r"^positive similarities must be \(B,\), got shape "
+                                         r"\(2, 1\)$"):
+        info_nce_loss(torch.zeros(2, 1), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match=r"^negative similarities must be \(B, K\) with B=2, got "
+                                         r"\(3, 3\)$"):
+        info_nce_loss(torch.zeros(2), torch.zeros(3, 3))
+    with pytest.raises(ValueError, match=r"^negative similarities must be \(B, K\) with B=2, got "
+                                         r"\(2,\)$"):
+        info_nce_loss(torch.zeros(2), torch.zeros(2))
+    with pytest.raises(ValueError, match=r"^no negatives: K must be at least 1$"):
+        info_nce_loss(torch.zeros(2), torch.zeros(2, 0))
+    with pytest.raises(ValueError, match=r"^temperature must be positive, got 0.0$"):
+        info_nce_loss(torch.zeros(2), torch.zeros(2, 3), 0.0)
+
+
+def test_logits_put_the_positive_in_column_zero_over_the_temperature():
+    logits = contrastive_logits(torch.tensor([0.5, -0.2]), torch.tensor([[0.1, 0.3], [0.4, 0.0]]),
+                                0.5)
+    torch.testing.assert_close(logits, torch.tensor([[1.0, 0.2, 0.6], [-0.4, 0.8, 0.0]]))
+
+
+def test_reductions_mean_and_none_and_an_unknown_one_is_refused():
+    pos, neg = torch.tensor([0.5, -0.2]), torch.tensor([[0.1, 0.3], [0.4, 0.0]])
+    per = info_nce_loss(pos, neg, 0.5, reduction="none")
+    expected = torch.stack([torch.logsumexp(row, 0) - row[0] for row in
+                            contrastive_logits(pos, neg, 0.5)])
+    torch.testing.assert_close(per, expected)
+    torch.testing.assert_close(info_nce_loss(pos, neg, 0.5), expected.mean())
+    with pytest.raises(ValueError, match=r"^reduction must be 'mean' or 'none', got 'sum'$"):
+        info_nce_loss(pos, neg, 0.5, reduction="sum")
+    sims = torch.tensor([[0.9, 0.1, 0.5, 0.3], [0.2, 0.8, 0.6, 0.4]])
+    ring = ring_nce_loss(pos, sims, 0.5, 1.0, 0.5, reduction="none")  # the top half of each row
+    torch.testing.assert_close(ring, info_nce_loss(pos, torch.tensor([[0.9, 0.5], [0.8, 0.6]]),
+                                                   0.5, reduction="none"))
+
+
+def test_ring_loss_with_k_draws_k_negatives_from_each_ring():
+    pos = torch.tensor([0.0, 0.0])
+    sims = torch.tensor([[0.9, 0.1, 0.5, 0.3], [0.2, 0.8, 0.6, 0.4]])
+    # ring [0.5, 0.75]: rank 1 alone (0.5 and 0.6); 3 draws of it
+    loss = ring_nce_loss(pos, sims, 0.5, 0.75, 1.0, num_negatives=3,
+                         generator=torch.Generator().manual_seed(0))
+    expected = info_nce_loss(pos, torch.tensor([[0.5] * 3, [0.6] * 3]), 1.0)
+    torch.testing.assert_close(loss, expected)
+
+
+def test_mi_lower_bound_is_log_k_plus_one_minus_the_loss():
+    pos, neg = torch.tensor([0.9, 0.7]), torch.tensor([[0.1, -0.3, 0.2], [0.0, 0.5, -0.1]])
+    expected = math.log(4) - float(info_nce_loss(pos, neg, 0.2))
+    assert float(mi_lower_bound(pos, neg, 0.2)) == pytest.approx(expected)
+    assert float(mi_lower_bound(pos, neg)) == pytest.approx(
+        math.log(4) - float(info_nce_loss(pos, neg, 1.0)))
+
+
+def test_the_estimator_registry_names_options_labels_and_which_take_uniform_negatives():
+    from repro.estimators import ESTIMATORS, build_estimator, debiased_nce_loss, hard_nce_loss
+
+    assert {n: (e.options, e.uniform_negatives, e.label) for n, e in ESTIMATORS.items()} == {
+        "nce": ((), False, "InfoNCE"), "debiased": (("tau_plus",), True, "DCL"),
+        "hard": (("tau_plus", "beta"), True, "HCL")}
+    assert build_estimator(None) is info_nce_loss and build_estimator({}) is info_nce_loss
+    pos, neg = torch.tensor([0.9, 0.7]), torch.tensor([[0.1, -0.3, 0.2], [0.0, 0.5, -0.1]])
+    hard = build_estimator({"name": "hard", "tau_plus": 0.1, "beta": 1.0})
+    torch.testing.assert_close(hard(pos, neg, 0.5), hard_nce_loss(pos, neg, 0.5, 0.1, 1.0))
+    dcl = build_estimator({"name": "debiased", "tau_plus": 0.2})
+    torch.testing.assert_close(dcl(pos, neg, 0.5), debiased_nce_loss(pos, neg, 0.5, 0.2))
+    with pytest.raises(ValueError, match=r"^unknown estimator 'x'; choose one of "
+                                         r"\['debiased', 'hard', 'nce'\]$"):
+        build_estimator({"name": "x"})
+    with pytest.raises(ValueError, match=r"^estimator 'hard' takes exactly the options "
+                                         r"\['tau_plus', 'beta'\]; missing \['beta'\]; "
+                                         r"unknown \['gamma'\]$"):
+        build_estimator({"name": "hard", "tau_plus": 0.1, "gamma": 1})
+
+
+@pytest.mark.parametrize("tau_plus,beta,match", [
+    (1.0, 0.0, r"^tau_plus must be in \[0, 1\), got 1.0$"),
+    (-0.1, 0.0, r"^tau_plus must be in \[0, 1\), got -0.1$"),
+    (0.1, -1.0, r"^beta must be >= 0, got -1.0$")])
+def test_hcl_refuses_bad_options_with_their_exact_message(tau_plus, beta, match):
+    from repro.estimators import hard_nce_loss
+
+    with pytest.raises(ValueError, match=match):
+        hard_nce_loss(torch.zeros(2), torch.zeros(2, 3), 0.5, tau_plus, beta)
+    assert float(hard_nce_loss(torch.zeros(2), torch.zeros(2, 3), 0.5, 0.0, 0.0)) == \
+        pytest.approx(math.log(4))

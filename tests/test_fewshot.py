@@ -270,6 +270,9 @@ def test_cli_writes_a_fewshot_record_with_accuracy_and_ci(tmp_path, no_download,
     assert (record["model"], record["sampler"], record["dataset"]) == ("moco", "ring", "shapes")
     for name in ("accuracy", "accuracy_logreg", "accuracy_centroid"):
         assert 0.0 <= record["metrics"][name] <= 100.0 and name in record["ci95"]
+    # the headline accuracy is the default classifier's (logreg), with its interval
+    assert record["metrics"]["accuracy"] == record["metrics"]["accuracy_logreg"]
+    assert record["ci95"]["accuracy"] == record["ci95"]["accuracy_logreg"]
     assert "domain_linear_accuracy" in record["metrics"]
     assert "meta-dataset episodes" in record["protocol"] and "logreg" in record["protocol"]
     assert record["extra"]["episodes"] == 4 and record["extra"]["data"]["backend"] == "tfds"

@@ -266,8 +266,12 @@ def test_run_specs_come_from_the_checkpoint_beside_each_pretrain_record(tmp_path
     settings = run_settings(records, specs)
     assert sorted(settings["batch_size"].dropna()) == [128]
     assert "resnet18 width 0.125, 12 epochs, batch 128" in config_footer(records, settings)
+    fig = plot_loss_curves(records, settings)  # the figure make_figures saves, as an object
+    assert "resnet18 width 0.125, 12 epochs, batch 128" in _footer(fig)
     paths = make_figures(tmp_path, tmp_path / "out", only=["loss_curves"])
-    assert all(p.stat().st_size > 1000 for p in paths)
+    assert sorted(p.name for p in paths) == ["loss_curves.pdf", "loss_curves.png"]
+    png = plt.imread(next(p for p in paths if p.suffix == ".png"))
+    assert png[..., :3].std() > 0.01  # the saved figure is not a blank page
 
 
 def test_run_settings_come_from_the_record_config_when_there_is_no_checkpoint(tmp_path):

@@ -90,7 +90,7 @@ def test_forward_in_eval_mode_stashes_no_update():
 
 
 def test_ir_update_state_moves_the_batch_bank_entries_by_the_momentum_formula():
-    model = _model("ir", bank_momentum=0.5)
+    model = _model("ir", bank_momentum=0.7)  # m and 1 - m differ: a swapped formula fails
     batch = _batch(start=10)
     before = model.bank.all().clone()
     model(batch, generator=_gen())
@@ -98,7 +98,7 @@ def test_ir_update_state_moves_the_batch_bank_entries_by_the_momentum_formula():
     with torch.no_grad():
         q = model.embed(batch["views"][0])  # BN in train mode: batch statistics, same q
     idx = batch["index"]
-    torch.testing.assert_close(model.bank.get(idx), F.normalize(0.5 * before[idx] + 0.5 * q))
+    torch.testing.assert_close(model.bank.get(idx), F.normalize(0.7 * before[idx] + 0.3 * q))
     rest = torch.ones(DATASET_SIZE, dtype=torch.bool)
     rest[idx] = False
     assert torch.equal(model.bank.all()[rest], before[rest])
@@ -154,10 +154,16 @@ def test_moco_update_state_applies_the_key_ema_and_enqueues_the_keys():
 
 def test_moco_queue_wraps_around_over_steps():
     model = _model("moco", queue_size=20)  # 8 does not divide 20
+    keys = []
     for step in range(3):
+        with torch.no_grad():  # no optimiser step: the key encoder does not move
+            keys.append(model.embed_keys(_batch(seed=step)["views"][1]))
         model(_batch(seed=step), generator=_gen())
         model.update_state()
     assert int(model.queue.ptr) == 24 % 20
+    # the 24 keys in order, the oldest 4 gone: slots 4..19 then 0..3
+    newest = torch.cat(keys)[4:]
+    torch.testing.assert_close(model.queue.all(), torch.cat([newest[-4:], newest[:-4]]))
 
 
 def test_momentum_update_formula():

@@ -197,7 +197,9 @@ def test_untrained_checkpoint_holds_the_weights_training_starts_from(tmp_path):
     assert weights and all(torch.equal(trained[k], untrained[k]) for k in weights)
     assert not torch.equal(untrained["conv1.weight"], other["conv1.weight"])
     assert sorted(p.name for p in (tmp_path / "untrained").iterdir()) == ["checkpoint.pt"]
-    assert load_encoder(tmp_path / "untrained" / "checkpoint.pt") is not None
+    loaded = load_encoder(tmp_path / "untrained" / "checkpoint.pt").state_dict()
+    assert loaded.keys() == untrained.keys()
+    assert all(torch.equal(loaded[k], untrained[k]) for k in untrained)
 
 
 def test_ring_log_records_the_annealed_w_l(tmp_path):

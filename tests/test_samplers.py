@@ -213,3 +213,164 @@ def test_ring_draws_reach_every_member_of_the_ring_and_nothing_else():
                        generator=torch.Generator().manual_seed(0))
     for row in idx:
         assert set(row.tolist()) == set(range(lo, hi))
+
+
+def test_sampler_params_name_the_sampler_and_its_settings_at_each_point_of_training():
+    assert UniformSampler(num_negatives=5).params() == {"sampler": "uniform", "num_negatives": 5}
+    ring = RingSampler(w_l=0.8, w_u=0.95, num_negatives=7, schedule="linear", w_l_start=0.2,
+                       anneal_fraction=0.5)
+    assert ring.params(0.25) == {
+        "sampler": "ring", "w_l": 0.8, "w_u": 0.95, "w_l_now": pytest.approx(0.5),
+        "w_u_now": 0.95, "num_negatives": 7, "schedule": "linear", "w_l_start": 0.2,
+        "anneal_fraction": 0.5}
+
+
+def test_scaled_w_u_keeps_the_excluded_top_a_constant_fraction_of_the_annealed_ring():
+    ring = RingSampler(w_l=0.9, w_u=0.99, w_u_rule="scaled", anneal_fraction=1.0)
+    for progress in (0.0, 0.3, 1.0):
+        w_l_now = 0.9 * progress
+        assert ring.current_w_u(progress) == pytest.approx(1 - 0.1 * (1 - w_l_now))
+    assert RingSampler(w_l=0.9, w_u=0.99).current_w_u(0.0) == 0.99  # fixed rule
+    assert ring.params(0.0)["w_u_now"] == pytest.approx(0.9)  # logged at its point of training
+
+
+def test_a_sampler_that_makes_no_synthetic_negatives_says_so():
+    with pytest.raises(NotImplementedError, match="'uniform' makes no synthetic negatives"):
+        UniformSampler().synthesize(torch.zeros(2, 3), torch.zeros(4, 3))
+
+
+@pytest.mark.parametrize("options,words", [
+    ({}, "top-k [0.9, 1]"),
+    ({"w_l": 0.8, "w_u": 0.95}, "ring [0.8, 0.95]"),
+    ({"w_l": 0.8, "w_u": 0.95, "schedule": "constant"}, "ring [0.8, 0.95], constant"),
+    ({"w_l": 0.8, "w_u": 0.95, "w_u_rule": "scaled"}, "ring [0.8, 0.95], w_u scaled"),
+    ({"w_l": 0.8, "w_u": 1.0, "w_u_rule": "scaled"}, "top-k [0.8, 1]"),
+    ({"w_l": 0.8, "w_u": 0.95, "w_u_rule": "scaled", "schedule": "constant"},
+     "ring [0.8, 0.95], constant"),
+])
+def test_ring_description_names_bounds_schedule_and_w_u_rule(options, words):
+    assert RingSampler.describe(options) == words
+
+
+def test_registering_a_second_sampler_under_a_taken_name_is_refused_naming_both():
+    from repro.samplers import SAMPLERS, register_sampler
+
+    class Impostor(UniformSampler):
+        name = "ring"
+
+    with pytest.raises(ValueError, match="a sampler named 'ring' is already registered: "
+                                         "RingSampler"):
+        register_sampler(Impostor)
+    assert SAMPLERS["ring"] is RingSampler
+    assert register_sampler(RingSampler) is RingSampler  # the same class again is fine
+
+
+@pytest.mark.parametrize("schedule", ["linear", "step", "exponential"])
+def test_schedules_start_and_end_at_nonzero_values(schedule):
+    # a schedule from 0.2 to 0.8: start + (end - start) * fraction, reaching both ends
+    assert anneal(schedule, 0.2, 0.8, 0.0, num_steps=4) == pytest.approx(0.2)
+    assert anneal(schedule, 0.2, 0.8, 1.0, num_steps=4) == pytest.approx(0.8)
+    assert 0.2 < anneal(schedule, 0.2, 0.8, 0.6, num_steps=4) < 0.8
+    assert anneal("linear", 0.2, 0.8, 0.5) == pytest.approx(0.5)
+    assert anneal("step", 0.2, 0.8, 0.5, num_steps=4) == pytest.approx(0.2 + 0.6 * 2 / 3)
+    frac = (1 - math.exp(-5 * 0.5)) / (1 - math.exp(-5))
+    assert anneal("exponential", 0.2, 0.8, 0.5) == pytest.approx(0.2 + 0.6 * frac)
+
+
+@pytest.mark.parametrize("fraction", [0.0, -0.5, 1.5])
+def test_an_anneal_fraction_outside_zero_to_one_is_refused(fraction):
+    with pytest.raises(ValueError, match=rf"^anneal_fraction must be in \(0, 1\], got {fraction}$"):
+        anneal("linear", 0.0, 0.9, 0.5, anneal_fraction=fraction)
+
+
+def test_the_ring_sampler_without_similarities_says_what_it_needs():
+    with pytest.raises(ValueError, match=r"^the ring sampler needs the \(B, N\) similarities "
+                                         r"to the pool$"):
+        RingSampler().select(None, batch_size=2, pool_size=10)
+
+
+def test_a_scaled_ring_selects_with_the_w_u_of_its_point_of_training():
+    # [0.5, 0.9] scaled, annealed over all training: at progress 0, w_l = 0 and
+    # w_u = 1 - 0.1 * 1 / 0.5 = 0.8, i.e. ranks [20, 100) of 100; at the end [10, 50)
+    ring = RingSampler(w_l=0.5, w_u=0.9, w_u_rule="scaled", anneal_fraction=1.0)
+    sims = torch.linspace(1.0, -1.0, 100).expand(2, 100)  # rank r = candidate r
+    start = ring.select(sims, batch_size=2, pool_size=100, progress=0.0)
+    end = ring.select(sims, batch_size=2, pool_size=100, progress=1.0)
+    assert sorted(start[0].tolist()) == list(range(20, 100))
+    assert sorted(end[0].tolist()) == list(range(10, 50))
+
+
+def test_indices_are_made_on_the_device_of_the_similarities():
+    # the meta device (shapes only) stands in for an accelerator on a CPU-only machine
+    assert uniform_indices(2, 5, 3, device="meta").device.type == "meta"
+    assert uniform_indices(2, 5, None, device="meta").device.type == "meta"
+    sims = torch.zeros(2, 10, device="meta")
+    assert ring_indices(sims, 0.0, 1.0, 3).device.type == "meta"  # the whole-pool shortcut
+    assert ring_indices(sims, 0.5, 0.9, 3).device.type == "meta"  # a draw inside the ring
+
+
+def test_one_candidate_pools_and_single_negatives_are_allowed_empty_ones_refused():
+    assert ring_bounds(0.0, 1.0, 1) == (0, 1)
+    assert uniform_indices(2, 1, 3).tolist() == [[0, 0, 0]] * 2
+    assert uniform_indices(2, 4, 1).shape == (2, 1)
+    with pytest.raises(ValueError, match=r"^the candidate pool is empty \(pool_size=0\)$"):
+        ring_bounds(0.0, 1.0, 0)
+    with pytest.raises(ValueError, match=r"^the candidate pool is empty \(pool_size=0\)$"):
+        uniform_indices(2, 0, 3)
+    with pytest.raises(ValueError, match=r"^num_negatives must be positive, got 0$"):
+        uniform_indices(2, 4, 0)
+
+
+def test_a_ring_that_drops_only_the_most_similar_candidate_is_not_the_whole_pool():
+    sims = torch.linspace(1.0, -1.0, 10).expand(2, 10)  # rank r = candidate r
+    assert ring_bounds(0.0, 0.9, 10) == (1, 10)
+    band = ring_indices(sims, 0.0, 0.9)
+    assert sorted(band[0].tolist()) == list(range(1, 10))
+    draws = ring_indices(sims, 0.0, 0.9, 500, torch.Generator().manual_seed(0))
+    assert set(draws.flatten().tolist()) == set(range(1, 10))
+
+
+def test_percentiles_that_are_not_numbers_are_refused_as_value_errors():
+    with pytest.raises(ValueError, match=r"^ring percentile w_l='0.5' must be a number in "
+                                         r"\[0, 1\]$"):
+        ring_bounds("0.5", 0.9, 10)
+
+
+def test_ring_sampler_settings_are_refused_with_their_message():
+    with pytest.raises(ValueError, match=r"^num_negatives must be positive, got 0$"):
+        RingSampler(num_negatives=0)
+    assert RingSampler(num_negatives=1).num_negatives == 1
+    with pytest.raises(ValueError, match=r"^unknown w_u_rule 'x'; choose one of "
+                                         r"\('fixed', 'scaled'\)$"):
+        RingSampler(w_u_rule="x")
+    with pytest.raises(ValueError, match=r"^unknown schedule 'x'; choose one of "):
+        RingSampler(schedule="x")
+
+
+def test_a_plug_in_sampler_without_params_of_its_own_logs_its_name():
+    from repro.samplers import NegativeSampler
+
+    class EveryOther(NegativeSampler):  # a sampler a user plugs in, with only select()
+        name = "every_other"
+
+        def select(self, sims, *, batch_size, pool_size, progress=1.0, generator=None,
+                   device="cpu"):
+            return torch.arange(0, pool_size, 2, device=device).expand(batch_size, -1)
+
+    sampler = EveryOther()
+    assert sampler.params(0.3) == {"sampler": "every_other"}
+    assert EveryOther.describe({"anything": 1}) == "every_other"
+    assert sampler.select(None, batch_size=2, pool_size=5).tolist() == [[0, 2, 4]] * 2
+    with pytest.raises(NotImplementedError, match="'every_other' makes no synthetic negatives"):
+        sampler.synthesize(torch.zeros(1, 2), torch.zeros(3, 2))
+
+
+def test_a_config_without_a_sampler_name_is_refused_and_re_registering_keeps_the_class():
+    from repro.samplers import SAMPLERS, register_sampler
+
+    with pytest.raises(ValueError, match=r"^unknown sampler None; choose one of "):
+        build_sampler({"w_l": 0.5})
+    register_sampler(RingSampler)
+    assert SAMPLERS["ring"] is RingSampler and build_sampler({"name": "ring"}) == RingSampler()
+    assert UniformSampler(3).select(None, batch_size=2, pool_size=5,
+                                    device="meta").device.type == "meta"
