@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from repro.cli import non_negative_float, positive_float, positive_int
 from repro.io import atomic_torch_save
+from repro.precision import autocast, inference_precision
 from repro.pretrain import DEVICES, pick_device
 from repro.results import make_record, write_record
 
@@ -59,17 +60,22 @@ class _Transformed(torch.utils.data.Dataset):
 @torch.no_grad()
 def extract_features(model: nn.Module, dataset, batch_size: int = 256,
                      desc: str = "features",
-                     device: str | torch.device = "cpu") -> tuple[Tensor, Tensor]:
-    """``(N, F)`` frozen features and ``(N,)`` labels of a dataset of transformed images.
+                     device: str | torch.device = "cpu",
+                     precision: str = "fp32") -> tuple[Tensor, Tensor]:
+    """``(N, F)`` float32 frozen features and ``(N,)`` labels of a dataset of transformed
+    images.
 
     ``model`` must already be on ``device``; each batch is moved there and its features back
-    to the CPU.
+    to the CPU. ``precision``: autocast of the forward (:func:`repro.precision.autocast`;
+    ``bf16`` on CUDA for a bf16 run, :func:`repro.precision.inference_precision`).
     """
+    device = torch.device(device)
     feats, labels = [], []
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
                         pin_memory=torch.device(device).type == "cuda")
     for x, y in tqdm(loader, desc=desc, leave=False, file=sys.stderr, mininterval=1.0):
-        feats.append(model.features(x.to(device, non_blocking=True)).float().cpu())
+        with autocast(precision, device):
+            feats.append(model.features(x.to(device, non_blocking=True)).float().cpu())
         labels.append(torch.as_tensor(y))
     return torch.cat(feats), torch.cat(labels).long()
 
@@ -203,6 +209,9 @@ def evaluate(checkpoint: Path, dataset: str, out: Path, *, data_root: Optional[s
     stat = Path(checkpoint).stat()
     key = {"checkpoint_hash": state.get("spec_hash"), "dataset": dataset,
            "checkpoint_file": [stat.st_size, stat.st_mtime_ns]}
+    precision = inference_precision(spec, dev)  # bf16 features on CUDA for a bf16 run
+    if precision != "fp32":  # fp32 caches keep their key
+        key["precision"] = precision
     cached = torch.load(cache, weights_only=False) if cache.exists() else None
     if cached is not None and cached.get("key") == key:
         train_x, train_y, test_x, test_y = (cached[k] for k in ("train_x", "train_y",
@@ -212,10 +221,10 @@ def evaluate(checkpoint: Path, dataset: str, out: Path, *, data_root: Optional[s
         transform = eval_transform(input_spec(dataset, spec.get("pretrain")))
         train_x, train_y = extract_features(
             model, _Transformed(build_dataset(dataset, data_root, "train"), transform),
-            batch_size, "train features", dev)
+            batch_size, "train features", dev, precision=precision)
         test_x, test_y = extract_features(
             model, _Transformed(build_dataset(dataset, data_root, "test"), transform),
-            batch_size, "test features", dev)
+            batch_size, "test features", dev, precision=precision)
         atomic_torch_save({"key": key, "train_x": train_x, "train_y": train_y,
                            "test_x": test_x, "test_y": test_y}, cache)
     num_classes = get_spec(dataset).num_classes
@@ -248,7 +257,7 @@ def evaluate(checkpoint: Path, dataset: str, out: Path, *, data_root: Optional[s
         protocol=how,
         extra={"feature_dim": int(train_x.shape[1]), "train_size": int(train_x.shape[0]),
                "test_size": int(test_x.shape[0]), "checkpoint": str(checkpoint),
-               "device": str(dev), **settings},
+               "device": str(dev), "feature_precision": precision, **settings},
     )
     write_record(Path(out) / "result.json", record)
     return record

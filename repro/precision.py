@@ -19,7 +19,7 @@ import torch
 from repro.config import DEFAULT_PRECISION, PRECISIONS
 
 __all__ = ["PRECISIONS", "DEFAULT_PRECISION", "precision_of", "autocast", "fp32_region",
-           "grad_scaler", "uses_channels_last"]
+           "grad_scaler", "uses_channels_last", "inference_precision"]
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -68,6 +68,15 @@ def grad_scaler(precision: str, device: torch.device) -> Optional[torch.amp.Grad
         return None
     _check_device(precision, device)
     return torch.amp.GradScaler(device.type)
+
+
+def inference_precision(run_spec: Mapping[str, Any], device: torch.device) -> str:
+    """The precision frozen features of a pretrained run are computed in (linear evaluation,
+    few-shot): the run's own ``pretrain.precision`` on CUDA, ``fp32`` elsewhere (CPU features
+    stay exactly as they were)."""
+    if device.type != "cuda":
+        return DEFAULT_PRECISION
+    return precision_of((run_spec or {}).get("pretrain") or {})
 
 
 def uses_channels_last(precision: str, device: torch.device) -> bool:

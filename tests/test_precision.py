@@ -115,3 +115,32 @@ def test_a_bf16_run_trains_on_cpu_records_its_precision_and_stays_near_fp32(tmp_
     assert records["bf16"]["config_hash"] != records["fp32"]["config_hash"]
     fp32, bf16 = (records[p]["metrics"]["final_loss"] for p in ("fp32", "bf16"))
     assert bf16 == pytest.approx(fp32, rel=0.03)
+
+
+def test_features_are_extracted_in_the_run_precision_on_cuda_and_in_fp32_on_the_cpu():
+    from repro.precision import inference_precision
+
+    bf16_run = {"pretrain": {"precision": "bf16"}}
+    assert inference_precision(bf16_run, torch.device("cuda")) == "bf16"
+    assert inference_precision(bf16_run, CPU) == "fp32"
+    assert inference_precision({"pretrain": {}}, torch.device("cuda")) == "fp32"
+
+
+def test_bf16_frozen_features_are_float32_and_close_to_the_fp32_features():
+    import numpy as np
+
+    from repro.linear_eval import extract_features
+    from transfer.fewshot.features import encode_images
+
+    model = _model("moco").eval()
+    g = torch.Generator().manual_seed(3)
+    images = torch.randint(0, 256, (12, 16, 16, 3), dtype=torch.uint8, generator=g).numpy()
+    fp32, bf16 = (encode_images(model.encoder, images, (0.5,) * 3, (0.25,) * 3, batch_size=5,
+                                precision=p) for p in ("fp32", "bf16"))
+    assert fp32.dtype == bf16.dtype == np.float32
+    assert np.abs((fp32 * bf16).sum(1) - 1.0).max() < 0.01  # unit rows, cosine near 1
+    data = [(torch.randn(3, 16, 16, generator=g), i % 2) for i in range(6)]
+    (x32, y32), (x16, y16) = (extract_features(model, data, batch_size=4, precision=p)
+                              for p in ("fp32", "bf16"))
+    assert x16.dtype == torch.float32 and torch.equal(y32, y16)
+    torch.testing.assert_close(x16, x32, rtol=0.05, atol=0.05)
