@@ -41,6 +41,18 @@ Rows:
   ``METHODS`` (top-k, DCL, HCL; MoCHi at the paper's (1024, 512, 256) where the model has a
   pool of embeddings) / the uniform step time, at the end of training (goal <= 1.05, as Ring's).
 
+* paper shapes (default on CUDA and with ``--quick``; ``--paper-shapes`` elsewhere): ResNet-18
+  at full width with the CIFAR stem, batch 256, 32 and 96 px, K = 4,096 of a 50,000-entry
+  bank, a 65,536-key queue (tiny with ``--quick``, width 1/4 and batch 32 on the CPU): each
+  model's step in images/s (fp32 and bf16 uniform, bf16 ring), ring / uniform and backbone /
+  step in bf16 (goals <= 1.05, >= 0.85), the bf16 speed-up (fp32 step / bf16 step), peak
+  CUDA memory, paper.yaml's DataLoader (PIL views, its workers) against the fastest step
+  (goal >= 1.5), and the projected hours of the paper's CIFAR10/100 + STL10 grid from the
+  measured images/s (the slower of step and loader, per model, sampler and size; goal <= 12).
+* ``--peers``: our uniform MoCo v2 / SimCLR step over the same step written with lightly's
+  modules (heads, ``NTXentLoss``, ``update_momentum``) on the same backbone and batch (goal
+  <= 1.0; ``pip install -e .[bench]``).
+
 Nothing is skipped: a benchmark that cannot run raises, and the script exits non-zero.
 """
 
