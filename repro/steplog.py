@@ -6,7 +6,9 @@ computed and the host-side columns (epoch, step, w_l, lr, time) beside it; :meth
 reads the held losses back in one transfer (every ``log_every`` steps and at each epoch's end),
 checks them, and returns ``log.csv`` rows exactly as a per-step read would have written them.
 A non-finite loss is found at the next flush and named by its own step: the error names the
-step whose loss went NaN, not the step at which it was noticed.
+step whose loss went NaN, not the step at which it was noticed. ``time_s`` is the host's clock
+when the step was queued (on a GPU the step may finish later; an epoch's total is exact, since
+the epoch ends with a read-back).
 """
 
 from __future__ import annotations

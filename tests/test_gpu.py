@@ -39,10 +39,14 @@ def _step(model, batch, device, precision="fp32"):
 
 @pytest.fixture(autouse=True)
 def _exact_fp32():
-    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    """No TF32 (fp32 means fp32 here) and deterministic cuDNN kernels, restored afterwards."""
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+           torch.backends.cudnn.deterministic)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.deterministic = True
     yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+    (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+     torch.backends.cudnn.deterministic) = old
 
 
 @pytest.mark.parametrize("name", WHOLE_POOL)
@@ -101,7 +105,6 @@ def test_ring_members_on_cuda_equal_the_ring_on_the_cpu(seed):
 def test_a_killed_run_on_cuda_resumes_to_the_uninterrupted_state(tmp_path, precision):
     spec = run_spec(_config(augment="batch", gpus=1, precision=precision), "moco", "ring",
                     "shapes", 0)
-    torch.backends.cudnn.deterministic = True
     straight = train(spec, tmp_path / "straight", device="cuda", progress_bar=False)
     assert train(spec, tmp_path / "split", device="cuda", progress_bar=False,
                  stop_after_epoch=1) == {}
