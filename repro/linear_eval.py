@@ -129,7 +129,8 @@ standardisation (:func:`fit_linear_augmented`)."""
 def fit_linear_augmented(model: nn.Module, train_set, num_classes: int, feature_dim: int, *,
                          epochs: int = 100, lr: float = 0.01, weight_decay: float = 1e-5,
                          batch_size: int = 256, seed: int = 0, momentum: float = 0.9,
-                         num_workers: int = 0, device: str | torch.device = "cpu") -> nn.Module:
+                         num_workers: int = 0, device: str | torch.device = "cpu",
+                         precision: str = "fp32") -> nn.Module:
     """The released linear evaluation (``TransferSystem`` of mhw32/contrastive-ring-public):
     ``Linear(feature_dim, num_classes)`` trained with SGD (``momentum``, ``weight_decay``,
     constant ``lr``) on ``model.features`` of ``train_set``'s images as its transform (the
@@ -144,7 +145,10 @@ def fit_linear_augmented(model: nn.Module, train_set, num_classes: int, feature_
         model: the pretrained base model, already on ``device``.
         train_set: ``(image tensor, label)`` pairs, augmented by its own transform.
         feature_dim: width of ``model.features`` (CMC: both views').
+        precision: autocast of the frozen forward (as :func:`extract_features`); the linear
+            layer trains in float32.
     """
+    device = torch.device(device)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     linear = nn.Linear(feature_dim, num_classes).to(device)
@@ -164,7 +168,7 @@ def fit_linear_augmented(model: nn.Module, train_set, num_classes: int, feature_
                             generator=torch.Generator().manual_seed(seed + epoch),
                             pin_memory=torch.device(device).type == "cuda")
         for x, y in loader:
-            with torch.no_grad():
+            with torch.no_grad(), autocast(precision, device):
                 feats = model.features(x.to(device, non_blocking=True)).float()
             loss = F.cross_entropy(linear(feats), torch.as_tensor(y).long().to(device))
             optimizer.zero_grad()
@@ -234,7 +238,7 @@ def evaluate(checkpoint: Path, dataset: str, out: Path, *, data_root: Optional[s
         classifier = fit_linear_augmented(load_model(checkpoint).to(dev), train_set, num_classes,
                                           int(train_x.shape[1]), epochs=epochs, lr=lr,
                                           weight_decay=weight_decay, batch_size=batch_size,
-                                          seed=seed, device=dev)
+                                          seed=seed, device=dev, precision=precision)
         how = f"linear on frozen features of augmented images (SGD, {epochs} epochs)"
     else:
         classifier = fit_linear(train_x, train_y, num_classes, epochs=epochs, lr=lr,
