@@ -41,6 +41,18 @@ Rows:
   ``METHODS`` (top-k, DCL, HCL; MoCHi at the paper's (1024, 512, 256) where the model has a
   pool of embeddings) / the uniform step time, at the end of training (goal <= 1.05, as Ring's).
 
+* paper shapes (default on CUDA and with ``--quick``; ``--paper-shapes`` elsewhere): ResNet-18
+  at full width with the CIFAR stem, batch 256, 32 and 96 px, K = 4,096 of a 50,000-entry
+  bank, a 65,536-key queue (tiny with ``--quick``, width 1/4 and batch 32 on the CPU): each
+  model's step in images/s (fp32 and bf16 uniform, bf16 ring), ring / uniform and backbone /
+  step in bf16 (goals <= 1.05, >= 0.85), the bf16 speed-up (fp32 step / bf16 step), peak
+  CUDA memory, paper.yaml's DataLoader (PIL views, its workers) against the fastest step
+  (goal >= 1.5), and the projected hours of the paper's CIFAR10/100 + STL10 grid from the
+  measured images/s (the slower of step and loader, per model, sampler and size; goal <= 12).
+* ``--peers``: our uniform MoCo v2 / SimCLR step over the same step written with lightly's
+  modules (heads, ``NTXentLoss``, ``update_momentum``) on the same backbone and batch (goal
+  <= 1.0; ``pip install -e .[bench]``).
+
 Nothing is skipped: a benchmark that cannot run raises, and the script exits non-zero.
 """
 
@@ -538,6 +550,364 @@ def bench_models(device: torch.device, quick: bool, repeats: int, warmup: int,
 
 
 # ------------------------------------------------------------------------------------------
+# Paper shapes: images/s per model and precision, the loader against the step, the grid's cost
+# ------------------------------------------------------------------------------------------
+
+# The paper's CIFAR10/100 + STL10 grid: 4 models x 2 samplers x 3 datasets x 3 seeds x 200
+# epochs; dataset -> (pretraining images per epoch as repro.pretrain reads them, image side).
+# STL10 pretrains on its 5,000-image train split here (repro.data: split "train").
+PAPER_GRID = {"models": MODELS, "samplers": ("uniform", "ring"), "seeds": 3, "epochs": 200,
+              "datasets": {"cifar10": (50_000, 32), "cifar100": (50_000, 32),
+                           "stl10": (5_000, 96)}}
+GRID_GOAL_HOURS = 12.0
+PAPER_PRECISION = "bf16"  # config/paper.yaml's pretrain.precision
+
+
+def paper_shapes(device: torch.device, quick: bool) -> dict[str, Any]:
+    """Sizes of the paper-shape rows: ResNet-18 at full width (CIFAR stem), batch 256, 32 and
+    96 px, K = 4,096 of a 50,000-entry bank, a 65,536-key queue, paper.yaml's loader workers
+    on CUDA; the same path at small sizes on the CPU (``quick``: tiny)."""
+    workers = int(_paper_pretrain().get("num_workers", 0))
+    if quick:
+        return dict(batch=8, images=(16, 24), backbone={"arch": "resnet18", "cifar_stem": True,
+                                                        "width": 0.0625},
+                    dataset_size=256, num_negatives=32, queue_size=256, workers=min(workers, 1),
+                    loader_batches=3)
+    if device.type == "cuda":
+        return dict(batch=256, images=(32, 96), backbone={"arch": "resnet18",
+                                                          "cifar_stem": True, "width": 1.0},
+                    dataset_size=50_000, num_negatives=4096, queue_size=65_536,
+                    workers=workers, loader_batches=20)
+    return dict(batch=32, images=(32, 96), backbone={"arch": "resnet18", "cifar_stem": True,
+                                                     "width": 0.25},
+                dataset_size=50_000, num_negatives=4096, queue_size=65_536,
+                workers=min(workers, os.cpu_count() or 1), loader_batches=5)
+
+
+def _paper_pretrain() -> dict[str, Any]:
+    from repro.config import load_config
+
+    return load_config(ROOT / "config" / "paper.yaml")["pretrain"]
+
+
+def _precise_step_fn(model: torch.nn.Module, opt: torch.optim.Optimizer,
+                     batch: dict[str, Any], precision: str, device: torch.device
+                     ) -> Callable[[], None]:
+    """One training step as :func:`repro.pretrain.train` runs it in ``precision`` (autocast
+    forward, fp32 master weights; the step's loss stays on the device), end of training."""
+    from repro.precision import autocast
+
+    draw = torch.Generator(device=device).manual_seed(SEED)
+
+    def run() -> None:
+        opt.zero_grad(set_to_none=True)
+        with autocast(precision, device):
+            loss = model(batch, progress=1.0, generator=draw)["loss"]
+        loss.backward()
+        opt.step()
+        model.update_state()
+    return run
+
+
+def _precise_backbone_fn(name: str, model: torch.nn.Module, batch: dict[str, Any],
+                         precision: str, device: torch.device) -> Callable[[], None]:
+    from repro.precision import autocast
+
+    work = _backbone_work(name, model, *batch["views"])
+
+    def run() -> None:
+        model.zero_grad(set_to_none=True)
+        with autocast(precision, device):
+            work()
+    return run
+
+
+def _shaped_batch(s: dict[str, Any], image: int, precision: str,
+                  device: torch.device) -> dict[str, Any]:
+    from repro.precision import uses_channels_last
+
+    batch = _fake_batch({**s, "image": image}, device)
+    if uses_channels_last(precision, device):
+        batch["views"] = tuple(v.contiguous(memory_format=torch.channels_last)
+                               for v in batch["views"])
+    return batch
+
+
+def _shaped_model(name: str, sampler: dict[str, Any], s: dict[str, Any], precision: str,
+                  device: torch.device) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    from repro.precision import uses_channels_last
+
+    model, opt = _build(name, sampler, s, device)
+    if uses_channels_last(precision, device):
+        model = model.to(memory_format=torch.channels_last)
+    return model, opt
+
+
+def _variants(models: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """``(model, what, precision)`` timed per image size: uniform and ring steps and the
+    backbone alone, each in fp32 and bf16 (the ring in the paper's precision only)."""
+    out = []
+    for name in models:
+        for precision in ("fp32", PAPER_PRECISION):
+            out += [(name, "uniform", precision), (name, "backbone", precision)]
+        out.append((name, "ring", PAPER_PRECISION))
+    return out
+
+
+def step_throughputs(device: torch.device, quick: bool, repeats: int, warmup: int,
+                     rng: random.Random, models: tuple[str, ...] = MODELS
+                     ) -> tuple[dict[tuple[int, str, str, str], list[float]], dict[str, Any]]:
+    """Per image size, every :func:`_variants` function timed interleaved; returns the times
+    keyed ``(image, model, what, precision)`` and the shapes."""
+    s = paper_shapes(device, quick)
+    times: dict[tuple[int, str, str, str], list[float]] = {}
+    for image in s["images"]:
+        fns: dict[Hashable, Callable[[], None]] = {}
+        for name, what, precision in _variants(models):
+            batch = _shaped_batch(s, image, precision, device)
+            sampler = RING if what == "ring" else {"name": "uniform"}
+            model, opt = _shaped_model(name, sampler, s, precision, device)
+            fns[(image, name, what, precision)] = (
+                _precise_backbone_fn(name, model, batch, precision, device) if what == "backbone"
+                else _precise_step_fn(model, opt, batch, precision, device))
+        times.update(interleaved_times(fns, device, repeats, warmup, rng))
+        del fns
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return times, s
+
+
+def peak_memory_gib(name: str, s: dict[str, Any], image: int, precision: str,
+                    device: torch.device) -> float:
+    """Peak CUDA memory (GiB) of two ring training steps of ``name``, model built afresh."""
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    model, opt = _shaped_model(name, RING, s, precision, device)
+    step = _precise_step_fn(model, opt, _shaped_batch(s, image, precision, device), precision,
+                            device)
+    step()
+    step()
+    torch.cuda.synchronize(device)
+    peak = torch.cuda.max_memory_allocated(device) / 2**30
+    del model, opt, step
+    torch.cuda.empty_cache()
+    return peak
+
+
+class _NoiseImages(torch.utils.data.Dataset):
+    """``(PIL image, label)`` pairs of ``size`` x ``size`` noise, the CIFAR / STL readers'
+    item format, built from one seeded uint8 array (no files)."""
+
+    def __init__(self, count: int, size: int) -> None:
+        rng = np.random.default_rng(SEED)
+        self.arrays = rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+        return Image.fromarray(self.arrays[i]), 0
+
+
+def loader_times(dataset_name: str, s: dict[str, Any], device: torch.device,
+                 repeats: int) -> list[float]:
+    """Seconds per batch of paper.yaml's loader (PIL two-view pipeline of ``dataset_name``,
+    ``s["workers"]`` workers, :func:`repro.pretrain.loader_options`), batches moved to
+    ``device``: one value per pass of ``s["loader_batches"]`` batches, timed after the first
+    batch (worker start-up is paid once per epoch)."""
+    from torch.utils.data import DataLoader
+
+    from repro.data import TwoViewDataset
+    from repro.pretrain import loader_options
+
+    spec = get_spec(dataset_name)
+    n = s["loader_batches"]
+    base = _NoiseImages(s["batch"] * (n + 1), spec.image_size)
+    dataset = TwoViewDataset(base, pretrain_transform(spec))
+    out = []
+    for _ in range(repeats):
+        loader = DataLoader(dataset, batch_size=s["batch"], shuffle=True, drop_last=True,
+                            generator=torch.Generator().manual_seed(SEED),
+                            **loader_options(s["workers"], device))
+        batches = iter(loader)
+        next(batches)
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(n):
+            views = next(batches)["views"]
+            for v in views:
+                v.to(device, non_blocking=True)
+        _sync(device)
+        out.append((time.perf_counter() - start) / n)
+    return out
+
+
+def grid_gpu_hours(images_per_s: dict[tuple[str, str, int], float],
+                   grid: dict[str, Any] = PAPER_GRID,
+                   sides: Optional[dict[int, int]] = None) -> float:
+    """Hours to pretrain ``grid`` at ``images_per_s[(model, sampler, image side)]``: the sum
+    over models, samplers and datasets of seeds x epochs x images / throughput. ``sides`` maps
+    a dataset's side to the side measured in its place (small shapes; default: itself)."""
+    sides = sides or {}
+    seconds = sum(grid["seeds"] * grid["epochs"] * count
+                  / images_per_s[(m, smp, sides.get(side, side))]
+                  for m in grid["models"] for smp in grid["samplers"]
+                  for count, side in grid["datasets"].values())
+    return seconds / 3600
+
+
+def _value_row(name: str, value: float, unit: str, baseline: str, note: str = "",
+               goal: str = "", ok: str = "") -> dict[str, Any]:
+    return {"benchmark": name, "measured": f"{value:.2f} {unit}", "baseline": baseline,
+            "ratio": None, "q1": None, "q3": None, "value": round(value, 3), "unit": unit,
+            "goal": goal, "ok": ok, "note": note}
+
+
+def bench_paper_shapes(device: torch.device, quick: bool, repeats: int, warmup: int,
+                       rng: random.Random, models: tuple[str, ...] = MODELS
+                       ) -> list[dict[str, Any]]:
+    """Rows at the paper's shapes (:func:`paper_shapes`): images/s of each model's step per
+    image size and precision, ring / uniform and backbone / step in bf16, the bf16 speed-up,
+    peak CUDA memory, the loader against the step, and the projected hours of the paper's
+    CIFAR10/100 + STL10 grid from the measured throughput (the slower of step and loader)."""
+    times, s = step_throughputs(device, quick, repeats, warmup, rng, models)
+    b, bf = s["batch"], PAPER_PRECISION
+    rows = []
+    for image in s["images"]:
+        for name in models:
+            t = {(what, p): times[(image, name, what, p)] for _, what, p in _variants((name,))}
+            for p in ("fp32", bf):
+                rows.append(throughput_row(f"{name}: step images/s, {image}px {p} (uniform)", b,
+                                           t[("uniform", p)], f"batch {b}",
+                                           "views per step: the batch"))
+            rows.append(throughput_row(f"{name}: step images/s, {image}px {bf} (ring)", b,
+                                       t[("ring", bf)], f"batch {b}", "end of training"))
+            rows.append(ratio_row(f"{name}: ring step / uniform step, {image}px {bf}",
+                                  ("ring", t[("ring", bf)]), ("uniform", t[("uniform", bf)]),
+                                  ("<=", 1.05), note="end of training"))
+            rows.append(ratio_row(f"{name}: backbone fwd+bwd / training step, {image}px {bf}",
+                                  ("backbone", t[("backbone", bf)]),
+                                  ("uniform", t[("uniform", bf)]), (">=", 0.85),
+                                  impossible_above=1.0, note="> 1 is impossible"))
+            rows.append(ratio_row(f"{name}: {bf} speed-up (fp32 step / {bf} step), {image}px",
+                                  ("fp32", t[("uniform", "fp32")]), (bf, t[("uniform", bf)]),
+                                  (">", 1.0), note="uniform step"))
+            if device.type == "cuda":
+                rows.append(_value_row(f"{name}: peak GPU memory, {image}px {bf} ring step",
+                                       peak_memory_gib(name, s, image, bf, device), "GiB",
+                                       f"batch {b}", "max_memory_allocated, model built afresh"))
+    loader_ips = {}
+    for image, dataset in zip(s["images"], ("cifar10", "stl10")):
+        per_batch = loader_times(dataset, s, device, repeats)
+        loader_ips[image] = b / statistics.median(per_batch)
+        rows.append(throughput_row(f"DataLoader images/s, {dataset} PIL pipeline, "
+                                   f"{s['workers']} workers", b, per_batch,
+                                   f"batch {b}, {get_spec(dataset).image_size}px",
+                                   "paper.yaml's augment: pil"))
+        fastest = min(((name, w) for name in models for w in ("uniform", "ring")),
+                      key=lambda k: statistics.median(times[(image, k[0], k[1], bf)]))
+        step = times[(image, fastest[0], fastest[1], bf)]
+        rows.append(ratio_row(f"DataLoader throughput / fastest {bf} step throughput, {image}px",
+                              ("step", step), ("loader batch", per_batch), (">=", 1.5),
+                              note=f"fastest step: {fastest[0]} {fastest[1]}; "
+                                   f"{s['workers']} workers"))
+    step_ips = {(name, what, image): b / statistics.median(times[(image, name, what, bf)])
+                for image in s["images"] for name in models for what in ("uniform", "ring")}
+    sides = dict(zip((32, 96), s["images"]))  # the sizes measured for the paper's 32 / 96 px
+    paper = device.type == "cuda" and not quick and all(k == v for k, v in sides.items())
+    if tuple(models) == MODELS:
+        effective = {k: min(v, loader_ips[k[2]]) for k, v in step_ips.items()}
+        hours = grid_gpu_hours(effective, sides=sides)
+        rows.append(_value_row(
+            "projected GPU-hours, paper CIFAR10/100 + STL10 grid", hours, "h",
+            "4 models x 2 samplers x 3 datasets x 3 seeds x 200 epochs",
+            f"{bf}, min(step, loader) images/s per model, sampler and size; STL10 train split "
+            f"5,000 images", f"<= {GRID_GOAL_HOURS:g} h",
+            ("yes" if hours <= GRID_GOAL_HOURS else "NO") if paper
+            else "n/a (not paper shapes)"))
+    return rows
+
+
+# ------------------------------------------------------------------------------------------
+# Peers: our MoCo v2 and SimCLR step against the same step through lightly's modules
+# ------------------------------------------------------------------------------------------
+
+PEER_MODELS = ("moco", "simclr")
+
+
+def _lightly_step_fn(name: str, ours: torch.nn.Module, s: dict[str, Any],
+                     batch: dict[str, Any], device: torch.device) -> Callable[[], None]:
+    """The training step of base model ``name`` written with lightly's modules (its
+    projection heads, ``NTXentLoss`` (with a memory bank of the queue's size for MoCo v2),
+    ``update_momentum``), on a copy of our backbone (same architecture and weights), the same
+    batch, temperature, momentum and optimiser."""
+    import copy
+
+    from lightly.loss import NTXentLoss
+    from lightly.models.modules.heads import MoCoProjectionHead, SimCLRProjectionHead
+    from lightly.models.utils import deactivate_requires_grad, update_momentum
+
+    backbone = copy.deepcopy(ours.encoder)
+    feat, dim = ours.feature_dim, 128
+    x1, x2 = batch["views"]
+    if name == "simclr":
+        head = SimCLRProjectionHead(feat, feat, dim, batch_norm=False).to(device)
+        criterion = NTXentLoss(temperature=ours.temperature)
+        params = list(backbone.parameters()) + list(head.parameters())
+        opt = torch.optim.SGD(params, lr=0.01, momentum=0.9)
+
+        def simclr() -> None:
+            opt.zero_grad(set_to_none=True)
+            z = head(backbone(torch.cat([x1, x2])).flatten(1))
+            criterion(*z.chunk(2)).backward()
+            opt.step()
+        return simclr
+    if name != "moco":
+        raise ValueError(f"no lightly step for {name!r}; choose one of {PEER_MODELS}")
+    head = MoCoProjectionHead(feat, feat, dim).to(device)
+    backbone_m, head_m = copy.deepcopy(backbone), copy.deepcopy(head)
+    deactivate_requires_grad(backbone_m)
+    deactivate_requires_grad(head_m)
+    criterion = NTXentLoss(temperature=ours.temperature,
+                           memory_bank_size=(s["queue_size"], dim)).to(device)
+    opt = torch.optim.SGD(list(backbone.parameters()) + list(head.parameters()), lr=0.01,
+                          momentum=0.9)
+    momentum = ours.key_momentum
+
+    def moco() -> None:
+        opt.zero_grad(set_to_none=True)
+        q = head(backbone(x1).flatten(1))
+        with torch.no_grad():
+            k = head_m(backbone_m(x2).flatten(1))
+        criterion(q, k).backward()
+        opt.step()
+        update_momentum(backbone, backbone_m, m=momentum)
+        update_momentum(head, head_m, m=momentum)
+    return moco
+
+
+def bench_peers(device: torch.device, quick: bool, repeats: int, warmup: int,
+                rng: random.Random) -> list[dict[str, Any]]:
+    """Our uniform MoCo v2 / SimCLR training step / the same step through lightly's modules
+    (goal <= 1.0), at :func:`_model_settings`' sizes, fp32, timed interleaved."""
+    s = _model_settings(device, quick)
+    batch = _fake_batch(s, device)
+    fns: dict[Hashable, Callable[[], None]] = {}
+    for name in PEER_MODELS:
+        model, opt = _build(name, {"name": "uniform"}, s, device)
+        fns[(name, "ours")] = _step_fn(model, opt, batch, 1.0, device)
+        fns[(name, "lightly")] = _lightly_step_fn(name, model, s, batch, device)
+    times = interleaved_times(fns, device, repeats, warmup, rng)
+    import lightly
+
+    return [ratio_row(f"{name}: our step / lightly {lightly.__version__} step (uniform)",
+                      ("ours", times[(name, "ours")]), ("lightly", times[(name, "lightly")]),
+                      ("<=", 1.0), note=f"same backbone, batch {s['batch']}, "
+                                        f"{s['image']}px, fp32")
+            for name in PEER_MODELS]
+
+
+# ------------------------------------------------------------------------------------------
 # CLI
 # ------------------------------------------------------------------------------------------
 
@@ -549,8 +919,12 @@ def _device(name: str) -> torch.device:
 
 
 def run(quick: bool = False, device: str = "auto", repeats: Optional[int] = None,
-        models: tuple[str, ...] = MODELS, threads: Optional[int] = None) -> dict[str, Any]:
-    """Every benchmark; returns ``{"machine", "warning", "settings", "rows"}``."""
+        models: tuple[str, ...] = MODELS, threads: Optional[int] = None,
+        paper_rows: Optional[bool] = None, peers: bool = False) -> dict[str, Any]:
+    """Every benchmark; returns ``{"machine", "warning", "settings", "rows"}``.
+
+    ``paper_rows``: the paper-shape rows (:func:`bench_paper_shapes`; default: on CUDA and with
+    ``quick``); ``peers``: ours / lightly's step (:func:`bench_peers`, needs ``lightly``)."""
     load = os.getloadavg()[0]  # before this script adds its own load
     threads = threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
@@ -563,12 +937,17 @@ def run(quick: bool = False, device: str = "auto", repeats: Optional[int] = None
     rows += bench_augment(quick, repeats, warmup, rng)
     rows += bench_batch_augment(dev, quick, repeats, warmup, rng)
     rows += bench_models(dev, quick, repeats, warmup, rng, models)
+    if paper_rows if paper_rows is not None else (quick or dev.type == "cuda"):
+        rows += bench_paper_shapes(dev, quick, repeats, warmup, rng, models)
+    if peers:
+        rows += bench_peers(dev, quick, repeats, warmup, rng)
     return {"machine": machine_info(dev, load),
             "warning": load_warning(load, os.cpu_count() or 1),
             "settings": {"quick": quick, "repeats": repeats, "warmup": warmup,
                          "torch_threads": threads, "ring": RING, "methods": METHODS,
                          "progress_points": list(PROGRESS_POINTS),
-                         "models": _model_settings(dev, quick)},
+                         "models": _model_settings(dev, quick),
+                         "paper_shapes": paper_shapes(dev, quick)},
             "rows": rows}
 
 
@@ -604,12 +983,19 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="torch intra-op threads (default: the CPU count)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser.add_argument("--paper-shapes", dest="paper_rows", action="store_true", default=None,
+                        help="add the paper-shape rows (default: on CUDA and with --quick)")
+    parser.add_argument("--no-paper-shapes", dest="paper_rows", action="store_false")
+    parser.add_argument("--peers", action="store_true",
+                        help="add ours / lightly's MoCo v2 and SimCLR step (pip install "
+                             "-e .[bench])")
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be at least 1")
     if args.threads is not None and args.threads < 1:
         parser.error("--threads must be at least 1")
-    result = run(args.quick, args.device, args.repeats, tuple(args.models), args.threads)
+    result = run(args.quick, args.device, args.repeats, tuple(args.models), args.threads,
+                 args.paper_rows, args.peers)
     print(format_table(result))
     if args.json:
         from repro.io import atomic_write_json

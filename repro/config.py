@@ -12,15 +12,19 @@ from typing import Any, Mapping, Optional
 
 from repro.results import DEFAULT_RECIPE  # light (no torch): declared once, there
 
-__all__ = ["SCHEMA_PATH", "UNTRAINED", "EXECUTION_KEYS", "SPEC_KEYS", "load_config",
+__all__ = ["SCHEMA_PATH", "UNTRAINED", "EXECUTION_KEYS", "PRECISIONS", "DEFAULT_PRECISION", "SPEC_KEYS", "load_config",
            "load_schema", "registry_names", "registry_options", "validate_config",
            "apply_cli_overrides", "fit_inherited_runs", "run_spec", "spec_problem", "label_options", "run_identity",
            "untrained_spec", "transfer_runs", "fewshot_pairs", "pretrain_grid"]
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 UNTRAINED = "untrained"  # sampler label of the random-init baseline (linear_eval.untrained)
+# pretrain.precision's values and default (config/schema.yaml names the same; a test checks):
+# the numeric format of the forward pass (repro.precision)
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEFAULT_PRECISION = "fp32"
 # pretrain keys that say where and how a run executes, not what it computes
-EXECUTION_KEYS = ("threads", "num_workers", "gpus", "data_root")
+EXECUTION_KEYS = ("threads", "num_workers", "gpus", "data_root", "log_every")
 
 
 def registry_names() -> dict[str, list[str]]:
@@ -437,6 +441,10 @@ def run_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
     this, so moving the data, changing threads or the number of GPUs never restarts a run.
     """
     pretrain = {k: v for k, v in spec["pretrain"].items() if k not in EXECUTION_KEYS}
+    # precision is part of the identity (a bf16 run is not an fp32 run), except the default
+    # fp32, which every run had before the setting existed: their identities stay as they were
+    if pretrain.get("precision") == DEFAULT_PRECISION:
+        del pretrain["precision"]
     # the recipe is a label of the settings, not a setting: the same run under another name
     # is the same run (and runs from before the label keep their identity)
     return {**{k: v for k, v in spec.items() if k != "recipe"}, "pretrain": pretrain}

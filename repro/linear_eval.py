@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from repro.cli import non_negative_float, positive_float, positive_int
 from repro.io import atomic_torch_save
+from repro.precision import autocast, inference_precision
 from repro.pretrain import DEVICES, pick_device
 from repro.results import make_record, write_record
 
@@ -59,17 +60,22 @@ class _Transformed(torch.utils.data.Dataset):
 @torch.no_grad()
 def extract_features(model: nn.Module, dataset, batch_size: int = 256,
                      desc: str = "features",
-                     device: str | torch.device = "cpu") -> tuple[Tensor, Tensor]:
-    """``(N, F)`` frozen features and ``(N,)`` labels of a dataset of transformed images.
+                     device: str | torch.device = "cpu",
+                     precision: str = "fp32") -> tuple[Tensor, Tensor]:
+    """``(N, F)`` float32 frozen features and ``(N,)`` labels of a dataset of transformed
+    images.
 
     ``model`` must already be on ``device``; each batch is moved there and its features back
-    to the CPU.
+    to the CPU. ``precision``: autocast of the forward (:func:`repro.precision.autocast`;
+    ``bf16`` on CUDA for a bf16 run, :func:`repro.precision.inference_precision`).
     """
+    device = torch.device(device)
     feats, labels = [], []
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
                         pin_memory=torch.device(device).type == "cuda")
     for x, y in tqdm(loader, desc=desc, leave=False, file=sys.stderr, mininterval=1.0):
-        feats.append(model.features(x.to(device, non_blocking=True)).float().cpu())
+        with autocast(precision, device):
+            feats.append(model.features(x.to(device, non_blocking=True)).float().cpu())
         labels.append(torch.as_tensor(y))
     return torch.cat(feats), torch.cat(labels).long()
 
@@ -123,7 +129,8 @@ standardisation (:func:`fit_linear_augmented`)."""
 def fit_linear_augmented(model: nn.Module, train_set, num_classes: int, feature_dim: int, *,
                          epochs: int = 100, lr: float = 0.01, weight_decay: float = 1e-5,
                          batch_size: int = 256, seed: int = 0, momentum: float = 0.9,
-                         num_workers: int = 0, device: str | torch.device = "cpu") -> nn.Module:
+                         num_workers: int = 0, device: str | torch.device = "cpu",
+                         precision: str = "fp32") -> nn.Module:
     """The released linear evaluation (``TransferSystem`` of mhw32/contrastive-ring-public):
     ``Linear(feature_dim, num_classes)`` trained with SGD (``momentum``, ``weight_decay``,
     constant ``lr``) on ``model.features`` of ``train_set``'s images as its transform (the
@@ -138,7 +145,10 @@ def fit_linear_augmented(model: nn.Module, train_set, num_classes: int, feature_
         model: the pretrained base model, already on ``device``.
         train_set: ``(image tensor, label)`` pairs, augmented by its own transform.
         feature_dim: width of ``model.features`` (CMC: both views').
+        precision: autocast of the frozen forward (as :func:`extract_features`); the linear
+            layer trains in float32.
     """
+    device = torch.device(device)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     linear = nn.Linear(feature_dim, num_classes).to(device)
@@ -158,7 +168,7 @@ def fit_linear_augmented(model: nn.Module, train_set, num_classes: int, feature_
                             generator=torch.Generator().manual_seed(seed + epoch),
                             pin_memory=torch.device(device).type == "cuda")
         for x, y in loader:
-            with torch.no_grad():
+            with torch.no_grad(), autocast(precision, device):
                 feats = model.features(x.to(device, non_blocking=True)).float()
             loss = F.cross_entropy(linear(feats), torch.as_tensor(y).long().to(device))
             optimizer.zero_grad()
@@ -203,6 +213,9 @@ def evaluate(checkpoint: Path, dataset: str, out: Path, *, data_root: Optional[s
     stat = Path(checkpoint).stat()
     key = {"checkpoint_hash": state.get("spec_hash"), "dataset": dataset,
            "checkpoint_file": [stat.st_size, stat.st_mtime_ns]}
+    precision = inference_precision(spec, dev)  # bf16 features on CUDA for a bf16 run
+    if precision != "fp32":  # fp32 caches keep their key
+        key["precision"] = precision
     cached = torch.load(cache, weights_only=False) if cache.exists() else None
     if cached is not None and cached.get("key") == key:
         train_x, train_y, test_x, test_y = (cached[k] for k in ("train_x", "train_y",
@@ -212,10 +225,10 @@ def evaluate(checkpoint: Path, dataset: str, out: Path, *, data_root: Optional[s
         transform = eval_transform(input_spec(dataset, spec.get("pretrain")))
         train_x, train_y = extract_features(
             model, _Transformed(build_dataset(dataset, data_root, "train"), transform),
-            batch_size, "train features", dev)
+            batch_size, "train features", dev, precision=precision)
         test_x, test_y = extract_features(
             model, _Transformed(build_dataset(dataset, data_root, "test"), transform),
-            batch_size, "test features", dev)
+            batch_size, "test features", dev, precision=precision)
         atomic_torch_save({"key": key, "train_x": train_x, "train_y": train_y,
                            "test_x": test_x, "test_y": test_y}, cache)
     num_classes = get_spec(dataset).num_classes
@@ -225,7 +238,7 @@ def evaluate(checkpoint: Path, dataset: str, out: Path, *, data_root: Optional[s
         classifier = fit_linear_augmented(load_model(checkpoint).to(dev), train_set, num_classes,
                                           int(train_x.shape[1]), epochs=epochs, lr=lr,
                                           weight_decay=weight_decay, batch_size=batch_size,
-                                          seed=seed, device=dev)
+                                          seed=seed, device=dev, precision=precision)
         how = f"linear on frozen features of augmented images (SGD, {epochs} epochs)"
     else:
         classifier = fit_linear(train_x, train_y, num_classes, epochs=epochs, lr=lr,
@@ -248,7 +261,7 @@ def evaluate(checkpoint: Path, dataset: str, out: Path, *, data_root: Optional[s
         protocol=how,
         extra={"feature_dim": int(train_x.shape[1]), "train_size": int(train_x.shape[0]),
                "test_size": int(test_x.shape[0]), "checkpoint": str(checkpoint),
-               "device": str(dev), **settings},
+               "device": str(dev), "feature_precision": precision, **settings},
     )
     write_record(Path(out) / "result.json", record)
     return record

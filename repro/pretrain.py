@@ -50,7 +50,9 @@ from tqdm import tqdm
 from repro.config import load_config, run_identity, run_spec, spec_problem, untrained_spec
 from repro.gpus import claim
 from repro.io import RunLocked, atomic_torch_save, atomic_write_text, run_lock
+from repro.precision import autocast, grad_scaler, precision_of, uses_channels_last
 from repro.results import config_hash, make_record, write_record
+from repro.steplog import DEFAULT_LOG_EVERY, NonFiniteLoss, StepLog
 
 __all__ = ["run_spec", "model_from_spec", "pick_device", "train", "save_untrained", "main",
            "augment_mode", "LOG_COLUMNS", "DEVICES", "AUGMENT_MODES"]
@@ -255,14 +257,49 @@ def _build(spec: Mapping[str, Any], device: torch.device):
 
 def _views(batch: Mapping[str, Any], device: torch.device,
            augment: Optional[Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = None,
-           generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, torch.Tensor]:
+           generator: Optional[torch.Generator] = None,
+           memory_format: torch.memory_format = torch.contiguous_format,
+           ) -> tuple[torch.Tensor, torch.Tensor]:
     """The two ``(B, 3, S, S)`` views of a loader batch on ``device``: the loader's (``pil``),
     or two draws of ``augment`` (a :class:`~repro.data.batch_augment.BatchAugment`) from
-    ``generator`` on the batch's uint8 ``image`` (``batch``)."""
+    ``generator`` on the batch's uint8 ``image`` (``batch``); in ``memory_format``
+    (channels-last for reduced precision on CUDA, :func:`repro.precision.uses_channels_last`)."""
     if augment is None:
-        return tuple(v.to(device, non_blocking=True) for v in batch["views"])
-    images = batch["image"].to(device, non_blocking=True)
-    return augment(images, generator), augment(images, generator)
+        views = tuple(v.to(device, non_blocking=True) for v in batch["views"])
+    else:
+        images = batch["image"].to(device, non_blocking=True)
+        views = augment(images, generator), augment(images, generator)
+    if memory_format == torch.contiguous_format:
+        return views
+    return tuple(v.contiguous(memory_format=memory_format) for v in views)
+
+
+def loader_options(num_workers: int, device: torch.device) -> dict[str, Any]:
+    """DataLoader options beyond batch and order: ``pin_memory`` on CUDA (asynchronous
+    host-to-device copies), and with workers ``prefetch_factor`` 4 (two steps' worth queued
+    per worker beyond torch's default). Workers are not kept between epochs
+    (``persistent_workers``): each epoch's loader seeds its workers from the epoch's own
+    generator, which is what makes a resumed run equal an uninterrupted one."""
+    options: dict[str, Any] = {"num_workers": num_workers, "pin_memory": device.type == "cuda"}
+    if num_workers > 0:
+        options["prefetch_factor"] = 4
+    return options
+
+
+def _checked(read: Callable[..., Optional[list[dict[str, Any]]]], *args: Any,
+             spec: Mapping[str, Any], last: Path) -> Optional[list[dict[str, Any]]]:
+    """``read(*args)`` (:meth:`StepLog.add` or :meth:`StepLog.flush`), with a non-finite loss
+    turned into :class:`TrainingDiverged` naming its own step, learning rate and where the last
+    good state is."""
+    try:
+        return read(*args)
+    except NonFiniteLoss as err:
+        m, p = err.meta, spec["pretrain"]
+        raise TrainingDiverged(
+            f"loss became {err.value} at epoch {m['epoch'] + 1}, step {m['step']} "
+            f"({spec['model']}-{spec['sampler_label']} on {spec['dataset']}, lr={m['lr']:.4g}, "
+            f"temperature={p.get('temperature')}). Lower pretrain.lr or raise the "
+            f"temperature; {_last_good_epoch(last, m['epoch'])}.") from None
 
 
 def _save_checkpoint(model, spec: Mapping[str, Any], dataset_size: int, path: Path) -> Path:
@@ -312,6 +349,14 @@ def train(spec: Mapping[str, Any], out: Path, *, resume: bool = True, device: st
 
     _seed_everything(spec["seed"])  # model initialisation
     dataset, model = _build(spec, dev)
+    precision = precision_of(p)
+    autocast(precision, dev)  # fp16 off CUDA fails here, before any step
+    scaler = grad_scaler(precision, dev)
+    memory_format = (torch.channels_last if uses_channels_last(precision, dev)
+                     else torch.contiguous_format)
+    if memory_format == torch.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    step_log = StepLog(int(p.get("log_every", DEFAULT_LOG_EVERY)))
     batch_augment, collate = None, None
     if augment_mode(p) == "batch":
         from repro.data import input_spec
@@ -346,6 +391,8 @@ def train(spec: Mapping[str, Any], out: Path, *, resume: bool = True, device: st
         if state.get("spec_hash") == spec_hash:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
+            if scaler is not None and state.get("scaler") is not None:
+                scaler.load_state_dict(state["scaler"])
             start_epoch, elapsed = int(state["epoch"]), float(state.get("elapsed", 0.0))
             rows = _read_log(last_log if last_log.exists() else out / "log.csv", start_epoch)
             if rank == 0:
@@ -376,12 +423,12 @@ def train(spec: Mapping[str, Any], out: Path, *, resume: bool = True, device: st
                 drop_last=True)
             part.set_epoch(epoch)
             loader = DataLoader(dataset, batch_size=per_rank_batch, sampler=part, drop_last=True,
-                                num_workers=int(p.get("num_workers", 0)), generator=loader_gen,
-                                collate_fn=collate)
+                                generator=loader_gen, collate_fn=collate,
+                                **loader_options(int(p.get("num_workers", 0)), dev))
         else:
             loader = DataLoader(dataset, batch_size=per_rank_batch, shuffle=True, drop_last=True,
-                                num_workers=int(p.get("num_workers", 0)), generator=loader_gen,
-                                collate_fn=collate)
+                                generator=loader_gen, collate_fn=collate,
+                                **loader_options(int(p.get("num_workers", 0)), dev))
         model.train()
         bar = tqdm(loader, total=steps_per_epoch, desc=f"{spec['model']}-{spec['sampler_label']} "
                    f"epoch {epoch + 1}/{epochs}", disable=not progress_bar or rank != 0,
@@ -393,32 +440,41 @@ def train(spec: Mapping[str, Any], out: Path, *, resume: bool = True, device: st
                        p.get("lr_milestones", LR_MILESTONES))
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            batch = {"index": batch["index"].to(dev), "label": batch["label"].to(dev),
-                     "views": _views(batch, dev, batch_augment, augment_gen)}
-            outputs = ddp(batch, progress=progress, generator=sample_gen)
+            batch = {"index": batch["index"].to(dev, non_blocking=True),
+                     "label": batch["label"].to(dev, non_blocking=True),
+                     "views": _views(batch, dev, batch_augment, augment_gen, memory_format)}
+            with autocast(precision, dev):  # fp32: no autocast at all
+                outputs = ddp(batch, progress=progress, generator=sample_gen)
             loss = outputs["loss"]
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(
-                    f"loss became {loss.item()} at epoch {epoch + 1}, step {step} "
-                    f"({spec['model']}-{spec['sampler_label']} on {spec['dataset']}, lr={lr:.4g}, "
-                    f"temperature={p.get('temperature')}). Lower pretrain.lr or raise the "
-                    f"temperature; {_last_good_epoch(last, epoch)}.")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            if scaler is None:
+                loss.backward()
+                optimizer.step()
+            else:  # fp16: scaled loss; a step with inf / NaN gradients is skipped
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
             model.update_state()
-            loss_value = loss.item()
             w_l = model.sampler.params(progress).get("w_l_now", "")
-            rows.append({"epoch": epoch, "step": step, "loss": f"{loss_value:.6f}",
-                         "w_l": f"{w_l:.4f}" if w_l != "" else "", "lr": f"{lr:.6g}",
-                         "time_s": f"{elapsed + time.time() - epoch_start:.2f}"})
-            bar.set_postfix(loss=f"{loss_value:.3f}")
+            # held on the device; read back every log_every steps (no host sync per step)
+            fresh = _checked(step_log.add, loss, {
+                "epoch": epoch, "step": step, "w_l": w_l, "lr": lr,
+                "time_s": elapsed + time.time() - epoch_start}, spec=spec, last=last)
+            if fresh:
+                rows.extend(fresh)
+                loss_value = float(fresh[-1]["loss"])
+                bar.set_postfix(loss=f"{loss_value:.3f}")
         bar.close()
+        fresh = _checked(step_log.flush, spec=spec, last=last)  # the epoch's last steps
+        if fresh:
+            rows.extend(fresh)
+            loss_value = float(fresh[-1]["loss"])
         elapsed += time.time() - epoch_start
         if rank == 0:
             _write_log(last_log, rows)  # before last.pt: the log never lags the state
             _write_log(out / "log.csv", rows)
             atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                               "scaler": scaler.state_dict() if scaler is not None else None,
                                "epoch": epoch + 1, "elapsed": elapsed, "spec_hash": spec_hash,
                                "spec": dict(spec)}, last)
             print(f"epoch {epoch + 1}/{epochs} loss {loss_value:.4f} "

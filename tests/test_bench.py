@@ -59,6 +59,19 @@ def test_quick_bench_measures_every_row_for_every_model(tmp_path):
         for label in ("top-k", "DCL", "HCL"):
             assert f"{model}: {label} step / uniform step" in names
         assert (f"{model}: MoCHi step / uniform step" in names) == (model != "simclr")
+    # the paper-shape rows run the same code at tiny sizes in --quick
+    sizes = result["settings"]["paper_shapes"]["images"]
+    for model in bench.MODELS:
+        for image in sizes:
+            for what in ("fp32 (uniform)", "bf16 (uniform)", "bf16 (ring)"):
+                assert f"{model}: step images/s, {image}px {what}" in names
+            assert f"{model}: ring step / uniform step, {image}px bf16" in names
+            assert f"{model}: backbone fwd+bwd / training step, {image}px bf16" in names
+            assert f"{model}: bf16 speed-up (fp32 step / bf16 step), {image}px" in names
+    assert sum(n.startswith("DataLoader images/s") for n in names) == 2
+    assert sum(n.startswith("DataLoader throughput / fastest bf16 step") for n in names) == 2
+    grid = next(r for r in rows if r["benchmark"].startswith("projected GPU-hours"))
+    assert grid["value"] > 0 and grid["ok"] == "n/a (not paper shapes)"
 
 
 def test_verdict_needs_the_whole_iqr_and_flags_impossible_ratios():
@@ -91,3 +104,35 @@ def test_a_model_that_fails_to_build_is_an_error_not_a_skipped_row(monkeypatch):
     with pytest.raises(ValueError, match="broken on purpose"):
         bench.bench_models(bench.torch.device("cpu"), True, 1, 0, bench.random.Random(0),
                            ("ir",))
+
+
+def test_grid_hours_are_seeds_epochs_and_images_over_throughput_summed_over_the_grid():
+    bench = _bench_module()
+    flat = {(m, smp, side): 1000.0 for m in bench.MODELS for smp in ("uniform", "ring")
+            for side in (32, 96)}
+    images = 50_000 + 50_000 + 5_000
+    assert bench.grid_gpu_hours(flat) == pytest.approx(4 * 2 * 3 * 200 * images / 1000 / 3600)
+    slow_stl = {**flat, **{(m, smp, 96): 500.0 for m in bench.MODELS
+                           for smp in ("uniform", "ring")}}
+    extra = 4 * 2 * 3 * 200 * 5_000 / 1000 / 3600  # STL10 takes twice as long
+    assert bench.grid_gpu_hours(slow_stl) == pytest.approx(bench.grid_gpu_hours(flat) + extra)
+    small = {(m, smp, side): 1000.0 for m in bench.MODELS for smp in ("uniform", "ring")
+             for side in (16, 24)}
+    assert bench.grid_gpu_hours(small, sides={32: 16, 96: 24}) == bench.grid_gpu_hours(flat)
+
+
+def test_paper_shapes_are_the_paper_sizes_on_cuda_and_paper_yaml_workers():
+    bench = _bench_module()
+    s = bench.paper_shapes(bench.torch.device("cuda"), quick=False)
+    assert (s["batch"], s["images"], s["backbone"]["width"]) == (256, (32, 96), 1.0)
+    assert (s["dataset_size"], s["num_negatives"], s["queue_size"]) == (50_000, 4096, 65_536)
+    assert s["workers"] == bench._paper_pretrain()["num_workers"] == 8
+
+
+def test_peer_ratio_times_our_step_against_lightly_on_the_same_backbone():
+    pytest.importorskip("lightly", reason="bench-only extra: pip install -e .[bench]")
+    bench = _bench_module()
+    bench.torch.set_num_threads(1)
+    rows = bench.bench_peers(bench.torch.device("cpu"), True, 2, 1, bench.random.Random(0))
+    assert [r["benchmark"].split(":")[0] for r in rows] == ["moco", "simclr"]
+    assert all(_measured(r) and "lightly" in r["benchmark"] for r in rows)

@@ -21,8 +21,10 @@ from typing import Any, Callable, Mapping, Optional
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from repro.estimators import Loss, info_nce_loss
+from repro.precision import fp32_region
 from repro.samplers import NegativeSampler
 
 __all__ = [
@@ -31,7 +33,14 @@ __all__ = [
     "negatives_from_similarities",
     "similarity_logs",
     "two_views",
+    "unit",
 ]
+
+
+def unit(x: Tensor) -> Tensor:
+    """``(B, D)`` -> the rows L2-normalised, in float32 (embeddings leave autocast here: banks,
+    queues, similarities and the ring's selection are float32; a no-op cast for fp32 runs)."""
+    return F.normalize(x.float(), dim=1)
 
 
 def negatives_from_similarities(
@@ -49,6 +58,7 @@ def negatives_from_similarities(
         progress: fraction of training done (drives the ring's ``w_l`` annealing).
     """
     batch_size, pool_size = sims.shape
+    sims = sims.float()  # the ring ranks float32 similarities (a no-op in fp32 runs)
     idx = sampler.select(sims if sampler.needs_similarities else None, batch_size=batch_size,
                          pool_size=pool_size, progress=progress, generator=generator,
                          device=sims.device)
@@ -85,6 +95,15 @@ def negatives_from_pool(
         raise ValueError(f"anchors (B, D) and pool (N, D) must share D, got "
                          f"{tuple(anchors.shape)} and {tuple(pool.shape)}")
     batch_size, pool_size = anchors.shape[0], pool.shape[0]
+    with fp32_region(anchors.device.type):  # float32 products, even inside autocast
+        return _negatives_fp32(sampler, anchors.float(), pool.float(), progress, generator)
+
+
+def _negatives_fp32(sampler: NegativeSampler, anchors: Tensor, pool: Tensor, progress: float,
+                    generator: Optional[torch.Generator]) -> Tensor:
+    """:func:`negatives_from_pool` on float32 ``anchors`` ``(B, D)`` and ``pool`` ``(N, D)``
+    with autocast off."""
+    batch_size, pool_size = anchors.shape[0], pool.shape[0]
     sims = anchors @ pool.t() if sampler.needs_similarities else None
     idx = sampler.select(sims, batch_size=batch_size, pool_size=pool_size, progress=progress,
                          generator=generator, device=anchors.device)
@@ -98,9 +117,11 @@ def negatives_from_pool(
     return neg
 
 
-def similarity_logs(pos: Tensor, neg: Tensor) -> dict[str, float]:
-    """Float logs of one contrast: mean positive / negative similarity and ``M``."""
-    return {"pos_sim": pos.detach().mean().item(), "neg_sim": neg.detach().mean().item(),
+def similarity_logs(pos: Tensor, neg: Tensor) -> dict[str, Any]:
+    """Logs of one contrast: mean positive / negative similarity (detached 0-d tensors on the
+    step's device: reading them is the caller's choice, so a step never waits for the GPU) and
+    ``M`` (a float)."""
+    return {"pos_sim": pos.detach().mean(), "neg_sim": neg.detach().mean(),
             "num_negatives": float(neg.shape[1])}
 
 
@@ -169,13 +190,15 @@ class ContrastiveModel(nn.Module, ABC):
         """``(B, 3, H, W)`` normalised RGB -> ``(B, feature_dim)`` features for linear eval."""
 
     def contrast(self, anchors: Tensor, pos: Tensor, pool: Tensor, progress: float,
-                 generator: Optional[torch.Generator]) -> tuple[Tensor, dict[str, float]]:
+                 generator: Optional[torch.Generator]) -> tuple[Tensor, dict[str, Any]]:
         """The estimator's loss (InfoNCE unless set) of anchors ``(B, D)`` with positives
         ``pos`` ``(B,)`` against negatives the sampler draws from ``pool`` ``(N, D)``; returns
-        ``(loss, logs)``."""
+        ``(loss, logs)``. Computed in float32 with autocast off (:mod:`repro.precision`)."""
         neg = negatives_from_pool(self.sampler, anchors, pool, progress=progress,
                                   generator=generator)
-        return self.estimator(pos, neg, self.temperature), similarity_logs(pos, neg)
+        pos = pos.float()
+        with fp32_region(anchors.device.type):
+            return self.estimator(pos, neg, self.temperature), similarity_logs(pos, neg)
 
     # ---- state updates -------------------------------------------------------------------
 

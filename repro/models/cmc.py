@@ -19,12 +19,11 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from repro.memory import MemoryBank
 from repro.models.backbones import build_backbone
-from repro.models.base import ContrastiveModel, two_views
+from repro.models.base import ContrastiveModel, two_views, unit
 from repro.models.heads import build_head
 from repro.models.ir import batch_indices
 from repro.samplers import NegativeSampler
@@ -132,8 +131,8 @@ class CMC(ContrastiveModel):
         x1, _ = two_views(batch)
         index = batch_indices(batch, self.bank_l.size)
         l, ab = self.lab_views(x1)
-        z_l = F.normalize(self.head_l(self.encoder_l(l)), dim=1)
-        z_ab = F.normalize(self.head_ab(self.encoder_ab(ab)), dim=1)
+        z_l = unit(self.head_l(self.encoder_l(l)))
+        z_ab = unit(self.head_ab(self.encoder_ab(ab)))
         pos_l = (z_l * self.bank_ab.get(index)).sum(1)
         loss_l, logs_l = self.contrast(z_l, pos_l, self.bank_ab.all(), progress, generator)
         pos_ab = (z_ab * self.bank_l.get(index)).sum(1)
@@ -141,7 +140,7 @@ class CMC(ContrastiveModel):
         z_l, z_ab = z_l.detach(), z_ab.detach()
         self.stash(lambda: self._update_banks(index, z_l, z_ab))
         logs = {k: (logs_l[k] + logs_ab[k]) / 2 for k in logs_l}
-        return {"loss": loss_l + loss_ab, "loss_l": loss_l.item(), "loss_ab": loss_ab.item(),
+        return {"loss": loss_l + loss_ab, "loss_l": loss_l.detach(), "loss_ab": loss_ab.detach(),
                 **logs}
 
     def _update_banks(self, index: Tensor, z_l: Tensor, z_ab: Tensor) -> None:

@@ -15,12 +15,11 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from repro.memory import MemoryBank
 from repro.models.backbones import build_backbone
-from repro.models.base import ContrastiveModel, two_views
+from repro.models.base import ContrastiveModel, two_views, unit
 from repro.models.heads import build_head
 from repro.samplers import NegativeSampler
 
@@ -67,7 +66,7 @@ class InstanceDiscrimination(ContrastiveModel):
 
     def embed(self, x: Tensor) -> Tensor:
         """``(B, 3, H, W)`` -> ``(B, D)`` L2-normalised embeddings."""
-        return F.normalize(self.head(self.encoder(x)), dim=1)
+        return unit(self.head(self.encoder(x)))
 
     def forward(self, batch: Mapping[str, Any], progress: float = 1.0,
                 generator: Optional[torch.Generator] = None) -> dict[str, Any]:

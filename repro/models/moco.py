@@ -21,12 +21,11 @@ import copy
 from typing import Any, Mapping, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from repro.memory import Queue
 from repro.models.backbones import build_backbone
-from repro.models.base import ContrastiveModel, two_views
+from repro.models.base import ContrastiveModel, two_views, unit
 from repro.models.heads import mlp_head
 from repro.samplers import NegativeSampler
 
@@ -73,12 +72,12 @@ class MoCo(ContrastiveModel):
 
     def embed(self, x: Tensor) -> Tensor:
         """Queries: ``(B, 3, H, W)`` -> ``(B, D)`` L2-normalised."""
-        return F.normalize(self.head(self.encoder(x)), dim=1)
+        return unit(self.head(self.encoder(x)))
 
     @torch.no_grad()
     def embed_keys(self, x: Tensor) -> Tensor:
         """Keys from the momentum encoder: ``(B, 3, H, W)`` -> ``(B, D)``, no gradient."""
-        return F.normalize(self.key_head(self.key_encoder(x)), dim=1)
+        return unit(self.key_head(self.key_encoder(x)))
 
     def forward(self, batch: Mapping[str, Any], progress: float = 1.0,
                 generator: Optional[torch.Generator] = None) -> dict[str, Any]:

@@ -21,13 +21,13 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from repro.models.backbones import build_backbone
 from repro.models.base import ContrastiveModel, negatives_from_similarities, similarity_logs, \
-    two_views
+    two_views, unit
 from repro.models.heads import mlp_head
+from repro.precision import fp32_region
 from repro.samplers import NegativeSampler
 
 __all__ = ["SimCLR", "LOSSES", "in_batch_similarities", "released_similarities"]
@@ -123,21 +123,22 @@ class SimCLR(ContrastiveModel):
 
     def embed(self, x: Tensor) -> Tensor:
         """``(B, 3, H, W)`` -> ``(B, D)`` L2-normalised."""
-        return F.normalize(self.head(self.encoder(x)), dim=1)
+        return unit(self.head(self.encoder(x)))
 
     def forward(self, batch: Mapping[str, Any], progress: float = 1.0,
                 generator: Optional[torch.Generator] = None) -> dict[str, Any]:
         x1, x2 = two_views(batch)
         z = self.embed(torch.cat([x1, x2]))  # one pass: batch norm over both views
         z_all = self.gather_with_grad(z)
-        if self.loss_variant == "released":
-            pos, pool = released_similarities(z, z_all, offset=self.rank * z.shape[0],
-                                              keep_positive=self.sampler.needs_similarities)
-        else:
-            pos, pool = in_batch_similarities(z, z_all, offset=self.rank * z.shape[0])
-        neg = negatives_from_similarities(self.sampler, pool, progress=progress,
-                                          generator=generator)
-        loss = self.estimator(pos, neg, self.temperature)
+        with fp32_region(z.device.type):  # float32 similarities, selection and loss
+            if self.loss_variant == "released":
+                pos, pool = released_similarities(z, z_all, offset=self.rank * z.shape[0],
+                                                  keep_positive=self.sampler.needs_similarities)
+            else:
+                pos, pool = in_batch_similarities(z, z_all, offset=self.rank * z.shape[0])
+            neg = negatives_from_similarities(self.sampler, pool, progress=progress,
+                                              generator=generator)
+            loss = self.estimator(pos, neg, self.temperature)
         return {"loss": loss, **similarity_logs(pos, neg)}
 
     def features(self, x: Tensor) -> Tensor:

@@ -161,8 +161,12 @@ def evaluate(checkpoint: str | Path, source: str, out: str | Path, *, episodes: 
                        max_examples=max_examples, seed=seed, progress=progress)
     if encoder is None:
         encoder = frozen_feature_extractor(checkpoint, state).to(dev)
+    from repro.precision import inference_precision
+
+    precision = inference_precision(state.get("config") or {}, dev)  # bf16 run on CUDA: bf16
     features = encode_images(encoder, pool.images, prep["mean"], prep["std"],
-                             batch_size=batch_size, device=dev, progress=progress)
+                             batch_size=batch_size, device=dev, progress=progress,
+                             precision=precision)
     names = [classifier] + [c for c in CLASSIFIERS if c != classifier]
     result = run_episodes(features, pool.labels, episodes, config, classifiers=names,
                           seed=seed, progress=progress)
@@ -208,7 +212,7 @@ def evaluate(checkpoint: str | Path, source: str, out: str | Path, *, episodes: 
             "pool_size": len(pool), "pool_classes": pool.num_classes,
             "feature_dim": int(features.shape[1]), "domain_linear": domain,
             "data": pool.info, "preprocessing": prep, "checkpoint": str(checkpoint),
-            "device": str(dev),
+            "device": str(dev), "feature_precision": precision,
         },
     )
     write_record(out, record)

@@ -49,15 +49,21 @@ def preprocessing_for(state: Mapping[str, Any],
 @torch.no_grad()
 def encode_images(encoder: Callable[[Tensor], Tensor], images: np.ndarray,
                   mean: Sequence[float], std: Sequence[float], *, batch_size: int = 256,
-                  device: str | torch.device = "cpu", progress: bool = False) -> np.ndarray:
+                  device: str | torch.device = "cpu", progress: bool = False,
+                  precision: str = "fp32") -> np.ndarray:
     """Frozen features of ``(P, S, S, 3)`` uint8 images, L2-normalised.
 
     Each batch is scaled to [0, 1], normalised with ``mean`` / ``std`` and passed through
-    ``encoder`` (``(B, 3, S, S)`` -> ``(B, F)``).
+    ``encoder`` (``(B, 3, S, S)`` -> ``(B, F)``), under ``precision``'s autocast
+    (:func:`repro.precision.autocast`: ``bf16`` on CUDA for a bf16 run; the features come back
+    float32 either way).
 
     Returns:
         ``(P, F)`` float32, unit-norm rows.
     """
+    from repro.precision import autocast
+
+    device = torch.device(device)
     mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
     starts = range(0, len(images), batch_size)
@@ -69,6 +75,7 @@ def encode_images(encoder: Callable[[Tensor], Tensor], images: np.ndarray,
     for start in starts:
         batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size]))
         x = batch.to(device).permute(0, 3, 1, 2).float().div_(255.0)
-        feats = encoder((x - mean_t) / std_t).float()
+        with autocast(precision, device):
+            feats = encoder((x - mean_t) / std_t).float()
         out.append(F.normalize(feats.flatten(1), dim=1).cpu())
     return torch.cat(out).numpy()

@@ -1,0 +1,118 @@
+"""GPU checks (``pytest -m gpu``; skipped without CUDA, run by bench/device_check.sh): the CUDA
+step matches the CPU step, bf16 stays near fp32, a killed run resumes to the same state, and
+the ring picks the same members on both devices."""
+
+import pytest
+import torch
+
+from repro.config import run_spec
+from repro.models.base import negatives_from_pool
+from repro.precision import autocast
+from repro.pretrain import train
+from repro.samplers import RingSampler
+
+from test_models import SAMPLERS, _batch, _model
+from test_pretrain import _config
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+
+CUDA = torch.device("cuda")
+WHOLE_POOL = ("moco", "simclr")  # uniform = the whole queue / batch: no random draw
+
+
+def _on(batch, device):
+    return {"index": batch["index"].to(device), "label": batch["label"].to(device),
+            "views": tuple(v.to(device) for v in batch["views"])}
+
+
+def _step(model, batch, device, precision="fp32"):
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    with autocast(precision, device):
+        out = model(batch, progress=1.0, generator=torch.Generator(device=device).manual_seed(0))
+    out["loss"].backward()
+    grads = {n: p.grad.detach().cpu() for n, p in model.named_parameters() if p.grad is not None}
+    opt.step()
+    model.update_state()
+    return out["loss"].item(), grads, {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(autouse=True)
+def _exact_fp32():
+    """No TF32 (fp32 means fp32 here) and deterministic cuDNN kernels, restored afterwards."""
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+           torch.backends.cudnn.deterministic)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.deterministic = True
+    yield
+    (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+     torch.backends.cudnn.deterministic) = old
+
+
+@pytest.mark.parametrize("name", WHOLE_POOL)
+def test_fp32_step_on_cuda_matches_the_cpu_step(name):
+    batch = _batch()
+    cpu = _step(_model(name, SAMPLERS["uniform"]), batch, torch.device("cpu"))
+    gpu = _step(_model(name, SAMPLERS["uniform"]).to(CUDA), _on(batch, CUDA), CUDA)
+    assert gpu[0] == pytest.approx(cpu[0], rel=1e-4)
+    for key in cpu[1]:
+        torch.testing.assert_close(gpu[1][key], cpu[1][key], rtol=1e-3, atol=1e-4)
+    for key in cpu[2]:
+        if cpu[2][key].is_floating_point():
+            torch.testing.assert_close(gpu[2][key], cpu[2][key], rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["ir", "cmc"])
+def test_fp32_embeddings_and_bank_update_on_cuda_match_the_cpu(name):
+    batch = _batch()
+    cpu_model, gpu_model = _model(name), _model(name).to(CUDA)
+    gpu_out = gpu_model(_on(batch, CUDA), progress=1.0,
+                        generator=torch.Generator(device=CUDA).manual_seed(0))
+    cpu_out = cpu_model(batch, progress=1.0, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(gpu_out["pos_sim"].cpu(), cpu_out["pos_sim"], rtol=1e-4,
+                               atol=1e-5)
+    cpu_model.update_state()
+    gpu_model.update_state()  # the banks moved by the same embeddings
+    for key, value in cpu_model.state_dict().items():
+        if value.is_floating_point():
+            torch.testing.assert_close(gpu_model.state_dict()[key].cpu(), value, rtol=1e-3,
+                                       atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["ir", "cmc", "moco", "simclr"])
+def test_bf16_loss_on_cuda_is_within_two_percent_of_fp32(name):
+    batch = _on(_batch(), CUDA)
+    fp32 = _step(_model(name, SAMPLERS["ring"]).to(CUDA), batch, CUDA)[0]
+    bf16 = _step(_model(name, SAMPLERS["ring"]).to(CUDA), batch, CUDA, "bf16")[0]
+    assert bf16 == pytest.approx(fp32, rel=0.02)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_ring_members_on_cuda_equal_the_ring_on_the_cpu(seed):
+    g = torch.Generator().manual_seed(seed)
+    anchors = torch.nn.functional.normalize(torch.randn(64, 128, generator=g), dim=1)
+    pool = torch.nn.functional.normalize(torch.randn(65_536, 128, generator=g), dim=1)
+    ring = RingSampler(w_l=0.9, w_u=0.99, num_negatives=None)
+    cpu = negatives_from_pool(ring, anchors, pool, progress=1.0).sort(1).values
+    gpu = negatives_from_pool(ring, anchors.to(CUDA), pool.to(CUDA), progress=1.0)
+    torch.testing.assert_close(gpu.sort(1).values.cpu(), cpu, rtol=0, atol=1e-5)
+    with autocast("bf16", CUDA):  # bf16 autocast: the same float32 ring
+        mixed = negatives_from_pool(ring, anchors.to(CUDA), pool.to(CUDA), progress=1.0)
+    assert torch.equal(mixed, gpu)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_killed_run_on_cuda_resumes_to_the_uninterrupted_state(tmp_path, precision):
+    spec = run_spec(_config(augment="batch", gpus=1, precision=precision), "moco", "ring",
+                    "shapes", 0)
+    straight = train(spec, tmp_path / "straight", device="cuda", progress_bar=False)
+    assert train(spec, tmp_path / "split", device="cuda", progress_bar=False,
+                 stop_after_epoch=1) == {}
+    resumed = train(spec, tmp_path / "split", device="cuda", resume=True, progress_bar=False)
+    assert resumed["metrics"]["final_loss"] == pytest.approx(straight["metrics"]["final_loss"],
+                                                             rel=1e-4)
+    a = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=False)["model"]
+    for key in a:
+        if a[key].is_floating_point():
+            torch.testing.assert_close(b[key], a[key], rtol=1e-3, atol=1e-4)
