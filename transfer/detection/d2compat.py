@@ -84,12 +84,16 @@ def alias_pil_linear() -> None:
 
 def alias_numpy() -> list[str]:
     """Set the removed NumPy type aliases that are missing; returns the names set."""
+    import warnings
+
     import numpy as np
 
     missing = []
     for name, value in NUMPY_ALIASES.items():
         try:
-            getattr(np, name)
+            with warnings.catch_warnings():  # NumPy 2 warns on the probe of a removed alias
+                warnings.simplefilter("ignore", FutureWarning)
+                getattr(np, name)
         except AttributeError:
             setattr(np, name, value)
             missing.append(name)

@@ -51,9 +51,10 @@ def pick_backend(requested: str) -> str:
     if requested == "auto":
         return "detectron2" if detectron2_available() else "torchvision"
     if requested == "detectron2" and not detectron2_available():
-        raise ImportError("--backend detectron2 asked for, but detectron2 is not installed (it is "
-                          "not on PyPI: build it from github.com/facebookresearch/detectron2), or "
-                          "use --backend torchvision")
+        raise ImportError("--backend detectron2 asked for, but detectron2 is not installed: "
+                          "`make install` installs it (python -m "
+                          "transfer.detection.install_detectron2), or build it from "
+                          "github.com/facebookresearch/detectron2; or use --backend torchvision")
     if requested not in ("detectron2", "torchvision"):
         raise ValueError(f"unknown backend {requested!r}; auto, detectron2 or torchvision")
     return requested
@@ -170,6 +171,9 @@ def train_detectron2(checkpoint: Path, task: Task, out_dir: Path, *, data: str, 
     """
     import json
 
+    from transfer.detection import d2compat
+
+    d2compat.prepare()
     from detectron2.engine import launch
 
     from transfer.detection.convert import convert_checkpoint
@@ -239,6 +243,9 @@ def _detectron2_cfg(job: dict[str, Any]):
 def _detectron2_worker(job: dict[str, Any]) -> None:
     """Train, then test once, in one detectron2 process; rank 0 writes
     ``detectron2_metrics.json``."""
+    from transfer.detection import d2compat
+
+    d2compat.prepare()  # again: a spawned worker (--num-gpus > 1) is a fresh process
     from detectron2.data import MetadataCatalog
     from detectron2.engine import DefaultTrainer, hooks
     from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
@@ -254,6 +261,15 @@ def _detectron2_worker(job: dict[str, Any]) -> None:
             return COCOEvaluator(dataset_name, tasks=tasks, output_dir=cfg.OUTPUT_DIR,
                                  use_fast_impl=False,
                                  kpt_oks_sigmas=cfg.TEST.KEYPOINT_OKS_SIGMAS)
+
+        def build_writers(self):
+            # DefaultTrainer's writers without TensorBoard's (torch.utils.tensorboard needs the
+            # tensorboard package): the console printer and metrics.json
+            from detectron2.utils.events import CommonMetricPrinter, JSONWriter
+
+            Path(self.cfg.OUTPUT_DIR).mkdir(parents=True, exist_ok=True)
+            return [CommonMetricPrinter(self.max_iter),
+                    JSONWriter(str(Path(self.cfg.OUTPUT_DIR) / "metrics.json"))]
 
         def build_hooks(self):
             # DefaultTrainer's EvalHook tests after the last iteration; the one test is below
