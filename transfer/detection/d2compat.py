@@ -9,8 +9,9 @@ process, where it can be read and tested.
   at import time (deformable conv, rotated ROIAlign, rotated box IoU, the fast COCOeval), none of
   which this project's path calls. Where no compiled ``_C`` exists, :func:`install_placeholder_c`
   puts a placeholder module in ``sys.modules`` whose every attribute raises
-  :class:`CompiledOpsMissing`, naming the op and the source build that provides it. A source
-  build's real ``_C`` is left alone.
+  :class:`CompiledOpsMissing`, naming the op and the source build that provides it, except the
+  three that detectron2's environment report (``utils.collect_env``) reads, which say that
+  there are no compiled ops. A source build's real ``_C`` is left alone.
 - **``PIL.Image.LINEAR``**: removed in Pillow 10; detectron2's ``ExtentTransform`` uses it as a
   default argument. Aliased to ``Image.BILINEAR`` (the value it always had) where missing.
 - **NumPy aliases** ``np.float``, ``np.int``, ``np.object``, ``np.str`` (removed in NumPy 1.24)
@@ -26,12 +27,13 @@ import importlib.util
 import sys
 import types
 
-__all__ = ["CompiledOpsMissing", "NUMPY_ALIASES", "SOURCE_BUILD", "compiled_ops_available",
+__all__ = ["CompiledOpsMissing", "NUMPY_ALIASES", "PLACEHOLDER_VERSION", "SOURCE_BUILD", "compiled_ops_available",
            "install_placeholder_c", "alias_pil_linear", "alias_numpy", "prepare"]
 
 SOURCE_BUILD = ("pip install 'git+https://github.com/facebookresearch/detectron2.git@v0.6' "
                 "(or `python -m pip install -e .` in a clone), with torch installed and a C++ "
                 "(and CUDA) compiler")
+PLACEHOLDER_VERSION = "none: detectron2 installed without compiled ops (d2compat placeholder)"
 NUMPY_ALIASES = {"float": float, "int": int, "bool": bool, "object": object, "str": str}
 
 
@@ -70,6 +72,9 @@ def install_placeholder_c() -> bool:
                                                    "its compiled ops (transfer.detection.d2compat)")
         module._ring_repro_placeholder = True
         module.__getattr__ = _placeholder_getattr
+        # what detectron2's environment report (utils.collect_env) asks of a compiled _C
+        module.get_compiler_version = module.get_cuda_version = lambda: PLACEHOLDER_VERSION
+        module.has_cuda = lambda: False
         sys.modules["detectron2._C"] = module
     return True
 
