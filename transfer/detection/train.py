@@ -269,6 +269,9 @@ def _detectron2_cfg(job: dict[str, Any]):
         # the config's warm-up (1000 COCO, 100 VOC) is for the paper schedule: a shorter run
         # warms up over at most 10% of its iterations, as the torchvision backend does
         cfg.SOLVER.WARMUP_ITERS = min(cfg.SOLVER.WARMUP_ITERS, default_warmup(iterations))
+        # PreciseBN re-estimates the BN statistics over 200 batches, for the 90k-iteration
+        # schedule; a shorter run re-estimates them over at most as many batches as it trained
+        cfg.TEST.PRECISE_BN.NUM_ITER = min(cfg.TEST.PRECISE_BN.NUM_ITER, iterations)
     if job["warmup"] is not None:
         cfg.SOLVER.WARMUP_ITERS = job["warmup"]
     if job["batch_size"]:
