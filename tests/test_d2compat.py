@@ -63,6 +63,16 @@ def test_install_package_copies_the_package_unchanged_and_records_every_file(tmp
     assert not (site / "detectron2" / "stale.py").exists()
 
 
+def test_the_install_leaves_a_source_build_alone(tmp_path, capsys):
+    dist_info = tmp_path / "detectron2-0.6.dist-info"  # an editable source build's
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: detectron2\n")
+    (dist_info / "INSTALLER").write_text("pip\n")
+    assert inst.main(["--site-packages", str(tmp_path), "--force"]) == 0
+    assert "installed by pip): nothing to do" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["detectron2-0.6.dist-info"]
+
+
 def test_a_file_with_the_wrong_hash_is_refused(tmp_path, capsys):
     fake = tmp_path / "pb1-detectron2-0.6.tar.gz"
     fake.write_bytes(b"not the sdist")

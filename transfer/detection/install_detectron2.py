@@ -125,12 +125,22 @@ def install_package(package: Path, site_packages: Path, version: str = VERSION) 
     return dist_info
 
 
-def installed_dist_info(site_packages: Path, version: str = VERSION) -> Optional[Path]:
-    """The dist-info of a detectron2 ``version`` already in ``site_packages`` (ours or a source
-    build's), or ``None``."""
-    dist_info = site_packages / f"detectron2-{version}.dist-info"
-    return dist_info if (dist_info / "RECORD").is_file() and \
-        (site_packages / "detectron2" / "__init__.py").is_file() else None
+def installed_dist_info(site_packages: Path) -> Optional[Path]:
+    """The dist-info of a detectron2 already in ``site_packages``, ours or a source build's
+    (editable ones included: their package lives in the clone), or ``None``. Ours writes its
+    dist-info last, so one that is there means the package was copied in full."""
+    found = sorted(p for p in site_packages.glob("detectron2-*.dist-info")
+                   if (p / "METADATA").is_file())
+    return found[-1] if found else None
+
+
+def _installer(dist_info: Path) -> str:
+    path = dist_info / "INSTALLER"
+    return path.read_text().strip() if path.is_file() else "unknown"
+
+
+def _ours(dist_info: Path) -> bool:
+    return _installer(dist_info) == INSTALLER
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -144,11 +154,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--site-packages", type=Path,
                         default=Path(sysconfig.get_paths()["purelib"]),
                         help="where to install (default: this interpreter's purelib)")
-    parser.add_argument("--force", action="store_true", help="reinstall over an existing copy")
+    parser.add_argument("--force", action="store_true",
+                        help="reinstall over an existing copy (never over a source build: "
+                             "pip uninstall detectron2 first)")
     args = parser.parse_args(argv)
     existing = installed_dist_info(args.site_packages)
-    if existing is not None and not args.force:
-        print(f"detectron2 {VERSION} already installed ({existing})")
+    if existing is not None and (not args.force or not _ours(existing)):
+        print(f"detectron2 already installed ({existing.name}, installed by "
+              f"{_installer(existing)}): nothing to do")
         return 0
     with tempfile.TemporaryDirectory(prefix="detectron2-sdist-") as tmp:
         try:
