@@ -279,6 +279,8 @@ def _detectron2_cfg(job: dict[str, Any]):
     if job["lr"]:
         cfg.SOLVER.BASE_LR = job["lr"]
     cfg.MODEL.DEVICE = job["device"]
+    if job["device"] == "cpu":  # load in-process, as the torchvision backend: the same record
+        cfg.DATALOADER.NUM_WORKERS = 0  # on every run, and no 4 workers on a few CPU cores
     cfg.SEED = job["seed"]
     cfg.OUTPUT_DIR = str(out_dir / "detectron2")
     cfg.merge_from_list(job["opts"])
@@ -324,6 +326,11 @@ def _detectron2_worker(job: dict[str, Any]) -> None:
     import transfer.detection.d2backbone  # noqa: F401  (registers our backbones and C4 head)
 
     cfg = _detectron2_cfg(job)
+    # cfg.SEED is applied by detectron2's default_setup only (not used here): seed Python,
+    # NumPy and torch, which the training sampler's shuffling seed is drawn from
+    from detectron2.utils.env import seed_all_rng
+
+    seed_all_rng(cfg.SEED + comm.get_rank())
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=True)
     trainer.train()
