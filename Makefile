@@ -5,7 +5,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-EXTRAS ?= test,tf,slurm
+EXTRAS ?= test,tf,slurm,detectron2,bench
 STAMP  := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 comma  := ,
 CORES  ?= all
@@ -19,11 +19,19 @@ REPRODUCE_FLAGS = --cores $(CORES) --show-failed-logs --rerun-incomplete --noloc
 .PHONY: install reproduce test test-fast test-slurm lint report-html dry-run-paper clean-results \
 	mutation mutation-report
 
-install: $(STAMP)
+# detectron2 0.6's Python package, from the index's sdist, uncompiled (its dependencies are the
+# `detectron2` extra); GPU users may build it from source instead (README, "Detection backends")
+D2STAMP := $(VENV)/.installed-detectron2-0.6
+
+install: $(STAMP) $(if $(findstring detectron2,$(EXTRAS)),$(D2STAMP))
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -e '.[$(EXTRAS)]'
+	@touch $@
+
+$(D2STAMP): $(STAMP) transfer/detection/install_detectron2.py
+	$(PY) -m transfer.detection.install_detectron2
 	@touch $@
 
 reproduce: install

@@ -94,19 +94,22 @@ def test_convert_cli_writes_detectron2_pickle_and_matching_settings(tmp_path, ca
     assert settings["MODEL"]["WEIGHTS"] == str(out.resolve())
 
 
-def test_converting_a_cifar_stem_encoder_warns_that_detectron2_cannot_load_its_stem(tmp_path,
-                                                                                    capsys):
+def test_converting_a_narrow_cifar_stem_resnet18_names_its_stem_and_width_without_warning(
+        tmp_path, capsys):
     ckpt = _checkpoint(tmp_path / "checkpoint.pt", TINY)
     assert convert_main([str(ckpt), str(tmp_path / "m.pkl")]) == 0
-    assert "CIFAR stem" in capsys.readouterr().err
-    assert "WARNING" in (tmp_path / "m.yaml").read_text()
+    assert "warning" not in capsys.readouterr().err
+    settings = yaml.safe_load((tmp_path / "m.yaml").read_text())
+    resnets = settings["MODEL"]["RESNETS"]
+    assert resnets["STEM_TYPE"] == "cifar" and resnets["DEPTH"] == 18
+    assert resnets["STEM_OUT_CHANNELS"] == 8 and resnets["RES2_OUT_CHANNELS"] == 8
     assert convert_main([str(tmp_path / "missing.pt"), str(tmp_path / "x.pkl")]) == 2
 
 
-def test_converting_a_resnet18_warns_that_the_c4_head_cannot_load_its_res5(tmp_path, capsys):
-    ckpt = _checkpoint(tmp_path / "checkpoint.pt", TINY)
+def test_converting_a_one_channel_encoder_warns_that_it_takes_no_rgb(tmp_path, capsys):
+    ckpt = _checkpoint(tmp_path / "checkpoint.pt", {**TINY, "in_channels": 1})
     assert convert_main([str(ckpt), str(tmp_path / "m.pkl")]) == 0
-    assert "C4 box head" in capsys.readouterr().err
+    assert "3-channel RGB" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name", ["voc_det_R_50_C4_24k.yaml", "coco_mask_R_50_FPN_1x.yaml",
@@ -119,6 +122,8 @@ def test_shipped_configs_resolve_their_base_and_match_the_conversion(name):
     assert base["INPUT"]["FORMAT"] == "RGB"
     assert model["RESNETS"]["STRIDE_IN_1X1"] is False
     assert model["BACKBONE"]["FREEZE_AT"] == 0
+    assert model["BACKBONE"]["NAME"] == ("build_ring_resnet_backbone" if "C4" in name
+                                         else "build_ring_resnet_fpn_backbone")
     assert model["RESNETS"]["NORM"] in ("SyncBN", "naiveSyncBN")
     if "C4" in name:  # MoCo's C4 recipe: naiveSyncBN and a norm after the res5 head
         assert model["RESNETS"]["NORM"] == "naiveSyncBN"
@@ -342,10 +347,11 @@ def test_torchvision_backend_fine_tunes_on_a_voc_devkit(tmp_path):
     assert set(record["metrics"]) == {"bbox_AP", "bbox_AP50", "bbox_AP75"}
 
 
-# Where detectron2 is installed (it is not on PyPI), its backend runs end to end on the generated
-# data: a ResNet-50 at width 1/4 (the C4 head needs bottleneck blocks), 2 iterations at learning
-# rate 0, 64-pixel images, every box scored (SCORE_THRESH_TEST 0) so that the evaluation sees
-# predictions.
+# detectron2 (make install puts it in the venv: transfer.detection.install_detectron2) runs end to
+# end on the generated data: a ResNet-50 at width 1/4 with the ImageNet stem, and the default's
+# ResNet-18 at width 1/8 with the CIFAR stem (transfer.detection.d2backbone), 2 iterations at
+# learning rate 0, 64-pixel images, every box scored (SCORE_THRESH_TEST 0) so that the evaluation
+# sees predictions.
 D2_TINY_OPTS = ["INPUT.MIN_SIZE_TRAIN", "(64,)", "INPUT.MAX_SIZE_TRAIN", "64",
                 "INPUT.MIN_SIZE_TEST", "64", "INPUT.MAX_SIZE_TEST", "64",
                 "TEST.PRECISE_BN.NUM_ITER", "1", "DATALOADER.NUM_WORKERS", "0",
@@ -354,21 +360,24 @@ R50_QUARTER = {"arch": "resnet50", "cifar_stem": False, "width": 0.25, "in_chann
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task,data,iou_types", [
-    ("voc_det", "generated", ("bbox",)),
-    ("voc_det", "voc", ("bbox",)),
-    ("coco_mask", "generated", ("bbox", "segm")),
-    ("coco_kpt", "generated", ("bbox", "keypoints")),
-])
+@pytest.mark.parametrize("task,data,iou_types,backbone", [
+    ("voc_det", "generated", ("bbox",), R50_QUARTER),
+    ("voc_det", "voc", ("bbox",), R50_QUARTER),
+    ("coco_mask", "generated", ("bbox", "segm"), R50_QUARTER),
+    ("coco_kpt", "generated", ("bbox", "keypoints"), R50_QUARTER),
+    ("voc_det", "generated", ("bbox",), TINY),
+    ("coco_mask", "generated", ("bbox", "segm"), TINY),
+], ids=["voc_det-generated-r50", "voc_det-voc-r50", "coco_mask-generated-r50",
+        "coco_kpt-generated-r50", "voc_det-generated-r18cifar", "coco_mask-generated-r18cifar"])
 def test_detectron2_backend_fine_tunes_loads_every_backbone_weight_and_scores(
-        tmp_path, shapes, task, data, iou_types):
-    pytest.importorskip("detectron2", reason="detectron2 is not installed (not on PyPI)")
+        tmp_path, shapes, task, data, iou_types, backbone):
+    pytest.importorskip("detectron2", reason="detectron2 is not installed (make install)")
     from repro.results import read_record
     from transfer.detection.synthetic import make_shapes_voc
 
     root = make_shapes_voc(tmp_path / "VOCdevkit", num_train=4, num_test=2,
                            image_size=64) if data == "voc" else shapes
-    ckpt = _checkpoint(tmp_path / "checkpoint.pt", R50_QUARTER)
+    ckpt = _checkpoint(tmp_path / "checkpoint.pt", backbone)
     out = tmp_path / task / "result.json"
     assert train_main(["--checkpoint", str(ckpt), "--task", task, "--data", data,
                        "--data-root", str(root), "--backend", "detectron2",
@@ -389,6 +398,35 @@ def test_detectron2_backend_fine_tunes_loads_every_backbone_weight_and_scores(
         matches = [k for k in final if k.endswith("." + name)]
         assert len(matches) == 1, name
         assert np.array_equal(final[matches[0]].numpy(), value), name
+    backbone_keys = [k for k in final if k.startswith("backbone.") and ".fpn_" not in k
+                     and not k.endswith("num_batches_tracked")]
+    assert backbone_keys and all(any(k.endswith("." + name) for name in converted)
+                                 for k in backbone_keys)  # no backbone tensor left random
+
+
+def test_detectron2_size_options_scale_anchors_and_heads_like_the_torchvision_backend():
+    from transfer.detection.train import detectron2_size_options
+
+    fpn = detectron2_size_options("fpn", min_size=96, max_size=128, fpn_channels=64,
+                                  head_width=16)
+    pairs = dict(zip(fpn[::2], fpn[1::2]))
+    assert pairs["INPUT.MIN_SIZE_TRAIN"] == "(96,)" and pairs["INPUT.MAX_SIZE_TEST"] == "128"
+    assert pairs["MODEL.ANCHOR_GENERATOR.SIZES"] == "[[8], [16], [32], [64], [128]]"
+    assert pairs["MODEL.FPN.OUT_CHANNELS"] == "64" and pairs["MODEL.ROI_BOX_HEAD.FC_DIM"] == "64"
+    assert pairs["MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS"] == "(16, 16, 16, 16)"
+    c4 = dict(zip(*[iter(detectron2_size_options("c4", min_size=800, fpn_channels=64))] * 2))
+    assert c4["MODEL.ANCHOR_GENERATOR.SIZES"] == "[[32, 64, 128, 256, 512]]"
+    assert "MODEL.FPN.OUT_CHANNELS" not in c4
+    assert detectron2_size_options("fpn") == []
+
+
+def test_default_config_detection_runs_on_detectron2_where_installed():
+    from transfer.detection.train import detectron2_available
+
+    default = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "default.yaml")
+                             .read_text())
+    assert default["detection"]["backend"] == "auto"
+    assert pick_backend("auto") == ("detectron2" if detectron2_available() else "torchvision")
 
 
 def test_detectron2_backend_without_detectron2_is_a_clear_error():
@@ -396,6 +434,6 @@ def test_detectron2_backend_without_detectron2_is_a_clear_error():
 
     if detectron2_available():
         pytest.skip("detectron2 is installed here")
-    with pytest.raises(ImportError, match="not on PyPI"):
+    with pytest.raises(ImportError, match="make install"):
         pick_backend("detectron2")
     assert pick_backend("auto") == "torchvision"

@@ -20,14 +20,18 @@ def _pip(env):
 
 
 def test_the_rules_conda_env_pins_exactly_the_packages_of_pyproject():
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    deps = project["dependencies"]
+    detectron2 = project["optional-dependencies"]["detectron2"]  # the detection jobs' backend
     env = yaml.safe_load((ROOT / "envs" / "repro.yaml").read_text())
-    assert _pip(env) == deps
+    assert _pip(env) == deps + detectron2
     developer = yaml.safe_load((ROOT / "environment.yml").read_text())
     python = [d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python")]
     assert python and python[0] in developer["dependencies"]
     pins = {d for d in _pip(developer) if "==" in d}  # environment.yml's own pins agree too
     assert pins <= set(deps)
+    extras = re.search(r"^-e \.\[(.*)\]$", _pip(developer)[-1]).group(1).split(",")
+    assert "detectron2" in extras and set(extras) <= set(project["optional-dependencies"])
 
 
 def test_snakemake_lint_finds_nothing():

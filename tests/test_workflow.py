@@ -201,6 +201,12 @@ def test_default_workflow_end_to_end_writes_every_table_and_figure(tmp_path):
                      for p in (results / "fewshot").rglob("result.json"))
     assert fewshot == [("digits", "shapes")] * 4 + [("shapes", "digits")] * 4
     assert len(list((results / "detection").rglob("result.json"))) == 1
+    # detection.backend: auto fine-tunes with detectron2 where `make install` installed it
+    from transfer.detection.train import detectron2_available
+
+    detection = json.loads(next((results / "detection").rglob("result.json")).read_text())
+    assert detection["extra"]["backend"] == ("detectron2" if detectron2_available()
+                                             else "torchvision")
     table1 = (tmp_path / "tables" / "table1_linear_eval.md").read_text()
     assert "MoCo + Ring" in table1 and "IR" in table1 and "(n=1)" in table1
     assert "MoCo, untrained" in table1

@@ -14,7 +14,8 @@ Names (torchvision -> detectron2)::
 
 ``num_batches_tracked`` and any ``fc.*`` (classifier) entries are dropped. ``res5.*`` is what a C4
 model's ROI head holds (``roi_heads.res5.*``): ``matching_heuristics`` lets detectron2's
-checkpointer match it by suffix.
+checkpointer match it by suffix. The backbones of :mod:`transfer.detection.d2backbone` take
+the encoder's width and stem (``MODEL.RESNETS.STEM_TYPE``), so every tensor loads.
 
 A torchvision-style backbone expects RGB input in [0, 1] normalised with ImageNet statistics;
 detectron2's defaults (MSRA weights) expect BGR in [0, 255] and put the stride in the 1x1 conv.
@@ -143,6 +144,8 @@ def detectron2_settings(backbone: Mapping[str, Any], weights: str) -> dict[str, 
                 "RES2_OUT_CHANNELS": base * (4 if depth == 50 else 1),
                 "WIDTH_PER_GROUP": base,
                 "NUM_GROUPS": 1,
+                # read by transfer.detection.d2backbone (add_ring_config adds the key)
+                "STEM_TYPE": "cifar" if backbone.get("cifar_stem") else "imagenet",
             },
         },
         "INPUT": {"FORMAT": "RGB"},
@@ -151,17 +154,9 @@ def detectron2_settings(backbone: Mapping[str, Any], weights: str) -> dict[str, 
 
 
 def _warnings(backbone: Mapping[str, Any]) -> list[str]:
+    """What keeps the converted weights from a detectron2 model. Any width and either stem
+    load through transfer.detection.d2backbone's backbones; a non-RGB encoder does not."""
     notes = []
-    if backbone.get("cifar_stem"):
-        notes.append("the encoder has a CIFAR stem (3x3 conv1, no max-pool); detectron2's stem "
-                     "is 7x7/2 + max-pool, so stem.conv1.weight will not load (shape mismatch): "
-                     "use the torchvision backend (python -m transfer.detection.train)")
-    if backbone.get("arch") == "resnet18" and float(backbone.get("width", 1.0)) != 1.0:
-        notes.append("detectron2 supports ResNet-18 only at width 1 (RES2_OUT_CHANNELS 64)")
-    if backbone.get("arch") == "resnet18":
-        notes.append("detectron2's C4 box head (voc_det) always builds a bottleneck res5, so "
-                     "this ResNet-18's res5 weights will not load there and that head starts "
-                     "from random weights; the FPN configs (coco_mask, coco_kpt) are fine")
     if int(backbone.get("in_channels", 3)) != 3:
         notes.append("the encoder does not take 3-channel RGB input")
     return notes
@@ -201,7 +196,8 @@ def convert_checkpoint(checkpoint: str | Path, out: str | Path,
     notes = _warnings(backbone)
     header = (f"# detectron2 settings for {out.name} (converted from {checkpoint} by "
               f"transfer.detection.convert);\n# merge after a config from "
-              f"transfer/detection/configs/.\n" + "".join(f"# WARNING: {n}\n" for n in notes))
+              f"transfer/detection/configs/, into a config that went through\n# "
+              f"transfer.detection.d2backbone.add_ring_config (MODEL.RESNETS.STEM_TYPE).\n" + "".join(f"# WARNING: {n}\n" for n in notes))
     atomic_write_text(Path(settings_path) if settings_path else out.with_suffix(".yaml"),
                       header + yaml.safe_dump(settings, sort_keys=False))
     return {**settings, "warnings": notes, "backbone": backbone, "num_tensors": len(weights)}

@@ -37,7 +37,8 @@ from repro.cli import non_negative_float, positive_float, positive_int
 from transfer.detection.data import TASKS, VOC_CLASSES, Task
 
 __all__ = ["CONFIG_DIR", "detectron2_available", "pick_backend", "lr_steps", "default_warmup",
-           "learning_rate", "train_torchvision", "train_detectron2", "run", "main"]
+           "learning_rate", "detectron2_size_options", "train_torchvision", "train_detectron2",
+           "run", "main"]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -51,9 +52,10 @@ def pick_backend(requested: str) -> str:
     if requested == "auto":
         return "detectron2" if detectron2_available() else "torchvision"
     if requested == "detectron2" and not detectron2_available():
-        raise ImportError("--backend detectron2 asked for, but detectron2 is not installed (it is "
-                          "not on PyPI: build it from github.com/facebookresearch/detectron2), or "
-                          "use --backend torchvision")
+        raise ImportError("--backend detectron2 asked for, but detectron2 is not installed: "
+                          "`make install` installs it (python -m "
+                          "transfer.detection.install_detectron2), or build it from "
+                          "github.com/facebookresearch/detectron2; or use --backend torchvision")
     if requested not in ("detectron2", "torchvision"):
         raise ValueError(f"unknown backend {requested!r}; auto, detectron2 or torchvision")
     return requested
@@ -70,6 +72,37 @@ def lr_steps(max_iter: int, fractions: Sequence[float]) -> tuple[int, ...]:
 def default_warmup(iterations: int) -> int:
     """Warm-up iterations of a run without ``--warmup``: 10% of it, at least 1, at most 100."""
     return max(1, min(100, iterations // 10))
+
+
+def detectron2_size_options(arch: str, min_size: Optional[int] = None,
+                            max_size: Optional[int] = None, fpn_channels: Optional[int] = None,
+                            head_width: Optional[int] = None) -> list[str]:
+    """detectron2 ``KEY VALUE`` overrides for the size options the torchvision backend takes
+    (each only where given): image sides, anchors scaled to ``min_size`` as the torchvision
+    backend scales them (:func:`transfer.detection.models.anchor_sizes`: one size per FPN level,
+    all five on the single C4 level), FPN width, and head widths with torchvision's smaller
+    sampling batches (``head_width``: the box head's convs and its FC at 4x, the mask head's
+    convs, four keypoint convs)."""
+    from transfer.detection.models import anchor_sizes
+
+    opts: list[str] = []
+    if min_size is not None:
+        sizes = [list(s) for s in anchor_sizes(min_size, 5)]
+        anchors = sizes if arch == "fpn" else [[s[0] for s in sizes]]
+        opts += ["INPUT.MIN_SIZE_TRAIN", f"({min_size},)", "INPUT.MIN_SIZE_TEST", str(min_size),
+                 "MODEL.ANCHOR_GENERATOR.SIZES", str(anchors)]
+    if max_size is not None:
+        opts += ["INPUT.MAX_SIZE_TRAIN", str(max_size), "INPUT.MAX_SIZE_TEST", str(max_size)]
+    if fpn_channels is not None and arch == "fpn":
+        opts += ["MODEL.FPN.OUT_CHANNELS", str(fpn_channels)]
+    if head_width is not None:
+        opts += ["MODEL.ROI_BOX_HEAD.CONV_DIM", str(head_width),
+                 "MODEL.ROI_BOX_HEAD.FC_DIM", str(4 * head_width),
+                 "MODEL.ROI_MASK_HEAD.CONV_DIM", str(head_width),
+                 "MODEL.ROI_KEYPOINT_HEAD.CONV_DIMS", str((head_width,) * 4),
+                 "MODEL.RPN.BATCH_SIZE_PER_IMAGE", "64",
+                 "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "128"]
+    return opts
 
 
 def learning_rate(iteration: int, base_lr: float, max_iter: int, warmup: int,
@@ -157,7 +190,9 @@ def train_torchvision(encoder_state, backbone, task: Task, out_dir: Path, *, dat
 def train_detectron2(checkpoint: Path, task: Task, out_dir: Path, *, data: str, data_root: str,
                      iterations: Optional[int], batch_size: Optional[int], lr: Optional[float],
                      warmup: Optional[int], num_gpus: int, opts: Sequence[str], seed: int,
-                     device: str) -> tuple[dict, dict]:
+                     device: str, min_size: Optional[int] = None,
+                     max_size: Optional[int] = None, fpn_channels: Optional[int] = None,
+                     head_width: Optional[int] = None) -> tuple[dict, dict]:
     """Fine-tune and evaluate with detectron2 (the paper protocol); returns ``(metrics, extra)``.
 
     The datasets are registered from ``data_root`` under this project's names (``generated``
@@ -166,10 +201,15 @@ def train_detectron2(checkpoint: Path, task: Task, out_dir: Path, *, data: str, 
     ``detectron2.engine.launch`` and rank 0 writes the metrics. VOC is scored by detectron2's
     VOC07 evaluator, COCO-format data by pycocotools' own ``COCOeval`` (detectron2's fast
     reimplementation off, as the torchvision backend scores); a task with no detection at all
-    scores 0 AP (detectron2 reports NaN) and is named in ``extra.no_detections``.
+    scores 0 AP (detectron2 reports NaN) and is named in ``extra.no_detections``. The size
+    options, where given, become config overrides (:func:`detectron2_size_options`) applied
+    before ``opts``.
     """
     import json
 
+    from transfer.detection import d2compat
+
+    d2compat.prepare()
     from detectron2.engine import launch
 
     from transfer.detection.convert import convert_checkpoint
@@ -180,8 +220,9 @@ def train_detectron2(checkpoint: Path, task: Task, out_dir: Path, *, data: str, 
     convert_checkpoint(checkpoint, weights, out_dir / "backbone_d2.yaml")
     job = {"task": task.name, "out_dir": str(out_dir), "data": data, "data_root": str(data_root),
            "iterations": iterations, "batch_size": batch_size, "lr": lr,
-           "warmup": warmup, "num_gpus": num_gpus, "opts": list(opts), "seed": seed,
-           "device": device}
+           "warmup": warmup, "num_gpus": num_gpus, "seed": seed, "device": device,
+           "opts": detectron2_size_options(task.arch, min_size, max_size, fpn_channels,
+                                           head_width) + list(opts)}
     metrics_file = out_dir / "detectron2_metrics.json"
     metrics_file.unlink(missing_ok=True)
     if num_gpus > 1:
@@ -198,16 +239,22 @@ def train_detectron2(checkpoint: Path, task: Task, out_dir: Path, *, data: str, 
         metrics.update({f"{iou}_{name}": value for name, value in values.items()})
     return metrics, {"architecture": f"detectron2 {task.detectron2_config}",
                      "detectron2_config": task.detectron2_config, "weights": str(weights),
+                     "opts": job["opts"],
                      "num_gpus": num_gpus, "no_detections": empty, "solver": written["solver"]}
 
 
 def _detectron2_cfg(job: dict[str, Any]):
     from detectron2.config import get_cfg
 
+    from transfer.detection.d2backbone import add_ring_config, fpn_level_names
+
     task, out_dir = TASKS[job["task"]], Path(job["out_dir"])
-    cfg = get_cfg()
+    cfg = add_ring_config(get_cfg())
     cfg.merge_from_file(str(CONFIG_DIR / task.detectron2_config))
     cfg.merge_from_file(str(out_dir / "backbone_d2.yaml"))
+    stem = cfg.MODEL.RESNETS.STEM_TYPE  # the CIFAR stem's FPN levels are p0..p4, not p2..p6
+    cfg.MODEL.RPN.IN_FEATURES = fpn_level_names(cfg.MODEL.RPN.IN_FEATURES, stem)
+    cfg.MODEL.ROI_HEADS.IN_FEATURES = fpn_level_names(cfg.MODEL.ROI_HEADS.IN_FEATURES, stem)
     _register_datasets(task, job["data"], Path(job["data_root"]), cfg)
     if job["num_gpus"] <= 1:  # synchronised BN needs a process group: one GPU is plain BN
         for node in (cfg.MODEL.RESNETS, cfg.MODEL.FPN, cfg.MODEL.ROI_BOX_HEAD,
@@ -222,6 +269,9 @@ def _detectron2_cfg(job: dict[str, Any]):
         # the config's warm-up (1000 COCO, 100 VOC) is for the paper schedule: a shorter run
         # warms up over at most 10% of its iterations, as the torchvision backend does
         cfg.SOLVER.WARMUP_ITERS = min(cfg.SOLVER.WARMUP_ITERS, default_warmup(iterations))
+        # PreciseBN re-estimates the BN statistics over 200 batches, for the 90k-iteration
+        # schedule; a shorter run re-estimates them over at most as many batches as it trained
+        cfg.TEST.PRECISE_BN.NUM_ITER = min(cfg.TEST.PRECISE_BN.NUM_ITER, iterations)
     if job["warmup"] is not None:
         cfg.SOLVER.WARMUP_ITERS = job["warmup"]
     if job["batch_size"]:
@@ -229,6 +279,8 @@ def _detectron2_cfg(job: dict[str, Any]):
     if job["lr"]:
         cfg.SOLVER.BASE_LR = job["lr"]
     cfg.MODEL.DEVICE = job["device"]
+    if job["device"] == "cpu":  # load in-process, as the torchvision backend: the same record
+        cfg.DATALOADER.NUM_WORKERS = 0  # on every run, and no 4 workers on a few CPU cores
     cfg.SEED = job["seed"]
     cfg.OUTPUT_DIR = str(out_dir / "detectron2")
     cfg.merge_from_list(job["opts"])
@@ -239,6 +291,9 @@ def _detectron2_cfg(job: dict[str, Any]):
 def _detectron2_worker(job: dict[str, Any]) -> None:
     """Train, then test once, in one detectron2 process; rank 0 writes
     ``detectron2_metrics.json``."""
+    from transfer.detection import d2compat
+
+    d2compat.prepare()  # again: a spawned worker (--num-gpus > 1) is a fresh process
     from detectron2.data import MetadataCatalog
     from detectron2.engine import DefaultTrainer, hooks
     from detectron2.evaluation import COCOEvaluator, PascalVOCDetectionEvaluator
@@ -255,12 +310,27 @@ def _detectron2_worker(job: dict[str, Any]) -> None:
                                  use_fast_impl=False,
                                  kpt_oks_sigmas=cfg.TEST.KEYPOINT_OKS_SIGMAS)
 
+        def build_writers(self):
+            # DefaultTrainer's writers without TensorBoard's (torch.utils.tensorboard needs the
+            # tensorboard package): the console printer and metrics.json
+            from detectron2.utils.events import CommonMetricPrinter, JSONWriter
+
+            Path(self.cfg.OUTPUT_DIR).mkdir(parents=True, exist_ok=True)
+            return [CommonMetricPrinter(self.max_iter),
+                    JSONWriter(str(Path(self.cfg.OUTPUT_DIR) / "metrics.json"))]
+
         def build_hooks(self):
             # DefaultTrainer's EvalHook tests after the last iteration; the one test is below
             return [h for h in super().build_hooks() if not isinstance(h, hooks.EvalHook)]
 
-    _register_extra_norm_head()
+    import transfer.detection.d2backbone  # noqa: F401  (registers our backbones and C4 head)
+
     cfg = _detectron2_cfg(job)
+    # cfg.SEED is applied by detectron2's default_setup only (not used here): seed Python,
+    # NumPy and torch, which the training sampler's shuffling seed is drawn from
+    from detectron2.utils.env import seed_all_rng
+
+    seed_all_rng(cfg.SEED + comm.get_rank())
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=True)
     trainer.train()
@@ -274,27 +344,6 @@ def _detectron2_worker(job: dict[str, Any]) -> None:
             "solver": {"iterations": solver.MAX_ITER, "batch_size": solver.IMS_PER_BATCH,
                        "lr": solver.BASE_LR, "warmup": solver.WARMUP_ITERS,
                        "steps": list(solver.STEPS)}})
-
-
-def _register_extra_norm_head() -> None:
-    """Register ``Res5ROIHeadsExtraNorm``: detectron2's C4 box head (res5 on pooled res4
-    features) with one more norm layer, of ``MODEL.RESNETS.NORM``, after res5, as the MoCo
-    detection recipe uses for self-supervised backbones."""
-    from detectron2.layers import get_norm
-    from detectron2.modeling import ROI_HEADS_REGISTRY
-    from detectron2.modeling.roi_heads import Res5ROIHeads
-
-    if "Res5ROIHeadsExtraNorm" in ROI_HEADS_REGISTRY:
-        return
-
-    class Res5ROIHeadsExtraNorm(Res5ROIHeads):
-        @classmethod
-        def _build_res5_block(cls, cfg):
-            res5, out_channels = super()._build_res5_block(cfg)
-            res5.add_module("norm", get_norm(cfg.MODEL.RESNETS.NORM, out_channels))
-            return res5, out_channels
-
-    ROI_HEADS_REGISTRY.register(Res5ROIHeadsExtraNorm)
 
 
 def _forget(name: str) -> None:
@@ -376,7 +425,8 @@ def run(checkpoint: str | Path, task_name: str, out: str | Path, *, data: str = 
         data_root: Optional[str] = None, backend: str = "auto", iterations: Optional[int] = None,
         batch_size: Optional[int] = None, lr: Optional[float] = None,
         weight_decay: float = 1e-4, warmup: Optional[int] = None,
-        min_size: int = 800, max_size: int = 1333, norm: str = "bn", fpn_channels: int = 256,
+        min_size: Optional[int] = None, max_size: Optional[int] = None, norm: str = "bn",
+        fpn_channels: Optional[int] = None,
         head_width: Optional[int] = None, max_train_images: Optional[int] = None,
         max_test_images: Optional[int] = None, num_gpus: int = 1, opts: Sequence[str] = (),
         seed: int = 0, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
@@ -414,6 +464,8 @@ def run(checkpoint: str | Path, task_name: str, out: str | Path, *, data: str = 
         batch_size, lr = batch_size or 2, lr or 0.02
         warmup = default_warmup(iterations) if warmup is None else warmup
         settings.update(iterations=iterations, batch_size=batch_size, lr=lr, warmup=warmup)
+        min_size, max_size = min_size or 800, max_size or 1333
+        fpn_channels = fpn_channels or 256
         metrics, extra = train_torchvision(
             state["encoder"], state["backbone"], task, out_dir, data=data, data_root=data_root,
             iterations=iterations, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
@@ -428,7 +480,8 @@ def run(checkpoint: str | Path, task_name: str, out: str | Path, *, data: str = 
         metrics, extra = train_detectron2(
             Path(checkpoint), task, out_dir, data=data, data_root=data_root,
             iterations=iterations, batch_size=batch_size, lr=lr, warmup=warmup,
-            num_gpus=num_gpus, opts=opts, seed=seed, device=device)
+            num_gpus=num_gpus, opts=opts, seed=seed, device=device, min_size=min_size,
+            max_size=max_size, fpn_channels=fpn_channels, head_width=head_width)
         solver = extra["solver"]
         scoring = ("PASCAL VOC AP (detectron2's VOC07 11-point evaluator)" if data == "voc"
                    else "COCO-style AP (pycocotools)")
@@ -481,13 +534,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weight-decay", type=non_negative_float, default=1e-4)
     parser.add_argument("--warmup", type=int, default=None,
                         help="warm-up iterations (default: 10%% of the iterations, at most 100)")
-    parser.add_argument("--min-size", type=positive_int, default=800,
-                        help="shorter image side (torchvision backend)")
-    parser.add_argument("--max-size", type=positive_int, default=1333,
-                        help="longer side cap (torchvision backend)")
+    parser.add_argument("--min-size", type=positive_int, default=None,
+                        help="shorter image side (default: torchvision 800; detectron2 the "
+                             "config's); anchors scale with it")
+    parser.add_argument("--max-size", type=positive_int, default=None,
+                        help="longer side cap (default: torchvision 1333; detectron2 the "
+                             "config's)")
     parser.add_argument("--norm", choices=("bn", "frozen"), default="bn",
                         help="backbone BN: fine-tuned (MoCo recipe) or frozen (torchvision)")
-    parser.add_argument("--fpn-channels", type=positive_int, default=256)
+    parser.add_argument("--fpn-channels", type=positive_int, default=None,
+                        help="FPN width (default 256)")
     parser.add_argument("--head-width", type=positive_int, default=None,
                         help="shrink the heads to this width (tiny CPU runs)")
     parser.add_argument("--max-train-images", type=positive_int, default=None)
