@@ -179,7 +179,13 @@ def test_linear_eval_cli_runs_the_augmented_protocol_and_records_it(tmp_path):
     record = json.loads((tmp_path / "result.json").read_text())
     assert record["extra"]["protocol"] == "augmented"
     assert record["protocol"].startswith("linear on frozen features of augmented images (SGD")
-    assert 0.0 <= record["metrics"]["top1"] <= 100.0
+    # top-1 is a count of correct test images over the whole digits test split, in percent
+    from repro.data import build_dataset
+
+    test_size = len(build_dataset("digits", None, "test"))
+    assert record["extra"]["test_size"] == test_size
+    correct = record["metrics"]["top1"] * test_size / 100.0
+    assert abs(correct - round(correct)) < 1e-6 and 0 <= round(correct) <= test_size
 
 
 def test_image_size_and_blur_override_the_dataset_input_as_the_released_224_crops():
