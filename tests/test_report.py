@@ -12,7 +12,7 @@ from repro.report.figures import (LOSS_CAVEAT, _ring_rows, load_loss_logs,
                                   plot_anneal_schedules, plot_loss_curves, plot_ring_bounds,
                                   ring_bound_panels, sampler_colors, schedule_sweep)
 from repro.report.reported import REPORTED_COLUMNS, load_reported
-from repro.report.stats import format_delta, format_summary, summarize, t_ci95
+from repro.report.stats import Summary, format_delta, format_summary, summarize, t_ci95
 from repro.report.tables import (TABLES, compact_cells, comparison_frame, idle_paper_cells,
                                  render_latex, wide_frame)
 from repro.results import load_records, make_record, write_record
@@ -78,8 +78,32 @@ def test_delta_is_ours_minus_paper_and_na_without_paper_number():
     assert format_delta(None, 79.5) == "—"
 
 
+def test_t_ci95_scales_with_the_sample_standard_deviation():
+    # s = 4 (not 1, where s and 1 / s coincide); t_{0.975, 2} = 0.95 / sqrt(2 * 0.975 * 0.025),
+    # the closed form of Student's t quantile at 2 degrees of freedom
+    mean, half, n = t_ci95([2.0, 6.0, 10.0])
+    t = 0.95 / math.sqrt(2 * 0.975 * 0.025)
+    assert (mean, n) == (6.0, 3)
+    assert half == pytest.approx(t * 4.0 / math.sqrt(3), rel=1e-9)
+
+
+def test_summary_names_where_its_interval_comes_from():
+    t_half = t_ci95([2.0, 6.0, 10.0])[1]
+    assert summarize([2.0, 6.0, 10.0], [0.8]) == Summary(6.0, t_half, 3, "t")
+    # one seed: the first of the runs' own intervals that is a number (None and NaN skipped)
+    assert summarize([70.0], [None, float("nan"), 0.8]) == Summary(70.0, 0.8, 1, "protocol")
+    assert summarize([70.0], [None, float("nan")]) == Summary(70.0, None, 1, None)
+    # an across-seed interval says only n; a protocol one says so
+    assert format_summary(Summary(1.0, 0.5, 2, "t")) == "1.00 ± 0.50 (n=2)"
+    assert format_summary(Summary(1.0, 0.5, 1, "protocol")) == "1.00 ± 0.50 (n=1, protocol CI)"
+
+
+def test_delta_without_a_paper_number_says_na_also_for_nan():
+    assert format_delta(summarize([80.0, 82.0]), float("nan")) == "n/a"
+
+
 def test_t_ci95_refuses_empty_and_non_finite_values():
-    with pytest.raises(ValueError, match="at least one"):
+    with pytest.raises(ValueError, match="^t_ci95 needs at least one value$"):
         t_ci95([])
     with pytest.raises(ValueError, match="not finite"):
         t_ci95([1.0, float("nan")])
