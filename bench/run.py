@@ -43,7 +43,7 @@ Rows:
 
 * paper shapes (default on CUDA and with ``--quick``; ``--paper-shapes`` elsewhere): ResNet-18
   at full width with the CIFAR stem, batch 256, 32 and 96 px, K = 4,096 of a 50,000-entry
-  bank, a 65,536-key queue (tiny with ``--quick``, width 1/4 and batch 32 on the CPU): each
+  bank, a 65,536-key queue (tiny with ``--quick``, width 1/16 and batch 16 on the CPU): each
   model's step in images/s (fp32 and bf16 uniform, bf16 ring), ring / uniform and backbone /
   step in bf16 (goals <= 1.05, >= 0.85), the bf16 speed-up (fp32 step / bf16 step), peak
   CUDA memory, paper.yaml's DataLoader (PIL views, its workers) against the fastest step
@@ -578,8 +578,11 @@ def paper_shapes(device: torch.device, quick: bool) -> dict[str, Any]:
                                                           "cifar_stem": True, "width": 1.0},
                     dataset_size=50_000, num_negatives=4096, queue_size=65_536,
                     workers=workers, loader_batches=20)
-    return dict(batch=32, images=(32, 96), backbone={"arch": "resnet18", "cifar_stem": True,
-                                                     "width": 0.25},
+    # the CPU: the same pools and image sizes, a backbone of 1/16 width and batch 16, so that
+    # the 20 timed functions per size finish in minutes on 2 cores (bf16 autocast runs about
+    # 10x slower than fp32 there: 2 images/s at 96 px, width 1/8)
+    return dict(batch=16, images=(32, 96), backbone={"arch": "resnet18", "cifar_stem": True,
+                                                     "width": 0.0625},
                 dataset_size=50_000, num_negatives=4096, queue_size=65_536,
                 workers=min(workers, os.cpu_count() or 1), loader_batches=5)
 

@@ -13,7 +13,8 @@ from PIL import Image
 
 from transfer.fewshot.classifiers import (l2_normalise, logistic_regression_predict, mean_ci95,
                                           nearest_centroid_predict)
-from transfer.fewshot.episodes import (EpisodeConfig, sample_episode, shots_per_class,
+from transfer.fewshot.episodes import (EpisodeConfig, eligible_classes, query_size,
+                                       sample_episode, sample_way, shots_per_class,
                                        support_size)
 from transfer.fewshot.evaluate import domain_linear_eval, main, run_episodes
 
@@ -389,3 +390,166 @@ def test_support_size_is_the_meta_dataset_formula_with_the_queries_held_out():
     # holding out more queries leaves fewer images for the support set
     assert support_size(counts, 5, np.random.default_rng(11)) < support_size(
         counts, 1, np.random.default_rng(11))
+
+
+# ---------------------------------------------------------------------------------------------
+# Episodes: every bound at its edge, every formula against its own arithmetic (#16's survivors)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"min_way": 1}, "need 2 <= min_way <= max_way, got min_way=1, max_way=50"),
+    ({"min_way": 6, "max_way": 5}, "need 2 <= min_way <= max_way, got min_way=6, max_way=5"),
+    ({"max_query": 0}, "max_query must be at least 1, got 0"),
+    ({"max_support": 0}, "max_support must be at least 1, got 0"),
+    ({"max_support_per_class": 0}, "max_support_per_class must be at least 1, got 0"),
+    ({"way": 1}, "way must be at least 2 (or None for variable), got 1"),
+    ({"shot": 0}, "shot must be at least 1 (or None for variable), got 0"),
+    ({"query": 0}, "query must be at least 1 (or None for variable), got 0"),
+])
+def test_episode_config_refuses_one_past_each_bound_with_its_whole_message(kwargs, message):
+    with pytest.raises(ValueError) as caught:
+        EpisodeConfig(**kwargs)
+    assert str(caught.value) == message
+
+
+def test_episode_config_accepts_every_bound_itself():
+    edge = EpisodeConfig(min_way=2, max_way=2, max_query=1, max_support=1,
+                         max_support_per_class=1, way=2, shot=1, query=1)
+    assert edge.as_dict() == {"min_way": 2, "max_way": 2, "max_query": 1, "max_support": 1,
+                              "max_support_per_class": 1, "way": 2, "shot": 1, "query": 1}
+    assert EpisodeConfig().as_dict() == {"min_way": 5, "max_way": 50, "max_query": 10,
+                                         "max_support": 500, "max_support_per_class": 100,
+                                         "way": None, "shot": None, "query": None}
+
+
+def test_eligible_classes_need_two_examples_or_one_more_than_the_fixed_shot():
+    labels = _labels([1, 2, 3, 4, 5])  # class c has c + 1 examples
+    assert eligible_classes(labels).tolist() == [1, 2, 3, 4]
+    assert eligible_classes(labels, shot=3).tolist() == [3, 4]  # 4 examples: 3 shots + 1 query
+    assert eligible_classes(labels, shot=1).tolist() == [1, 2, 3, 4]
+
+
+def test_sample_way_is_uniform_over_its_whole_range_and_fixed_way_may_equal_the_classes():
+    config = EpisodeConfig(min_way=3, max_way=6)
+    rng = np.random.default_rng(0)
+    draws = np.array([sample_way(10, rng, config) for _ in range(4000)])
+    assert set(draws.tolist()) == {3, 4, 5, 6}
+    assert np.abs(np.bincount(draws, minlength=7)[3:] / len(draws) - 0.25).max() < 0.03
+    assert {sample_way(4, rng, config) for _ in range(200)} == {3, 4}  # capped by C
+    assert {sample_way(2, rng, config) for _ in range(50)} == {2}  # fewer than min_way: all
+    assert sample_way(5, rng, EpisodeConfig(way=5)) == 5
+    with pytest.raises(ValueError) as caught:
+        sample_way(4, rng, EpisodeConfig(way=5))
+    assert str(caught.value) == ("5-way episodes need 5 classes with 2+ examples each; the "
+                                 "source has 4: lower --way")
+    with pytest.raises(ValueError) as caught:
+        sample_way(1, rng, config)
+    assert str(caught.value) == ("a few-shot episode needs at least 2 classes with 2+ examples "
+                                 "each, the source has 1")
+
+
+def test_query_size_is_half_the_smallest_class_capped_and_at_least_one():
+    assert query_size(np.array([9, 30, 40]), 10) == 4
+    assert query_size(np.array([60, 30, 40]), 10) == 10
+    assert query_size(np.array([2, 3]), 10) == 1
+    assert query_size(np.array([3, 3]), 10) == 1
+
+
+def test_support_size_has_one_image_per_class_even_when_max_support_is_smaller():
+    counts = np.array([50, 50, 50, 50])
+    assert support_size(counts, 1, np.random.default_rng(0), max_support=2) == 4
+    # per-class cap: beta * min(3, 49) summed over 4 classes, beta from the same draw
+    beta = 1.0 - np.random.default_rng(5).random()
+    assert support_size(counts, 1, np.random.default_rng(5), max_support_per_class=3) == (
+        4 * math.ceil(beta * 3))
+    assert support_size(counts, 1, np.random.default_rng(5), max_support=7,
+                        max_support_per_class=100) == min(7, 4 * math.ceil(beta * 49))
+
+
+def test_shots_fill_the_support_set_to_within_one_per_class_when_no_class_is_capped():
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        counts = rng.integers(400, 600, size=int(rng.integers(2, 30)))
+        total = int(rng.integers(len(counts), 500))
+        shots = shots_per_class(counts, 10, total, rng)
+        # sum_c floor(R_c (S - N)) lies in (S - 2N, S - N], plus one per class
+        assert total - len(counts) < shots.sum() <= total
+        assert (shots >= 1).all()
+
+
+def test_shot_imbalance_spans_the_factor_four_of_alpha_in_log_half_to_log_two():
+    """With equal class sizes, R_c / R_c' = exp(alpha_c - alpha_c') lies in (1/4, 4): the ratio
+    of two classes' shots (at a large support set) reaches close to 4 but never beyond."""
+    rng = np.random.default_rng(7)
+    counts = np.full(2, 100_000)  # no cap: |Im(c)| - q is far above any share of 20,000
+    ratios = []
+    for _ in range(3000):
+        shots = shots_per_class(counts, 1, 20_002, rng)
+        ratios.append(shots.max() / shots.min())
+    ratios = np.array(ratios)
+    assert ratios.max() < 4.0 and ratios.max() > 3.5
+    assert ratios.min() < 1.01
+    # class size weighs in: at equal alpha ranges the larger class gets more on average
+    big_small = [shots_per_class(np.array([1000, 100]), 1, 1102, rng) for _ in range(500)]
+    mean_ratio = np.mean([s[0] / s[1] for s in big_small])
+    assert 8 < mean_ratio < 13  # E[exp(a - a')] * 10 = 10 * (1.5 / ln 4)^2 = 11.7
+
+
+def test_shots_are_capped_at_what_the_queries_leave_in_each_class():
+    rng = np.random.default_rng(2)
+    counts = np.array([3, 500, 6])
+    for _ in range(50):
+        shots = shots_per_class(counts, 2, 5000, rng)  # shares of 4,997 far above the caps
+        assert shots[0] == 1 and shots[2] == 4  # |Im(c)| - q
+        assert shots[1] <= 498
+
+
+def test_fixed_query_without_fixed_shot_is_capped_by_the_smallest_class_less_one():
+    for counts, query, expected in (([10] * 6, 3, 3), ([10, 10, 3, 10, 10], 3, 2),
+                                    ([10, 2, 10, 10, 10], 4, 1)):
+        labels = _labels(counts)
+        ep = sample_episode(labels, np.random.default_rng(0),
+                            EpisodeConfig(way=len(counts), query=query))
+        assert np.bincount(ep.query_labels).tolist() == [expected] * len(counts)
+        shots = np.bincount(ep.support_labels, minlength=len(counts))
+        assert (shots >= 1).all() and (shots <= np.array(counts) - expected).all()
+
+
+def test_fixed_shot_takes_the_fixed_query_else_max_query_within_what_is_left():
+    labels = _labels([20] * 5)
+    for config, q in ((EpisodeConfig(way=5, shot=2, query=3), 3),
+                      (EpisodeConfig(way=5, shot=2), 10),
+                      (EpisodeConfig(way=5, shot=12), 8),
+                      (EpisodeConfig(way=5, shot=2, max_query=4), 4)):
+        ep = sample_episode(labels, np.random.default_rng(1), config)
+        assert np.bincount(ep.query_labels).tolist() == [q] * 5
+        assert np.bincount(ep.support_labels).tolist() == [config.shot] * 5
+
+
+def test_fixed_shot_with_one_eligible_class_is_refused_by_name():
+    labels = _labels([3, 9, 3])
+    with pytest.raises(ValueError) as caught:
+        sample_episode(labels, np.random.default_rng(0), EpisodeConfig(shot=5))
+    assert str(caught.value) == ("5-shot episodes need classes with at least 6 examples; the "
+                                 "source has 1")
+    ep = sample_episode(_labels([3, 9, 3, 6]), np.random.default_rng(0), EpisodeConfig(shot=5))
+    assert ep.classes.tolist() == [1, 3]  # exactly 2 eligible: allowed
+
+
+def test_episode_classes_are_distinct_sorted_and_every_example_can_be_a_query_or_a_shot():
+    labels = _labels([6] * 8)
+    rng = np.random.default_rng(3)
+    seen_query, seen_support = set(), set()
+    for _ in range(300):
+        ep = sample_episode(labels, rng, EpisodeConfig(way=3, shot=2, query=2))
+        assert len(set(ep.classes.tolist())) == 3
+        assert ep.classes.tolist() == sorted(ep.classes.tolist())
+        assert (labels[ep.query] == ep.classes[ep.query_labels]).all()
+        assert (labels[ep.support] == ep.classes[ep.support_labels]).all()
+        assert set(ep.support).isdisjoint(ep.query)
+        assert ep.query_labels.tolist() == [0, 0, 1, 1, 2, 2]
+        assert ep.support_labels.tolist() == [0, 0, 1, 1, 2, 2]
+        seen_query |= set(ep.query.tolist())
+        seen_support |= set(ep.support.tolist())
+    assert seen_query == seen_support == set(range(len(labels)))

@@ -441,31 +441,6 @@ def test_a_bad_estimator_block_names_what_is_wrong(block, match):
         _model("simclr", sampler={"name": "uniform", "estimator": block})
 
 
-def test_cmc_pairs_each_views_anchor_with_the_other_views_bank_entry():
-    """L anchors take their positive from the ab bank and ab anchors from the L bank: with the
-    ab bank holding the L embeddings of the batch (and the L bank something else), the L
-    contrast's positive similarity is exactly 1 and the ab one is not."""
-    model = _model("cmc")
-    batch = _batch()
-    idx = batch["index"]
-    with torch.no_grad():
-        l, ab = model.lab_views(batch["views"][0])
-        z_l = F.normalize(model.head_l(model.encoder_l(l)), dim=1)
-        model.bank_ab.memory[idx] = z_l
-        model.bank_l.memory[idx] = -z_l  # opposite: an L anchor using its own bank scores -1
-    pos = {}
-    original = model.contrast
-
-    def spy(anchors, positives, pool, progress, generator):
-        pos[len(pos)] = positives.detach()
-        return original(anchors, positives, pool, progress, generator)
-
-    model.contrast = spy
-    model(batch, generator=_gen())
-    torch.testing.assert_close(pos[0], torch.ones(BATCH))  # L anchors: the ab bank's z_l
-    assert not torch.allclose(pos[1], torch.ones(BATCH))
-
-
 def test_moco_update_state_also_moves_the_key_head_by_the_momentum_formula():
     model = _model("moco", key_momentum=0.8)
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
@@ -478,3 +453,45 @@ def test_moco_update_state_also_moves_the_key_head_by_the_momentum_formula():
         torch.testing.assert_close(ka, 0.8 * kb + 0.2 * q)
         moved |= not torch.equal(ka, kb)
     assert moved  # the query head changed, so the key head followed it
+
+
+def test_rgb_to_lab_clamps_out_of_gamut_values_and_refuses_anything_but_three_channels():
+    rgb = torch.tensor([-0.5, 0.0, 0.3, 1.0, 1.7, 2.5]).view(1, 1, 6, 1).expand(1, 3, 6, 1)
+    torch.testing.assert_close(rgb_to_lab(rgb), rgb_to_lab(rgb.clamp(0.0, 1.0)), atol=0, rtol=0)
+    assert rgb_to_lab(rgb)[0, 0, :, 0].tolist()[-3:] == pytest.approx([100.0] * 3, abs=1e-3)
+    for shape in ((2, 1, 4, 4), (3, 4, 4), (2, 4, 4, 4)):
+        with pytest.raises(ValueError) as caught:
+            rgb_to_lab(torch.zeros(shape))
+        assert str(caught.value) == f"rgb must be (B, 3, H, W), got shape {shape}"
+
+
+def test_normalize_lab_keeps_the_images_dtype_and_uses_the_constants_at_that_precision():
+    """float64 images are normalised with float64 constants (a float32 constant would round
+    50.0 / 92.208 differently), and the result stays float64."""
+    from repro.models.cmc import _LAB_CENTER, _LAB_HALF_RANGE
+
+    lab = rgb_to_lab(torch.rand(2, 3, 4, 4, dtype=torch.float64, generator=torch.Generator()
+                                .manual_seed(0)))
+    out = normalize_lab(lab)
+    assert out.dtype == torch.float64
+    for c in range(3):
+        expected = (lab[:, c] - _LAB_CENTER[c]) / _LAB_HALF_RANGE[c]  # Python floats: float64
+        torch.testing.assert_close(out[:, c], expected, atol=0, rtol=0)
+
+
+def test_an_option_a_model_does_not_take_is_named_with_what_it_takes(monkeypatch):
+    from repro.models import MODELS, model_option_problem
+    from repro.models.base import ContrastiveModel
+
+    assert model_option_problem("moco", {"queue_size": 8, "datasets": {}}) is None
+    assert model_option_problem("ir", {"queue_size": 8, "key_momentum": 0.9}) == (
+        "options ['key_momentum', 'queue_size'] do not apply to ir (it takes "
+        "['num_negatives', 'bank_momentum', 'head'], and datasets)")
+    assert model_option_problem("unregistered", {"x": 1}) is None
+
+    class Plain(ContrastiveModel):  # a model of a user's, declaring no options
+        pass
+
+    monkeypatch.setitem(MODELS, "plain", (None, Plain))
+    assert model_option_problem("plain", {"head": "mlp"}) == (
+        "options ['head'] do not apply to plain (it takes none, and datasets)")
