@@ -145,3 +145,43 @@ def test_convert_help_names_the_command_and_every_argument(capsys):
                   "--settings SETTINGS where to write the YAML settings (default: OUT with "
                   ".yaml)"):
         assert words in text
+
+
+def test_unsupported_or_foreign_state_dicts_are_refused_with_what_they_hold():
+    from transfer.detection.convert import (convert_state_dict, detectron2_to_torchvision_name,
+                                            infer_backbone)
+
+    resnet34 = torchvision_state("resnet34")
+    with pytest.raises(ValueError) as caught:
+        infer_backbone(resnet34)
+    assert str(caught.value) == ("unsupported ResNet depth (basic blocks, 6 in layer3): "
+                                 "ResNet-18 and ResNet-50 are supported")
+    resnet101 = torchvision_state("resnet101")
+    with pytest.raises(ValueError) as caught:
+        infer_backbone(resnet101)
+    assert str(caught.value) == ("unsupported ResNet depth (bottleneck blocks, 23 in layer3): "
+                                 "ResNet-18 and ResNet-50 are supported")
+    with pytest.raises(ValueError) as caught:
+        convert_state_dict({"layer1.0.conv1.weight": torch.zeros(1)})
+    assert str(caught.value) == "the state dict has no conv1.weight: not a ResNet backbone"
+    with pytest.raises(KeyError) as caught:
+        detectron2_to_torchvision_name("roi_heads.box_predictor.weight")
+    assert caught.value.args == ("'roi_heads.box_predictor.weight' is not a detectron2 ResNet "
+                                 "backbone key (stem.*, resN.*)",)
+
+
+def torchvision_state(arch: str) -> dict[str, torch.Tensor]:
+    import torchvision
+
+    return getattr(torchvision.models, arch)(weights=None).state_dict()
+
+
+def test_infer_backbone_tells_the_stem_by_the_first_convs_kernel_width():
+    from transfer.detection.convert import infer_backbone
+
+    state = {k: v for k, v in _encoder(TINY).items()}
+    assert infer_backbone(state)["cifar_stem"] is True
+    state["conv1.weight"] = torch.zeros(8, 3, 7, 7)
+    assert infer_backbone(state)["cifar_stem"] is False
+    state["conv1.weight"] = torch.zeros(8, 3, 3, 7)  # only the last dimension decides
+    assert infer_backbone(state)["cifar_stem"] is False

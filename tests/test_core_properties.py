@@ -527,3 +527,80 @@ def test_moco_defaults_and_heads_are_as_documented():
     with pytest.raises(ValueError, match=r"^unknown head 'deep'; choose one of "
                                          r"\('linear', 'mlp'\)$"):
         build_head("deep", 4, 2)
+
+
+def test_ir_cmc_and_simclr_defaults_are_as_documented():
+    from repro.models.cmc import CMC, IMAGENET_MEAN, IMAGENET_STD
+    from repro.models.ir import InstanceDiscrimination
+    from repro.models.simclr import SimCLR
+    from repro.samplers import UniformSampler
+
+    ir = InstanceDiscrimination(UniformSampler(), 0.07, backbone=TINY, dataset_size=10)
+    assert ir.bank.memory.shape == (10, 128) and ir.bank.momentum == 0.5
+    assert isinstance(ir.head, torch.nn.Linear) and ir.head.out_features == 128
+    cmc = CMC(UniformSampler(), 0.07, backbone=TINY, dataset_size=6)
+    for bank in (cmc.bank_l, cmc.bank_ab):
+        assert bank.memory.shape == (6, 128) and bank.momentum == 0.5
+    for head in (cmc.head_l, cmc.head_ab):
+        assert isinstance(head, torch.nn.Linear) and head.out_features == 128
+    assert cmc.rgb_mean.flatten().tolist() == pytest.approx(list(IMAGENET_MEAN))
+    assert cmc.rgb_std.flatten().tolist() == pytest.approx(list(IMAGENET_STD))
+    assert list(IMAGENET_MEAN) == [0.485, 0.456, 0.406]
+    assert list(IMAGENET_STD) == [0.229, 0.224, 0.225]
+    simclr = SimCLR(UniformSampler(), 0.5, backbone=TINY)
+    assert simclr.loss_variant == "nt_xent"
+    assert simclr.head[-1].out_features == 128
+    assert simclr.backbone_config == {**TINY, "in_channels": 3}
+
+
+@pytest.mark.parametrize("grey,expected_l", [
+    (0.02, 903.2963 * 0.02 / 12.92),  # the linear sRGB segment, then L = kappa * Y
+    (0.04, 903.2963 * 0.04 / 12.92),
+    (0.5, 116 * ((0.555 / 1.055) ** 2.4) ** (1 / 3) - 16),  # the power segment, L = 116 f - 16
+    (0.8, 116 * ((0.855 / 1.055) ** 2.4) ** (1 / 3) - 16),
+])
+def test_rgb_to_lab_of_greys_follows_the_srgb_curve_to_lightness_with_no_colour(grey,
+                                                                                 expected_l):
+    from repro.models.cmc import rgb_to_lab
+
+    lab = rgb_to_lab(torch.full((1, 3, 1, 1), grey, dtype=torch.float64)).flatten()
+    assert float(lab[0]) == pytest.approx(expected_l, abs=1e-3)
+    assert float(lab[1].abs()) < 1e-3 and float(lab[2].abs()) < 1e-3
+
+
+def test_batch_indices_accept_every_index_in_the_bank_and_refuse_the_rest_by_message():
+    from repro.models.ir import batch_indices
+
+    for index in ([3, 3], [0], [9], [0, 9, 4], []):
+        out = batch_indices({"index": torch.tensor(index, dtype=torch.int32)}, 10)
+        assert out.dtype == torch.long and out.tolist() == index
+    for index in ([10], [-1, 2], [0, 12]):
+        with pytest.raises(ValueError) as caught:
+            batch_indices({"index": torch.tensor(index)}, 10)
+        assert str(caught.value) == ("batch['index'] holds indices outside [0, 10): build the "
+                                     "model with dataset_size = len(dataset)")
+    with pytest.raises(ValueError) as caught:
+        batch_indices({"views": ()}, 10)
+    assert str(caught.value) == ("memory-bank models need batch['index'], the (B,) dataset "
+                                 "indices")
+
+
+def test_cmc_refuses_a_normalisation_that_is_not_three_positive_rgb_values():
+    from repro.models.cmc import CMC
+    from repro.samplers import UniformSampler
+
+    for mean, std in (((0.5, 0.5), (0.2, 0.2, 0.2)), ((0.5, 0.5, 0.5), (0.2, 0.2)),
+                      ((0.5,) * 4, (0.2,) * 3), ((0.5,) * 3, (0.2, -0.1, 0.2))):
+        with pytest.raises(ValueError) as caught:
+            CMC(UniformSampler(), 0.07, backbone=TINY, dataset_size=4, mean=mean, std=std)
+        assert str(caught.value) == (f"mean and std must be 3 RGB values (std > 0), got {mean}, "
+                                     f"{std}")
+
+
+def test_cmc_normalisation_constants_are_not_saved_in_checkpoints():
+    """They come from the config (the data pipeline's mean / std), so a checkpoint stays
+    loadable by a CMC built with other constants, and holds only learned state and banks."""
+    cmc = _model("cmc")
+    keys = set(cmc.state_dict())
+    assert "rgb_mean" not in keys and "rgb_std" not in keys
+    assert {"bank_l.memory", "bank_ab.memory"} <= keys

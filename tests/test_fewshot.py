@@ -553,3 +553,30 @@ def test_episode_classes_are_distinct_sorted_and_every_example_can_be_a_query_or
         seen_query |= set(ep.query.tolist())
         seen_support |= set(ep.support.tolist())
     assert seen_query == seen_support == set(range(len(labels)))
+
+
+def test_support_size_caps_each_class_at_100_by_default():
+    counts = np.array([300] * 5)
+    for seed in range(5):
+        beta = 1.0 - np.random.default_rng(seed).random()
+        assert support_size(counts, 1, np.random.default_rng(seed), max_support=10**6) == (
+            5 * math.ceil(beta * 100))
+
+
+def test_episode_config_caps_reach_the_support_set_per_class_and_in_all():
+    labels = _labels([200] * 5)
+    sizes = [len(sample_episode(labels, np.random.default_rng(seed),
+                                EpisodeConfig(way=5, max_support=1000,
+                                              max_support_per_class=3)).support)
+             for seed in range(60)]
+    # |S| <= 5 x 3; the shots' floors lose less than one per class
+    assert max(sizes) <= 15 and max(sizes) >= 12 and min(sizes) >= 5
+    capped = [len(sample_episode(labels, np.random.default_rng(seed),
+                                 EpisodeConfig(way=5, max_support=30)).support)
+              for seed in range(60)]
+    assert max(capped) <= 30 and max(capped) >= 26 and min(capped) >= 5
+
+
+def test_shots_are_integers():
+    shots = shots_per_class(np.array([40, 7, 300]), 3, 60, np.random.default_rng(0))
+    assert shots.dtype == np.int64 and (shots >= 1).all()
