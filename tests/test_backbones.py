@@ -4,7 +4,7 @@ import pytest
 import torch
 import torchvision
 
-from repro.models.backbones import base_channels, build_backbone
+from repro.models.backbones import ARCHS, ResNet, base_channels, build_backbone
 
 
 @pytest.mark.parametrize("arch, width, expected_dim", [
@@ -76,3 +76,51 @@ def test_bad_backbone_options_name_the_problem():
         build_backbone("resnet18", width=0.0)
     with pytest.raises(ValueError, match="depth"):
         build_backbone("resnet18", depth=3)
+
+
+def test_convolutions_start_from_kaiming_normal_over_fan_out_and_batch_norm_from_identity():
+    torch.manual_seed(0)
+    net = build_backbone("resnet18", cifar_stem=True, width=1.0)
+    for name, fan_out in (("layer2.0.conv1", 128 * 9), ("conv1", 64 * 9),
+                          ("layer3.0.downsample.0", 256)):
+        weight = net.get_submodule(name).weight.detach()
+        expected = (2.0 / fan_out) ** 0.5  # gain sqrt(2) for ReLU, fan_out = C_out k k
+        assert float(weight.std()) == pytest.approx(expected, rel=0.05), name
+        assert abs(float(weight.mean())) < 0.1 * expected
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            assert bool((module.weight == 1).all()) and bool((module.bias == 0).all())
+
+
+def test_base_channels_is_64_times_width_rounded_and_never_zero():
+    assert [base_channels(w) for w in (1.0, 0.5, 0.0625, 1 / 64, 0.001, 2.0, 0.3)] == [
+        64, 32, 4, 1, 1, 128, 19]
+    for width in (0.0, -0.5, float("nan")):
+        with pytest.raises(ValueError) as caught:
+            base_channels(width)
+        assert str(caught.value) == f"backbone width must be positive, got {width}"
+
+
+def test_bad_backbone_options_are_refused_with_the_whole_message():
+    with pytest.raises(ValueError) as caught:
+        build_backbone("vgg16")
+    assert str(caught.value) == ("unknown backbone arch 'vgg16'; choose one of "
+                                 "['resnet18', 'resnet50']")
+    with pytest.raises(ValueError) as caught:
+        build_backbone("resnet18", depth=3, stem="x")
+    assert str(caught.value) == ("unknown backbone options ['depth', 'stem']; the options are "
+                                 "arch, cifar_stem, width, in_channels")
+    with pytest.raises(ValueError) as caught:
+        build_backbone("resnet18", in_channels=0)
+    assert str(caught.value) == "in_channels must be at least 1, got 0"
+    assert build_backbone("resnet18", width=0.0625, in_channels="1").conv1.in_channels == 1
+
+
+def test_defaults_are_an_imagenet_stem_at_full_width_on_rgb():
+    net = build_backbone("resnet50")
+    assert net.conv1.kernel_size == (7, 7) and net.conv1.stride == (2, 2)
+    assert net.conv1.in_channels == 3 and net.conv1.out_channels == 64
+    assert isinstance(net.maxpool, torch.nn.MaxPool2d)
+    plain = ResNet(*ARCHS["resnet18"])
+    assert plain.conv1.kernel_size == (7, 7) and plain.conv1.in_channels == 3
+    assert plain.feature_dim == 512

@@ -604,3 +604,46 @@ def test_cmc_normalisation_constants_are_not_saved_in_checkpoints():
     keys = set(cmc.state_dict())
     assert "rgb_mean" not in keys and "rgb_std" not in keys
     assert {"bank_l.memory", "bank_ab.memory"} <= keys
+
+
+@pytest.mark.parametrize("anchors,pool", [((4, 8, 1), (10, 8)), ((4, 8), (10, 8, 1)),
+                                          ((4, 8), (10, 6))])
+def test_negatives_from_pool_refuses_anything_but_two_matrices_sharing_d(anchors, pool):
+    from repro.models.base import negatives_from_pool
+    from repro.samplers import UniformSampler
+
+    with pytest.raises(ValueError) as caught:
+        negatives_from_pool(UniformSampler(), torch.zeros(anchors), torch.zeros(pool),
+                            progress=1.0)
+    assert str(caught.value) == (f"anchors (B, D) and pool (N, D) must share D, got {anchors} "
+                                 f"and {pool}")
+
+
+def test_build_model_defaults_are_the_papers_k_queue_dim_and_temperature():
+    ir = build_model("ir", sampler_config={"name": "uniform"}, dataset_size=10, backbone=TINY)
+    assert ir.temperature == 0.07 and ir.sampler.num_negatives == 4096
+    assert ir.bank.memory.shape == (10, 128)
+    moco = build_model("moco", sampler_config={"name": "uniform"}, dataset_size=10,
+                       backbone=TINY)
+    assert moco.queue.keys.shape == (4096, 128) and moco.key_momentum == 0.999
+
+
+def test_info_nce_default_temperature_is_0_07():
+    from repro.estimators import info_nce_loss
+
+    g = torch.Generator().manual_seed(0)
+    pos, neg = torch.rand(4, generator=g), torch.rand(4, 6, generator=g)
+    torch.testing.assert_close(info_nce_loss(pos, neg), info_nce_loss(pos, neg, 0.07))
+    assert not torch.allclose(info_nce_loss(pos, neg), info_nce_loss(pos, neg, 1.0))
+
+
+@pytest.mark.parametrize("batch", [{"index": torch.zeros(2)}, {"views": (torch.zeros(1),)},
+                                   (torch.zeros(1), torch.zeros(1))])
+def test_a_batch_without_two_views_is_refused_with_what_a_batch_holds(batch):
+    from repro.models.base import two_views
+
+    with pytest.raises(ValueError) as caught:
+        two_views(batch)
+    assert str(caught.value) == ("a batch must be a dict with 'views': (x1, x2), two (B, 3, H, "
+                                 "W) tensors (repro.data.TwoViewDataset makes them), plus "
+                                 "'index' (B,)")

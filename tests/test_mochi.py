@@ -117,3 +117,16 @@ def test_a_config_pairing_mochi_with_simclr_is_refused_before_any_job():
         validate_config(config)
     config["models"].pop("simclr")
     validate_config(config)
+
+
+def test_synthetic_negatives_draw_from_the_steps_generator_not_the_global_rng():
+    g = torch.Generator().manual_seed(6)
+    anchors = F.normalize(torch.randn(4, 8, generator=g), dim=1)
+    pool = F.normalize(torch.randn(25, 8, generator=g), dim=1)
+    mochi = MochiSampler(n_hard=6, s=4, s_prime=3)
+    runs = []
+    for global_seed in (0, 1):
+        torch.manual_seed(global_seed)
+        runs.append(negatives_from_pool(mochi, anchors, pool, progress=1.0,
+                                        generator=torch.Generator().manual_seed(4)))
+    torch.testing.assert_close(runs[0], runs[1], atol=0, rtol=0)

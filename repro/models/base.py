@@ -94,7 +94,6 @@ def negatives_from_pool(
     if anchors.dim() != 2 or pool.dim() != 2 or anchors.shape[1] != pool.shape[1]:
         raise ValueError(f"anchors (B, D) and pool (N, D) must share D, got "
                          f"{tuple(anchors.shape)} and {tuple(pool.shape)}")
-    batch_size, pool_size = anchors.shape[0], pool.shape[0]
     with fp32_region(anchors.device.type):  # float32 products, even inside autocast
         return _negatives_fp32(sampler, anchors.float(), pool.float(), progress, generator)
 
