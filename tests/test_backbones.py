@@ -124,3 +124,10 @@ def test_defaults_are_an_imagenet_stem_at_full_width_on_rgb():
     plain = ResNet(*ARCHS["resnet18"])
     assert plain.conv1.kernel_size == (7, 7) and plain.conv1.in_channels == 3
     assert plain.feature_dim == 512
+
+
+def test_the_cifar_stem_has_the_same_parameters_as_the_imagenet_stem_but_conv1s_kernel():
+    cifar = build_backbone("resnet18", cifar_stem=True, width=0.125).state_dict()
+    imagenet = build_backbone("resnet18", cifar_stem=False, width=0.125).state_dict()
+    assert list(cifar) == list(imagenet)  # no conv1.bias: the BN that follows has the bias
+    assert {k for k in cifar if cifar[k].shape != imagenet[k].shape} == {"conv1.weight"}

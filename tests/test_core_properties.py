@@ -647,3 +647,19 @@ def test_a_batch_without_two_views_is_refused_with_what_a_batch_holds(batch):
     assert str(caught.value) == ("a batch must be a dict with 'views': (x1, x2), two (B, 3, H, "
                                  "W) tensors (repro.data.TwoViewDataset makes them), plus "
                                  "'index' (B,)")
+
+
+def test_build_model_refuses_a_sampler_k_and_an_empty_dataset_but_takes_one_item():
+    with pytest.raises(ValueError) as caught:
+        build_model("ir", sampler_config={"name": "uniform", "num_negatives": 8},
+                    dataset_size=10, backbone=TINY)
+    assert str(caught.value) == (
+        "sampler_config must not set num_negatives: the base model sets it (give "
+        "num_negatives in the model's options: K for ir / cmc; moco and simclr use the whole "
+        "pool)")
+    with pytest.raises(ValueError) as caught:
+        build_model("ir", sampler_config={"name": "uniform"}, dataset_size=0, backbone=TINY)
+    assert str(caught.value) == "dataset_size must be positive, got 0"
+    one = build_model("ir", sampler_config={"name": "uniform"}, dataset_size=1, backbone=TINY,
+                      num_negatives=1)
+    assert one.bank.memory.shape[0] == 1
