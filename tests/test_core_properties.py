@@ -663,3 +663,29 @@ def test_build_model_refuses_a_sampler_k_and_an_empty_dataset_but_takes_one_item
     one = build_model("ir", sampler_config={"name": "uniform"}, dataset_size=1, backbone=TINY,
                       num_negatives=1)
     assert one.bank.memory.shape[0] == 1
+
+
+def test_estimator_option_errors_name_only_what_is_wrong():
+    from repro.estimators import build_estimator
+
+    with pytest.raises(ValueError) as caught:
+        build_estimator({"name": "hard", "tau_plus": 0.1})
+    assert str(caught.value) == ("estimator 'hard' takes exactly the options ['tau_plus', "
+                                 "'beta']; missing ['beta']")
+    with pytest.raises(ValueError) as caught:
+        build_estimator({"name": "debiased", "tau_plus": 0.1, "beta": 1.0})
+    assert str(caught.value) == ("estimator 'debiased' takes exactly the options ['tau_plus']"
+                                 "; unknown ['beta']")
+    with pytest.raises(ValueError) as caught:
+        build_estimator({"name": "hard", "tau_plus": 0.1, "gamma": 2})
+    assert str(caught.value) == ("estimator 'hard' takes exactly the options ['tau_plus', "
+                                 "'beta']; missing ['beta']; unknown ['gamma']")
+
+
+def test_a_model_built_without_an_estimator_uses_info_nce():
+    from repro.estimators import info_nce_loss
+    from repro.models.ir import InstanceDiscrimination
+    from repro.samplers import UniformSampler
+
+    model = InstanceDiscrimination(UniformSampler(), 0.07, backbone=TINY, dataset_size=4)
+    assert model.estimator is info_nce_loss
