@@ -116,3 +116,15 @@ def test_a_killed_run_on_cuda_resumes_to_the_uninterrupted_state(tmp_path, preci
     for key in a:
         if a[key].is_floating_point():
             torch.testing.assert_close(b[key], a[key], rtol=1e-3, atol=1e-4)
+
+
+def test_records_name_the_gpus_and_count_their_peak_memory():
+    from repro.results import hardware_info, peak_memory_mb
+
+    info = hardware_info()
+    assert info["device"] == "cuda"
+    assert info["gpus"] == [torch.cuda.get_device_name(i)
+                            for i in range(torch.cuda.device_count())]
+    held = torch.empty(300 * 2**20, dtype=torch.uint8, device="cuda")  # 300 MiB on the GPU
+    assert peak_memory_mb() >= torch.cuda.max_memory_allocated() / 2**20 >= 300
+    del held

@@ -3,6 +3,8 @@
 import json
 import os
 import stat
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -232,7 +234,8 @@ def test_make_record_normalises_every_field_it_is_given():
     from repro.results import SCHEMA_VERSION, setup_hash
 
     rec = make_record(stage="fewshot", model="moco", sampler="ring", dataset="shapes", seed=3.0,
-                      metrics={"acc": 7}, scale="tiny", config={"p": (1, 2), "x": 0.5},
+                      metrics={"acc": 7}, scale="tiny",
+                      config={"p": (1, 2), "x": 0.5, "d": Path("/data")},
                       wall_time_s=1.23456, sampler_params={"w_l": 0.6}, eval_dataset="digits",
                       ci95={"acc": 1}, protocol="episodes", extra={"k": "v"},
                       recipe="released")
@@ -245,9 +248,10 @@ def test_make_record_normalises_every_field_it_is_given():
     assert rec["ci95"] == {"acc": 1.0} and type(rec["ci95"]["acc"]) is float
     assert rec["sampler_params"] == {"w_l": 0.6} and rec["extra"] == {"k": "v"}
     assert rec["scale"] == "tiny" and rec["recipe"] == "released"
-    assert rec["config"] == {"p": [1, 2], "x": 0.5}  # as JSON will read it back
-    assert rec["config_hash"] == config_hash({"p": (1, 2), "x": 0.5})
-    assert rec["setup_hash"] == setup_hash({"p": (1, 2), "x": 0.5})
+    # as JSON will read it back: tuples as lists, anything else (a path) as its text
+    assert rec["config"] == {"p": [1, 2], "x": 0.5, "d": "/data"}
+    assert rec["config_hash"] == config_hash({"p": (1, 2), "x": 0.5, "d": "/data"})
+    assert rec["setup_hash"] == setup_hash({"p": (1, 2), "x": 0.5, "d": "/data"})
     assert rec["wall_time_s"] == 1.235
     assert rec["packages"]["python"] == platform.python_version()
     plain = make_record(stage="toy", model="m", sampler="s", dataset="d", seed=0,
@@ -391,3 +395,45 @@ def test_integer_metrics_are_numbers_and_a_written_record_reads_back_equal(tmp_p
     record["metrics"] = {"top1": 90}
     path = write_record(tmp_path / "result.json", record)
     assert read_record(path) == json.loads(json.dumps(record))
+
+
+def _git(repo, *args):
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo,
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_code_version_marks_a_checkout_with_changed_tracked_files_dirty(tmp_path, monkeypatch):
+    """The commit comes from the checkout the package lives in (``repro/..``), not from the
+    working directory, and only tracked files count as changes."""
+    import repro
+    from repro import results
+
+    repo = tmp_path / "checkout"
+    (repo / "repro").mkdir(parents=True)
+    (repo / "setup.txt").write_text("a")
+    _git(repo, "init", "-q")
+    _git(repo, "add", "setup.txt")
+    _git(repo, "commit", "-q", "-m", "one")
+    sha = _git(repo, "rev-parse", "--short", "HEAD")
+    monkeypatch.setattr(results, "__file__", str(repo / "repro" / "results.py"))
+    (repo / "untracked.txt").write_text("new")
+    assert results.code_version() == f"{repro.__version__}+git.{sha}"
+    (repo / "setup.txt").write_text("b")
+    assert results.code_version() == f"{repro.__version__}+git.{sha}.dirty"
+    outside = tmp_path / "not-a-checkout"
+    (outside / "repro").mkdir(parents=True)
+    monkeypatch.setattr(results, "__file__", str(outside / "repro" / "results.py"))
+    assert results.code_version() == repro.__version__
+
+
+def test_peak_memory_reads_bytes_on_macos(monkeypatch):
+    """``ru_maxrss`` is KiB on Linux and bytes on macOS."""
+    import resource
+
+    from repro import results
+
+    monkeypatch.setattr(results.sys, "platform", "darwin")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    value = results.peak_memory_mb()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    assert before - 0.05 <= value <= after + 0.05
