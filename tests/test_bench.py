@@ -30,6 +30,7 @@ def _measured(row: dict) -> bool:
     return isinstance(row.get("value"), (int, float)) and row["value"] > 0
 
 
+@pytest.mark.slow
 def test_quick_bench_measures_every_row_for_every_model(tmp_path):
     bench = _bench_module()
     out = tmp_path / "bench.json"

@@ -354,6 +354,7 @@ def test_no_records_give_an_empty_table_that_says_so(tmp_path):
     assert claims_frame(load_records(tmp_path / "results"), list(CLAIMS.values())).empty
 
 
+@pytest.mark.slow
 def test_claims_rule_regenerates_the_table_from_records(tmp_path, run_report_rule):
     results = tmp_path / "results"
     _linear(results, "moco", _arms([50.0, 51.0, 52.0], [6.0, 6.5, 7.0]))

@@ -108,6 +108,7 @@ def test_running_the_install_again_changes_nothing(capsys):
     assert (inst.installed_dist_info(SITE) / "RECORD").read_bytes() == record
 
 
+@pytest.mark.slow
 @needs_d2
 def test_compiled_op_call_raises_clear_error():
     result = _python(
@@ -125,12 +126,14 @@ def test_compiled_op_call_raises_clear_error():
     assert "rotated boxes" in message and "detectron2.git@v0.6" in message
 
 
+@pytest.mark.slow
 @needs_d2
 def test_detectron2_without_prepare_fails_on_the_missing_compiled_module():
     result = _python("import detectron2.layers")
     assert result.returncode != 0 and "_C" in result.stderr
 
 
+@pytest.mark.slow
 @needs_d2
 def test_placeholder_answers_dunder_probes_and_detectron2s_own_env_report():
     result = _python(

@@ -8,6 +8,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +35,7 @@ def test_the_rules_conda_env_pins_exactly_the_packages_of_pyproject():
     assert "detectron2" in extras and set(extras) <= set(project["optional-dependencies"])
 
 
+@pytest.mark.slow
 def test_snakemake_lint_finds_nothing():
     proc = subprocess.run([SNAKEMAKE, "--lint"], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
@@ -52,6 +54,7 @@ def test_rule_files_hold_rules_only_and_common_smk_holds_no_rule():
             assert not re.search(r"^\s*def ", text, flags=re.M), smk
 
 
+@pytest.mark.slow
 def test_jobs_run_the_venvs_python_and_conda_deployment_builds_the_rules_env(tmp_path):
     target = f"{tmp_path}/toy/result.json"
     plain = subprocess.run([SNAKEMAKE, "-n", "-p", target, "--config", f"results_dir={tmp_path}"],

@@ -195,6 +195,7 @@ def test_missing_tfds_dataset_names_builder_data_dir_and_fix_without_downloading
     assert not any(tmp_path.rglob("*.tfrecord*"))
 
 
+@pytest.mark.slow
 def test_tfds_source_reads_prepared_split_through_tfds_without_downloading(tmp_path,
                                                                             no_download):
     from transfer.fewshot.sources import load_source

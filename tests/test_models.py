@@ -360,6 +360,7 @@ def _ddp_worker(rank, world, init_file, out_dir):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_under_ddp_banks_and_queues_stay_identical_and_simclr_uses_the_global_batch(tmp_path):
     torch.multiprocessing.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path)),
                                 nprocs=2)

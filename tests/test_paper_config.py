@@ -88,6 +88,7 @@ def test_paper_config_inherits_nothing_cpu_sized_from_the_default():
     assert "report.claims" in released_keys
 
 
+@pytest.mark.slow
 def test_paper_runs_get_none_of_the_defaults_per_model_overrides_through_the_snakefile(tmp_path):
     """What the Snakefile really hands a paper-scale job: the default's CPU-sized per-model
     overrides (IR's batch 32, MoCo's 40 epochs at temperature 0.2) are replaced, not merged."""
@@ -111,6 +112,7 @@ def test_paper_runs_get_none_of_the_defaults_per_model_overrides_through_the_sna
     assert "per_model" not in specs["ir"]
 
 
+@pytest.mark.slow
 def test_the_hard_negative_extension_adds_its_four_methods_to_the_paper_grid(tmp_path):
     """config/paper_hardneg.yaml after paper.yaml (one switch): top-k, DCL and HCL with every
     model, MoCHi with the three that have a pool of embeddings, on the paper's 4 datasets x 3

@@ -119,6 +119,7 @@ def test_a_queue_size_for_a_model_without_a_queue_is_refused_naming_the_label():
         validate_config(config)
 
 
+@pytest.mark.slow
 def test_the_queue_ablation_config_adds_only_the_large_queue_runs_and_its_report(tmp_path):
     import re
     import subprocess
@@ -139,6 +140,7 @@ def test_the_queue_ablation_config_adds_only_the_large_queue_runs_and_its_report
     assert re.search(r"^pretrain\s+42$", default.stdout, flags=re.M)
 
 
+@pytest.mark.slow
 def test_the_paper_queue_extension_adds_both_samplers_at_the_released_baseline_queue(tmp_path):
     import re
     import subprocess

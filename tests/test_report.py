@@ -492,6 +492,7 @@ def test_schedule_sweep_compares_schedules_only_at_the_same_bounds(tmp_path):
     assert set(zip(sweep["w_l"], sweep["w_u"])) == {(0.9, 0.99)}
 
 
+@pytest.mark.slow
 def test_every_figure_is_written_as_png_and_pdf_even_without_records(results, tmp_path):
     paths = make_figures(results, tmp_path / "full")
     assert sorted(p.name for p in paths) == sorted(
@@ -516,6 +517,7 @@ def test_every_figure_is_written_as_png_and_pdf_even_without_records(results, tm
 # ---- the report rules ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_report_rule_regenerates_one_table_from_records_alone(results, tmp_path,
                                                               run_report_rule):
     proc = run_report_rule(results, tmp_path, "tables/table1_linear_eval.md")

@@ -36,6 +36,7 @@ def _snakemake(*args, cwd=ROOT, check=True, timeout=300):
     return proc
 
 
+@pytest.mark.slow
 def test_default_dry_run_lists_the_whole_dag_of_181_jobs(tmp_path):
     proc = _snakemake("-n", "--config", f"results_dir={tmp_path}")
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, flags=re.M))
@@ -54,6 +55,7 @@ def test_default_dry_run_lists_the_whole_dag_of_181_jobs(tmp_path):
         "claims": 1, "table4_methods": 1, "figure_methods": 1, "cost": 1, "total": 181}
 
 
+@pytest.mark.slow
 def test_bad_config_is_refused_with_a_clear_message(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("toy: {rho: 1.5}\n")
@@ -62,6 +64,7 @@ def test_bad_config_is_refused_with_a_clear_message(tmp_path):
     assert "rho" in (proc.stdout + proc.stderr)
 
 
+@pytest.mark.slow
 def test_misspelt_key_and_inverted_ring_stop_the_dry_run_in_a_few_lines(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("seed: [1]\n")
@@ -75,6 +78,7 @@ def test_misspelt_key_and_inverted_ring_stop_the_dry_run_in_a_few_lines(tmp_path
         proc.stdout + proc.stderr)
 
 
+@pytest.mark.slow
 def test_dry_run_names_a_missing_dataset_and_how_to_get_it_before_any_job(tmp_path):
     config = tmp_path / "cifar.yaml"
     config.write_text(f"pretrain: {{datasets: [cifar10], data_root: {tmp_path / 'data'}}}\n")
@@ -87,6 +91,7 @@ def test_dry_run_names_a_missing_dataset_and_how_to_get_it_before_any_job(tmp_pa
     assert "WARNING: dataset" not in default.stdout + default.stderr
 
 
+@pytest.mark.slow
 def test_dry_run_names_missing_few_shot_sources_and_detection_data(tmp_path):
     config = tmp_path / "transfer.yaml"
     config.write_text(
@@ -122,6 +127,7 @@ def _fewshot_jobs(tmp_path, fewshot: str, datasets: str = "[shapes, digits]"):
     return sorted(jobs), proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_fewshot_in_domain_false_plans_exactly_the_cross_dataset_pairs(tmp_path):
     cross, _ = _fewshot_jobs(tmp_path / "cross", "sources: [shapes, digits], in_domain: false")
     assert cross == [("digits", "shapes"), ("shapes", "digits")]  # (source, pretrained on)
@@ -133,6 +139,7 @@ def test_fewshot_in_domain_false_plans_exactly_the_cross_dataset_pairs(tmp_path)
     assert none == [] and "fewshot.in_domain is false" in output
 
 
+@pytest.mark.slow
 def test_a_configfile_replaces_the_default_model_and_sampler_grids(tmp_path):
     """Snakemake merges --configfile into the default key by key; the model and sampler grids
     must be replaced instead, or the paper run would inherit the default's extra samplers."""
@@ -142,6 +149,7 @@ def test_a_configfile_replaces_the_default_model_and_sampler_grids(tmp_path):
     assert "cifar10/moco-ring/seed2/" in proc.stdout and "imagenet/cmc-uniform" in proc.stdout
 
 
+@pytest.mark.slow
 def test_toy_rules_run_and_write_records(tmp_path):
     import pandas as pd
 
@@ -154,6 +162,7 @@ def test_toy_rules_run_and_write_records(tmp_path):
     assert set(sphere["estimator"]) == {"nce", "dcl", "hcl"}
 
 
+@pytest.mark.slow
 def test_a_config_without_the_sphere_toy_plans_neither_it_nor_its_figure(tmp_path):
     config = tmp_path / "nosphere.yaml"
     config.write_text("toy: {sphere: null}\n")
@@ -161,6 +170,7 @@ def test_a_config_without_the_sphere_toy_plans_neither_it_nor_its_figure(tmp_pat
     assert "toy_sphere" not in proc.stdout and "figure_toy_bias_variance" in proc.stdout
 
 
+@pytest.mark.slow
 def test_a_toy_estimator_the_registry_refuses_stops_the_dry_run_naming_it(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("toy: {sphere: {dim: 8, kappa: 5, estimators: {hcl: {name: hard, "
@@ -239,6 +249,7 @@ def test_default_workflow_end_to_end_writes_every_table_and_figure(tmp_path):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_paper_evaluation_jobs_hold_a_gpu_resource_and_default_ones_none(tmp_path):
     def gpu_of(stdout, rule):
         blocks = [b for b in stdout.split("\nrule ") if b.startswith(f"{rule}:")]
@@ -262,6 +273,7 @@ def test_paper_evaluation_jobs_hold_a_gpu_resource_and_default_ones_none(tmp_pat
     # default's 24 and 42 new runs
     ("config/hardneg.yaml", 66),
 ])
+@pytest.mark.slow
 def test_ablations_and_study_configs_extend_the_default_grid(tmp_path, configfile, pretrain_runs):
     proc = _snakemake("-n", "--configfile", configfile, "--config", f"results_dir={tmp_path}")
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, flags=re.M))
@@ -305,6 +317,7 @@ def test_released_recipe_runs_end_to_end_on_the_offline_data(tmp_path):
     assert "ring [0.9, 0.99], constant at queue 1024 − uniform at 64" in queue
 
 
+@pytest.mark.slow
 def test_a_results_dir_with_a_space_and_a_trailing_slash_works_as_typed(tmp_path):
     results = tmp_path / "my runs"
     _snakemake("--cores", "1", f"{results}/toy/result.json", "--config",
@@ -314,6 +327,7 @@ def test_a_results_dir_with_a_space_and_a_trailing_slash_works_as_typed(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["my runs"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", ['""', '" "'])
 def test_an_empty_results_dir_is_refused_before_planning_anything(tmp_path, value):
     bad = tmp_path / "bad.yaml"
@@ -323,6 +337,7 @@ def test_an_empty_results_dir_is_refused_before_planning_anything(tmp_path, valu
     assert "/pretrain/" not in proc.stdout
 
 
+@pytest.mark.slow
 def test_a_nested_config_override_on_the_command_line_keeps_its_numbers(tmp_path):
     proc = _snakemake("-n", "-p", "--config", 'pretrain={"temperature": 0.3, "lr": 0.05}',
                       f"results_dir={tmp_path}")
@@ -332,6 +347,7 @@ def test_a_nested_config_override_on_the_command_line_keeps_its_numbers(tmp_path
     assert all('"backbone": {"arch": "resnet18"' in s for s in specs)  # merged, not replaced
 
 
+@pytest.mark.slow
 def test_a_config_with_its_own_models_keeps_only_the_inherited_runs_it_has(tmp_path):
     mine = tmp_path / "mine.yaml"
     mine.write_text("models: {simclr: {}}\n")
