@@ -23,6 +23,12 @@ def _encoder(backbone: dict) -> dict[str, torch.Tensor]:
     return build_backbone(**backbone).state_dict()
 
 
+def _torchvision_state(arch: str) -> dict[str, torch.Tensor]:
+    import torchvision
+
+    return getattr(torchvision.models, arch)(weights=None).state_dict()
+
+
 def _settings(weights, depth, base, res2, stem):
     return {"MODEL": {"WEIGHTS": weights, "PIXEL_MEAN": [123.675, 116.28, 103.53],
                       "PIXEL_STD": [58.395, 57.12, 57.375],
@@ -151,12 +157,12 @@ def test_unsupported_or_foreign_state_dicts_are_refused_with_what_they_hold():
     from transfer.detection.convert import (convert_state_dict, detectron2_to_torchvision_name,
                                             infer_backbone)
 
-    resnet34 = torchvision_state("resnet34")
+    resnet34 = _torchvision_state("resnet34")
     with pytest.raises(ValueError) as caught:
         infer_backbone(resnet34)
     assert str(caught.value) == ("unsupported ResNet depth (basic blocks, 6 in layer3): "
                                  "ResNet-18 and ResNet-50 are supported")
-    resnet101 = torchvision_state("resnet101")
+    resnet101 = _torchvision_state("resnet101")
     with pytest.raises(ValueError) as caught:
         infer_backbone(resnet101)
     assert str(caught.value) == ("unsupported ResNet depth (bottleneck blocks, 23 in layer3): "
@@ -168,12 +174,6 @@ def test_unsupported_or_foreign_state_dicts_are_refused_with_what_they_hold():
         detectron2_to_torchvision_name("roi_heads.box_predictor.weight")
     assert caught.value.args == ("'roi_heads.box_predictor.weight' is not a detectron2 ResNet "
                                  "backbone key (stem.*, resN.*)",)
-
-
-def torchvision_state(arch: str) -> dict[str, torch.Tensor]:
-    import torchvision
-
-    return getattr(torchvision.models, arch)(weights=None).state_dict()
 
 
 def test_infer_backbone_tells_the_stem_by_the_first_convs_kernel_width():
