@@ -103,13 +103,6 @@ def test_shots_total_stays_within_support_size_and_every_class_gets_one():
         assert total <= 500
 
 
-def test_episode_config_rejects_impossible_settings():
-    with pytest.raises(ValueError, match="min_way"):
-        EpisodeConfig(min_way=10, max_way=5)
-    with pytest.raises(ValueError, match="shot"):
-        EpisodeConfig(shot=0)
-
-
 # ---------------------------------------------------------------------------------------------
 # Classifiers and statistics
 # ---------------------------------------------------------------------------------------------

@@ -33,11 +33,6 @@ def test_config_hash_ignores_key_order_but_not_values():
     assert config_hash({"a": 1}) != config_hash({"a": 2})
 
 
-def test_unknown_stage_is_refused():
-    with pytest.raises(ValueError, match="unknown stage"):
-        _record(stage="pretraining")
-
-
 def test_write_then_load_records_gives_one_row_per_metric(tmp_path):
     write_record(tmp_path / "a" / "result.json", _record(metrics={"top1": 1.0, "top5": 2.0}))
     write_record(tmp_path / "b" / "result.json", _record(sampler="uniform", ci95={"top1": 0.5}))
@@ -45,11 +40,6 @@ def test_write_then_load_records_gives_one_row_per_metric(tmp_path):
     assert len(frame) == 3
     assert set(frame["metric"]) == {"top1", "top5"}
     assert frame.loc[frame["sampler"] == "uniform", "ci95"].item() == 0.5
-
-
-def test_load_records_of_empty_folder_is_empty_with_columns(tmp_path):
-    frame = load_records(tmp_path)
-    assert frame.empty and "metric" in frame.columns
 
 
 def test_corrupt_record_names_the_file(tmp_path):
@@ -194,6 +184,7 @@ def test_records_without_recipe_or_ci95_load_as_the_paper_recipe_without_interva
 
 def test_load_records_of_nothing_has_exactly_the_documented_columns(tmp_path):
     frame = load_records(tmp_path)
+    assert frame.empty
     assert frame.columns.tolist() == ["stage", "model", "sampler", "dataset", "eval_dataset",
                                       "seed", "metric", "value", "ci95", "scale", "protocol",
                                       "path", "recipe", "raw_scale"]
