@@ -11,6 +11,9 @@ comma  := ,
 CORES  ?= all
 CONFIG ?=
 PYTEST_ARGS ?=
+# make test and test-fast run pytest on TEST_JOBS worker processes (pytest-xdist; one per core
+# of a 2-core machine, tests/conftest.py gives each one torch thread); TEST_JOBS=0: one process
+TEST_JOBS ?= 2
 # A killed `make reproduce` resumes with the same command: --rerun-incomplete re-runs the jobs
 # it had started, --nolock needs no --unlock after a kill (each pretraining run folder has
 # its own lock, repro.io.run_lock, so two workflows never train one run at once)
@@ -47,10 +50,10 @@ reproduce: install
 	exit $$status
 
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_JOBS) --dist loadgroup $(PYTEST_ARGS)
 
 test-fast: install
-	$(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)
+	$(PY) -m pytest -m 'not slow' -n $(TEST_JOBS) --dist loadgroup $(PYTEST_ARGS)
 
 # the SLURM profile against a one-node SLURM cluster started on this machine (as root, apt
 # installs slurmctld, slurmd and munge where missing); also part of `make test`

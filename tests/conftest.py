@@ -18,6 +18,11 @@ import pytest  # noqa: E402
 
 _ROOT = Path(__file__).resolve().parent.parent
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # make test: one worker per core, one thread each
+    import torch
+
+    torch.set_num_threads(1)
+
 
 @pytest.fixture
 def run_report_rule():

@@ -1,10 +1,13 @@
 """Backbones: pooled-feature shapes, CIFAR stem, width, input channels, torchvision key names."""
 
+from pathlib import Path
+
 import pytest
 import torch
 import torchvision
 
-from repro.models.backbones import ARCHS, ResNet, base_channels, build_backbone
+from repro.models.backbones import (ARCHS, BasicBlock, Bottleneck, ResNet, base_channels,
+                                    build_backbone)
 
 
 @pytest.mark.parametrize("arch, width, expected_dim", [
@@ -131,3 +134,64 @@ def test_the_cifar_stem_has_the_same_parameters_as_the_imagenet_stem_but_conv1s_
     imagenet = build_backbone("resnet18", cifar_stem=False, width=0.125).state_dict()
     assert list(cifar) == list(imagenet)  # no conv1.bias: the BN that follows has the bias
     assert {k for k in cifar if cifar[k].shape != imagenet[k].shape} == {"conv1.weight"}
+
+
+@pytest.mark.parametrize("arch, ours, theirs", [
+    ("resnet18", BasicBlock, torchvision.models.resnet.BasicBlock),
+    ("resnet50", Bottleneck, torchvision.models.resnet.Bottleneck),
+])
+@pytest.mark.parametrize("cifar_stem", [True, False])
+def test_our_blocks_are_torchvisions_in_weights_from_one_seed_and_in_outputs(arch, ours, theirs,
+                                                                            cifar_stem):
+    """Our blocks spare every process torchvision's import; with one seed they build the very
+    weights torchvision's blocks build (same modules, created in the same order), and map
+    inputs to the same features, in training mode (batch statistics) and in eval mode."""
+    layers = ARCHS[arch][1]
+    nets = []
+    for block in (ours, theirs):
+        torch.manual_seed(3)
+        nets.append(ResNet(block, layers, width=0.25, cifar_stem=cifar_stem, in_channels=2))
+    mine, reference = nets
+    assert ARCHS[arch][0] is ours
+    expected = reference.state_dict()
+    assert list(mine.state_dict()) == list(expected)
+    for key, value in mine.state_dict().items():
+        torch.testing.assert_close(value, expected[key], rtol=0, atol=0, msg=key)
+    with torch.no_grad():  # BN statistics differ from identity, so eval mode tests them
+        for module in reference.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+    mine.load_state_dict(reference.state_dict())
+    x = torch.randn(3, 2, 32, 32)
+    for train in (True, False):
+        mine.train(train)
+        reference.train(train)
+        with torch.no_grad():
+            torch.testing.assert_close(mine(x), reference(x))
+    block = mine.layer2[0]
+    assert block.stride == 2 and block.downsample is not None
+    assert mine.layer2[1].stride == 1 and mine.layer2[1].downsample is None
+
+
+def test_building_and_validating_configs_does_not_import_torchvision():
+    """The Snakefile validates the config against every registry while it parses, and every
+    job builds a backbone: neither pays torchvision's ~2.5 s import (only augmentation,
+    image folders and detection do)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from pathlib import Path\n"
+            "from repro.config import load_config, load_schema\n"
+            "from repro.models import build_backbone\n"
+            "load_schema()\n"
+            "load_config(Path('config/default.yaml'))\n"
+            "build_backbone('resnet50', width=0.125)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torchvision'))\n")
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[]"

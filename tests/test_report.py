@@ -85,6 +85,11 @@ def test_t_ci95_scales_with_the_sample_standard_deviation():
     t = 0.95 / math.sqrt(2 * 0.975 * 0.025)
     assert (mean, n) == (6.0, 3)
     assert half == pytest.approx(t * 4.0 / math.sqrt(3), rel=1e-9)
+    # two seeds: 1 degree of freedom, Cauchy's quantile tan(pi (0.975 - 1/2)) = 12.706...
+    mean, half, n = t_ci95([1.0, 5.0])
+    assert (mean, n) == (3.0, 2)
+    assert half == pytest.approx(math.tan(math.pi * 0.475) * math.sqrt(8.0) / math.sqrt(2),
+                                 rel=1e-9)
 
 
 def test_summary_names_where_its_interval_comes_from():

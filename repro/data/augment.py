@@ -19,7 +19,6 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torchvision import transforms as T
 
 from repro.data.registry import DatasetSpec
 
@@ -28,6 +27,8 @@ __all__ = ["pretrain_transform", "eval_transform", "TwoViewDataset", "seed_worke
 
 def pretrain_transform(spec: DatasetSpec) -> Callable:
     """The stochastic pretraining augmentation for ``spec``: PIL image -> ``(3, S, S)`` tensor."""
+    from torchvision import transforms as T  # here: importing torchvision costs ~2.5 s
+
     size = spec.image_size
     steps: list[Any] = [
         T.RandomResizedCrop(size, scale=spec.crop_scale),
@@ -46,6 +47,8 @@ def pretrain_transform(spec: DatasetSpec) -> Callable:
 def eval_transform(spec: DatasetSpec) -> Callable:
     """The deterministic evaluation transform: resize (ImageNet: to 256/224 of the crop), centre
     crop to ``spec.image_size``, ``ToTensor``, ``Normalize``."""
+    from torchvision import transforms as T
+
     size = spec.image_size
     resize = int(round(size * 256 / 224)) if size >= 224 else size
     return T.Compose([T.Resize(resize), T.CenterCrop(size), T.ToTensor(),

@@ -18,9 +18,75 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torchvision.models.resnet import BasicBlock, Bottleneck
 
-__all__ = ["ResNet", "ARCHS", "build_backbone", "base_channels"]
+__all__ = ["ResNet", "BasicBlock", "Bottleneck", "ARCHS", "build_backbone", "base_channels"]
+
+
+def _conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Conv2d:
+    """A bias-free ``kernel_size`` convolution padded to keep ``H / stride``."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size=kernel_size, stride=stride,
+                     padding=kernel_size // 2, bias=False)
+
+
+class BasicBlock(nn.Module):
+    """ResNet-18's residual block: two 3x3 convolutions beside a shortcut,
+    ``(B, inplanes, H, W)`` -> ``(B, planes, H / stride, W / stride)``.
+
+    torchvision's ``BasicBlock`` in parameters, names, creation order (so one seed gives the
+    same weights) and outputs; our own so that building a backbone does not import torchvision
+    (about 2.5 s per process, paid by every Snakemake parse and job).
+    """
+
+    expansion: int = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1,
+                 downsample: nn.Module | None = None) -> None:
+        super().__init__()
+        self.conv1 = _conv(inplanes, planes, 3, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = _conv(planes, planes, 3)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+        self.stride = stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += x if self.downsample is None else self.downsample(x)
+        return self.relu(out)
+
+
+class Bottleneck(nn.Module):
+    """ResNet-50's residual block (v1.5: the stride on the 3x3): 1x1, 3x3, 1x1 convolutions
+    beside a shortcut, ``(B, inplanes, H, W)`` -> ``(B, 4 planes, H / stride, W / stride)``.
+
+    torchvision's ``Bottleneck`` (``groups=1``, ``base_width=64``) in the same sense as
+    :class:`BasicBlock`.
+    """
+
+    expansion: int = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1,
+                 downsample: nn.Module | None = None) -> None:
+        super().__init__()
+        self.conv1 = _conv(inplanes, planes, 1)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = _conv(planes, planes, 3, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = _conv(planes, planes * self.expansion, 1)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+        self.stride = stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        out += x if self.downsample is None else self.downsample(x)
+        return self.relu(out)
+
 
 # arch -> (block, number of blocks per stage)
 ARCHS: dict[str, tuple[type[nn.Module], tuple[int, int, int, int]]] = {
@@ -40,7 +106,8 @@ class ResNet(nn.Module):
     """A ResNet trunk without ``fc``: ``(B, C_in, H, W)`` -> ``(B, feature_dim)`` pooled features.
 
     Args:
-        block: torchvision's ``BasicBlock`` (ResNet-18) or ``Bottleneck`` (ResNet-50).
+        block: :class:`BasicBlock` (ResNet-18) or :class:`Bottleneck` (ResNet-50); torchvision's
+            blocks fit too.
         layers: blocks per stage, e.g. ``(2, 2, 2, 2)``.
         width: channel multiplier (see :func:`base_channels`).
         cifar_stem: 3x3 stride-1 ``conv1`` and no max-pool.
@@ -86,7 +153,6 @@ class ResNet(nn.Module):
                 nn.Conv2d(self.inplanes, out, kernel_size=1, stride=stride, bias=False),
                 nn.BatchNorm2d(out),
             )
-        # base_width=64 keeps torchvision's Bottleneck inner width equal to `planes`.
         stage = [block(self.inplanes, planes, stride, downsample)]
         self.inplanes = out
         stage += [block(self.inplanes, planes) for _ in range(1, blocks)]
