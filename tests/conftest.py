@@ -23,6 +23,27 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # make test: one worker per core, one
 
     torch.set_num_threads(1)
 
+ONE_WORKER_MODULES = ("tests/test_slurm_profile.py",)
+"""Test files whose tests run on one pytest-xdist worker: they share a module fixture that is
+costly and holds a resource (a SLURM cluster started on this machine)."""
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup`` (make test): each test is its own unit of work, as with ``load``,
+    except the files of :data:`ONE_WORKER_MODULES`, each one unit. xdist's own grouping (the
+    ``xdist_group`` mark) does nothing under pytest 9.2 (pytest-dev/pytest-xdist#1386)."""
+    if config.getoption("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneWorkerModules(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in ONE_WORKER_MODULES else nodeid
+
+    return OneWorkerModules(config, log)
+
 
 @pytest.fixture
 def run_report_rule():

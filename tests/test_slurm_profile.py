@@ -24,7 +24,7 @@ import yaml
 
 import slurm_cluster  # tests/slurm_cluster.py (pytest puts tests/ on sys.path)
 
-pytestmark = [pytest.mark.slow, pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
+pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
 ROOT = Path(__file__).resolve().parent.parent
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
