@@ -176,6 +176,7 @@ def test_our_blocks_are_torchvisions_in_weights_from_one_seed_and_in_outputs(arc
     assert mine.layer2[1].stride == 1 and mine.layer2[1].downsample is None
 
 
+@pytest.mark.slow
 def test_building_and_validating_configs_does_not_import_torchvision():
     """The Snakefile validates the config against every registry while it parses, and every
     job builds a backbone: neither pays torchvision's ~2.5 s import (only augmentation,
