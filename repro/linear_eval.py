@@ -15,6 +15,10 @@ top-1 accuracy (percent) in ``OUT/result.json``. ``--protocol augmented`` trains
 authors' released code does instead: SGD on features of training images augmented afresh each
 epoch (:func:`fit_linear_augmented`); test (and train) accuracy still use the cached features.
 
+The same job counts false negatives: how many of the negatives each similarity-percentile band of
+the training images offers an anchor share its class, under the model's own pool embeddings
+(:mod:`repro.false_negatives`; in the cache, and in the record's ``extra.same_class``).
+
 Features and the linear layer live on ``--device`` (``auto``: CUDA when visible, else the CPU;
 :func:`repro.pretrain.pick_device`); the cache and the record stay device-independent, the
 record's ``extra.device`` says which was used.
@@ -36,12 +40,13 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from repro.cli import non_negative_float, positive_float, positive_int
+from repro.false_negatives import SameClassCounts, same_class_counts
 from repro.io import atomic_torch_save
 from repro.precision import autocast, inference_precision
 from repro.pretrain import DEVICES, pick_device
 from repro.results import make_record, write_record
 
-__all__ = ["PROTOCOLS", "extract_features", "fit_linear", "fit_linear_augmented", "accuracy",
+__all__ = ["PROTOCOLS", "extract_features", "same_class_of", "fit_linear", "fit_linear_augmented", "accuracy",
            "evaluate", "build_parser", "main"]
 
 
@@ -78,6 +83,28 @@ def extract_features(model: nn.Module, dataset, batch_size: int = 256,
             feats.append(model.features(x.to(device, non_blocking=True)).float().cpu())
         labels.append(torch.as_tensor(y))
     return torch.cat(feats), torch.cat(labels).long()
+
+
+@torch.no_grad()
+def same_class_of(model: nn.Module, dataset, batch_size: int = 256,
+                  device: str | torch.device = "cpu",
+                  precision: str = "fp32") -> SameClassCounts:
+    """Same-class negatives per similarity-percentile band
+    (:func:`repro.false_negatives.same_class_counts`) of a dataset of transformed images,
+    embedded by ``model.pool_embeddings`` (``model`` on ``device``, in eval mode)."""
+    device = torch.device(device)
+    anchors, candidates, labels = [], [], []
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
+                        pin_memory=device.type == "cuda")
+    for x, y in tqdm(loader, desc="pool embeddings", leave=False, file=sys.stderr,
+                     mininterval=1.0):
+        with autocast(precision, device):
+            a, c = model.pool_embeddings(x.to(device, non_blocking=True))
+        anchors.append(a.float().cpu())
+        candidates.append(c.float().cpu())
+        labels.append(torch.as_tensor(y))
+    return same_class_counts(torch.cat(anchors), torch.cat(candidates),
+                             torch.cat(labels).long())
 
 
 def fit_linear(train_x: Tensor, train_y: Tensor, num_classes: int, *, epochs: int = 30,
@@ -220,17 +247,22 @@ def evaluate(checkpoint: Path, dataset: str, out: Path, *, data_root: Optional[s
     if cached is not None and cached.get("key") == key:
         train_x, train_y, test_x, test_y = (cached[k] for k in ("train_x", "train_y",
                                                                  "test_x", "test_y"))
+        same_class = cached.get("same_class")  # absent from caches of older versions
     else:
+        train_x = same_class = None
+    if train_x is None or same_class is None:
         model = load_model(checkpoint).to(dev)
         transform = eval_transform(input_spec(dataset, spec.get("pretrain")))
-        train_x, train_y = extract_features(
-            model, _Transformed(build_dataset(dataset, data_root, "train"), transform),
-            batch_size, "train features", dev, precision=precision)
-        test_x, test_y = extract_features(
-            model, _Transformed(build_dataset(dataset, data_root, "test"), transform),
-            batch_size, "test features", dev, precision=precision)
+        train_set = _Transformed(build_dataset(dataset, data_root, "train"), transform)
+        if train_x is None:
+            train_x, train_y = extract_features(model, train_set, batch_size, "train features",
+                                                dev, precision=precision)
+            test_x, test_y = extract_features(
+                model, _Transformed(build_dataset(dataset, data_root, "test"), transform),
+                batch_size, "test features", dev, precision=precision)
+        same_class = same_class_of(model, train_set, batch_size, dev, precision).to_dict()
         atomic_torch_save({"key": key, "train_x": train_x, "train_y": train_y,
-                           "test_x": test_x, "test_y": test_y}, cache)
+                           "test_x": test_x, "test_y": test_y, "same_class": same_class}, cache)
     num_classes = get_spec(dataset).num_classes
     if protocol == "augmented":
         train_set = _Transformed(build_dataset(dataset, data_root, "train"),
@@ -261,7 +293,8 @@ def evaluate(checkpoint: Path, dataset: str, out: Path, *, data_root: Optional[s
         protocol=how,
         extra={"feature_dim": int(train_x.shape[1]), "train_size": int(train_x.shape[0]),
                "test_size": int(test_x.shape[0]), "checkpoint": str(checkpoint),
-               "device": str(dev), "feature_precision": precision, **settings},
+               "device": str(dev), "feature_precision": precision,
+               "same_class": same_class, **settings},
     )
     write_record(Path(out) / "result.json", record)
     return record

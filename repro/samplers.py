@@ -45,6 +45,7 @@ __all__ = [
     "UniformSampler",
     "RingSampler",
     "ring_bounds",
+    "n_above",
     "ring_indices",
     "uniform_indices",
     "anneal",
@@ -69,8 +70,9 @@ def _check_percentiles(w_l: float, w_u: float) -> None:
         )
 
 
-def _n_above(w: float, pool_size: int) -> int:
-    """Number of candidates ranked above the ``w``-th percentile of a pool of ``pool_size``."""
+def n_above(w: float, pool_size: int) -> int:
+    """Number of candidates ranked above the ``w``-th percentile of a pool of ``pool_size``
+    (``floor((1 - w) * N + 1e-6)``): descending-similarity ranks ``0 .. n_above - 1``."""
     return int(math.floor((1.0 - w) * pool_size + _EPS))
 
 
@@ -92,7 +94,7 @@ def ring_bounds(w_l: float, w_u: float, pool_size: int) -> tuple[int, int]:
     _check_percentiles(w_l, w_u)
     if pool_size <= 0:
         raise ValueError(f"the candidate pool is empty (pool_size={pool_size})")
-    lo, hi = _n_above(w_u, pool_size), _n_above(w_l, pool_size)
+    lo, hi = n_above(w_u, pool_size), n_above(w_l, pool_size)
     if hi <= lo:
         raise ValueError(
             f"the ring [w_l={w_l}, w_u={w_u}] holds no candidate of a pool of {pool_size}: "

@@ -4,6 +4,8 @@
 #   snakemake table4_methods                    tables/table4_methods.*: every method side by side
 #   snakemake queue_ablation                    tables/ + figures/queue_ablation.*: ring or queue?
 #   snakemake cost                              tables/cost.*: time and memory per stage
+#   snakemake false_negatives                   tables/ + figures/false_negatives.*: same-class
+#                                               negatives per similarity band
 #   snakemake report                            every table and figure
 #   snakemake --report report.html              all of them in one page, with captions
 # Helpers (report_records, expected_flag, caption, ...) are in rules/common.smk. A record list
@@ -156,6 +158,37 @@ rule cost:
         " {params.expected} > {log:q} 2>&1"
 
 
+rule false_negatives:
+    """False negatives (beyond the paper): the share of each similarity band's negatives that
+    are of the anchor's own class, per model and sampler, from the linear-eval records'
+    same-class counts (repro/report/false_negatives.py): a table and a figure."""
+    input:
+        records=lambda w: report_records("linear_eval"),
+    conda:
+        CONDA_ENV
+    output:
+        md=f"{TABLES_DIR}/false_negatives.md",
+        tex=f"{TABLES_DIR}/false_negatives.tex",
+        csv=report(f"{TABLES_DIR}/false_negatives.csv", caption=caption("false_negatives"),
+                   category="Tables"),
+        png=report(f"{FIGURES_DIR}/false_negatives.png", caption=caption("false_negatives"),
+                   category="Figures"),
+        pdf=f"{FIGURES_DIR}/false_negatives.pdf",
+    params:
+        python=lambda w, output: PY,
+        results=lambda w, output: RESULTS,
+        tables=lambda w, output: str(Path(output.md).parent),
+        figures=lambda w, output: str(Path(output.png).parent),
+        expected=lambda w, output: expected_flag(),
+    log:
+        f"{TABLES_DIR}/false_negatives.log",
+    shell:
+        "({params.python} -m repro.report tables --results {params.results:q}"
+        " --out {params.tables:q} --only false_negatives {params.expected}"
+        " && {params.python} -m repro.report figures --results {params.results:q}"
+        " --out {params.figures:q} --only false_negatives {params.expected}) > {log:q} 2>&1"
+
+
 _FIGURE_INPUTS = {
     "loss_curves": lambda w: report_records("pretrain"),
     "anneal_schedules": lambda w: report_records("pretrain", "linear_eval"),
@@ -205,6 +238,7 @@ rule report:
         rules.claims.output,
         rules.table4_methods.output,
         rules.cost.output,
+        rules.false_negatives.output,
         [f"{FIGURES_DIR}/{stem}.{ext}" for stem in _FIGURE_INPUTS for ext in ("png", "pdf")],
         # where a sampler label changes the queue (config/queue_ablation.yaml)
         rules.queue_ablation.output if queue_ablation_planned() else [],

@@ -141,3 +141,37 @@ def test_report_figures_on_a_missing_results_folder_is_an_error_like_tables(tmp_
         assert report_main([what, "--results", missing, "--out", str(tmp_path / what)]) == 2
         assert "no results folder at" in capsys.readouterr().err
     assert not (tmp_path / "figures").exists()
+
+
+def test_linear_eval_counts_same_class_negatives_and_fills_them_into_an_older_cache(tmp_path,
+                                                                                  checkpoint):
+    """extra.same_class: every anchor of the train split, each band of its pool of the others,
+    the count recomputed from the model's pool embeddings; a cache written before the count
+    existed keeps its features (the record's accuracy does not change) and gains the count."""
+    from repro.checkpoint import load_model
+    from repro.data import build_dataset, eval_transform, input_spec
+    from repro.false_negatives import SameClassCounts
+    from repro.linear_eval import _Transformed, same_class_of
+
+    out = tmp_path / "eval"
+    args = ["--checkpoint", str(checkpoint), "--dataset", "shapes", "--out", str(out),
+            "--epochs", "1"]
+    assert main(args) == 0
+    record = json.loads((out / "result.json").read_text())
+    counts = SameClassCounts.from_dict(record["extra"]["same_class"])
+    n = record["extra"]["train_size"]
+    assert counts.anchors == n and sum(counts.total) == n * (n - 1)
+    spec = torch.load(checkpoint, weights_only=False)["config"]
+    train = _Transformed(build_dataset("shapes", None, "train"),
+                         eval_transform(input_spec("shapes", spec.get("pretrain"))))
+    assert counts == same_class_of(load_model(checkpoint), train)
+
+    cache = torch.load(out / "features.pt", weights_only=False)
+    del cache["same_class"]
+    cache["train_x"] = cache["train_x"] + 1.0  # marks the cached features
+    torch.save(cache, out / "features.pt")
+    assert main(args) == 0
+    again = torch.load(out / "features.pt", weights_only=False)
+    torch.testing.assert_close(again["train_x"], cache["train_x"])  # features kept
+    assert SameClassCounts.from_dict(again["same_class"]) == counts
+    assert json.loads((out / "result.json").read_text())["extra"]["same_class"] == counts.to_dict()

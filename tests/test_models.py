@@ -496,3 +496,46 @@ def test_an_option_a_model_does_not_take_is_named_with_what_it_takes(monkeypatch
     monkeypatch.setitem(MODELS, "plain", (None, Plain))
     assert model_option_problem("plain", {"head": "mlp"}) == (
         "options ['head'] do not apply to plain (it takes none, and datasets)")
+
+
+_POOL_ENTRIES = {  # model -> (the images its pool entries embed, where the step stored them)
+    "ir": (0, lambda m, b: m.bank.get(b["index"])),
+    "cmc": (0, lambda m, b: m.bank_ab.get(b["index"])),  # the L anchors' pool: the ab bank
+    "moco": (1, lambda m, b: m.queue.all()[:BATCH]),  # keys of the second view, enqueued
+}
+
+
+@pytest.mark.parametrize("name", sorted(_POOL_ENTRIES))
+def test_pool_embeddings_are_what_a_training_step_stores_in_the_pool(name):
+    """The false-negative diagnostic ranks `pool_embeddings(x)[1]`: with bank momentum 0 (a
+    bank entry becomes the new embedding) that is exactly what the step put in the pool."""
+    view, stored = _POOL_ENTRIES[name]
+    model = _model(name, bank_momentum=0.0).train()
+    batch = _batch()
+    model(batch, progress=1.0, generator=_gen())
+    # the same batch in train mode: the same batch-norm statistics as the step's forward
+    anchors, candidates = model.pool_embeddings(batch["views"][view])
+    model.update_state()
+    torch.testing.assert_close(stored(model, batch), candidates, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(anchors.norm(dim=1), torch.ones(BATCH))
+
+
+@pytest.mark.parametrize("name", ["ir", "simclr"])
+def test_models_contrasting_their_own_embeddings_rank_a_pool_of_those(name):
+    model = _model(name).eval()
+    x = _batch()["views"][0]
+    anchors, candidates = model.pool_embeddings(x)
+    torch.testing.assert_close(anchors, model.embed(x))
+    torch.testing.assert_close(candidates, anchors)
+
+
+def test_moco_ranks_its_queries_against_momentum_encoder_keys():
+    model = _model("moco").eval()
+    with torch.no_grad():
+        for p in model.encoder.parameters():
+            p.add_(0.1)  # the query encoder moves on; the key encoder lags behind
+    x = _batch()["views"][0]
+    anchors, candidates = model.pool_embeddings(x)
+    torch.testing.assert_close(anchors, model.embed(x))
+    torch.testing.assert_close(candidates, model.embed_keys(x))
+    assert not torch.allclose(anchors, candidates, atol=1e-3)

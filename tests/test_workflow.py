@@ -37,7 +37,7 @@ def _snakemake(*args, cwd=ROOT, check=True, timeout=300):
 
 
 @pytest.mark.slow
-def test_default_dry_run_lists_the_whole_dag_of_181_jobs(tmp_path):
+def test_default_dry_run_lists_the_whole_dag_of_182_jobs(tmp_path):
     proc = _snakemake("-n", "--config", f"results_dir={tmp_path}")
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, flags=re.M))
     # (dataset, model) pairs: 4 models on shapes + 3 on digits (CMC needs colour) = 7;
@@ -45,14 +45,15 @@ def test_default_dry_run_lists_the_whole_dag_of_181_jobs(tmp_path):
     # built and evaluated in one job; few-shot of every pretrained run on the other dataset;
     # detection: 2 runs x 3 tasks x 3 seeds on shapes encoders; the claims table and the
     # methods table (Table 4) and figure; the Gaussian and the sphere toy and their figures;
-    # the cost table (benchmark files)
+    # the cost table (benchmark files); the false negatives' table and figure
     assert {k: int(counts.get(k, 0)) for k in (
         "pretrain", "untrained", "linear_eval", "linear_eval_untrained", "fewshot",
         "detection", "toy", "toy_sphere", "figure_toy_sphere", "claims", "table4_methods",
-        "figure_methods", "cost", "total")} == {
+        "figure_methods", "cost", "false_negatives", "total")} == {
         "pretrain": 42, "untrained": 0, "linear_eval": 42, "linear_eval_untrained": 21,
         "fewshot": 42, "detection": 18, "toy": 1, "toy_sphere": 1, "figure_toy_sphere": 1,
-        "claims": 1, "table4_methods": 1, "figure_methods": 1, "cost": 1, "total": 181}
+        "claims": 1, "table4_methods": 1, "figure_methods": 1, "cost": 1,
+        "false_negatives": 1, "total": 182}
 
 
 @pytest.mark.slow
@@ -234,6 +235,24 @@ def test_default_workflow_end_to_end_writes_every_table_and_figure(tmp_path):
     cost = pd.read_csv(tmp_path / "tables" / "cost.csv")
     assert set(cost["stage"]) == {"pretrain", "linear_eval", "fewshot", "detection"}
     assert (cost["wall_s"] > 0).all() and (cost["peak_rss_mb"] > 0).all()
+    # false negatives: every linear-eval run counted them; over the whole pool of the other
+    # training images (every image an anchor below 2,000) the same-class share is the label
+    # base rate, whatever the model, sampler or seed
+    import torch
+
+    from repro.data import build_dataset
+    from repro.false_negatives import base_rate
+
+    false_neg = pd.read_csv(tmp_path / "tables" / "false_negatives.csv")
+    whole = false_neg[false_neg["probe"] == "whole pool (uniform)"]
+    assert set(zip(whole["dataset"], whole["model"], whole["method"])) == {
+        (d, m, s) for d in ("shapes", "digits") for m in ("moco", "ir")
+        for s in ("uniform", "ring", "untrained")}
+    for dataset, rows in whole.groupby("dataset"):
+        labels = torch.as_tensor(build_dataset(dataset, None, "train").targets)
+        assert rows["mean"].tolist() == pytest.approx([100 * base_rate(labels)] * len(rows),
+                                                      abs=1e-3)
+    assert (tmp_path / "figures" / "false_negatives.png").stat().st_size > 0
     # Snakemake's own report: one page with the workflow description and every table and
     # figure (the queue ablation's only where a config runs it), each with its caption
     from repro.report.figures import FIGURES
@@ -243,7 +262,8 @@ def test_default_workflow_end_to_end_writes_every_table_and_figure(tmp_path):
     names = zipfile.ZipFile(report).namelist()
     inside = {Path(n).name for n in names}
     assert {f"{t}.csv" for t in ("table1_linear_eval", "table2_fewshot", "table3_detection",
-                                 "claims", "table4_methods", "cost")} <= inside, sorted(inside)
+                                 "claims", "table4_methods", "cost", "false_negatives")
+            } <= inside, sorted(inside)
     assert {f"{f}.png" for f in FIGURES if f != "queue_ablation"} <= inside, sorted(inside)
     page = "".join(zipfile.ZipFile(report).read(n).decode("utf-8", "replace")
                    for n in names if n.endswith((".html", ".js", ".json")))

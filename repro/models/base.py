@@ -188,6 +188,15 @@ class ContrastiveModel(nn.Module, ABC):
     def features(self, x: Tensor) -> Tensor:
         """``(B, 3, H, W)`` normalised RGB -> ``(B, feature_dim)`` features for linear eval."""
 
+    def pool_embeddings(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, 3, H, W)`` normalised RGB -> ``(anchors, candidates)``, each ``(B, D)`` unit
+        rows: the images embedded as anchors and as entries of the pool the sampler ranks for
+        them (:mod:`repro.false_negatives`). Default: ``self.embed(x)`` for both (IR's bank and
+        SimCLR's batch hold the anchors' own embedding); a model whose pool holds another
+        embedding (MoCo's keys, CMC's other view) overrides this."""
+        z = self.embed(x)  # type: ignore[attr-defined]
+        return z, z
+
     def contrast(self, anchors: Tensor, pos: Tensor, pool: Tensor, progress: float,
                  generator: Optional[torch.Generator]) -> tuple[Tensor, dict[str, Any]]:
         """The estimator's loss (InfoNCE unless set) of anchors ``(B, D)`` with positives

@@ -126,13 +126,21 @@ class CMC(ContrastiveModel):
         lab = normalize_lab(rgb_to_lab(x * self.rgb_std + self.rgb_mean))
         return lab[:, :1], lab[:, 1:]
 
+    def embed_views(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, 3, H, W)`` normalised RGB -> ``(z_l, z_ab)``, each ``(B, D)`` L2-normalised."""
+        l, ab = self.lab_views(x)
+        return unit(self.head_l(self.encoder_l(l))), unit(self.head_ab(self.encoder_ab(ab)))
+
+    def pool_embeddings(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """L embeddings as anchors, ab embeddings as the entries of ``bank_ab`` they are ranked
+        against (one of CMC's two directions)."""
+        return self.embed_views(x)
+
     def forward(self, batch: Mapping[str, Any], progress: float = 1.0,
                 generator: Optional[torch.Generator] = None) -> dict[str, Any]:
         x1, _ = two_views(batch)
         index = batch_indices(batch, self.bank_l.size)
-        l, ab = self.lab_views(x1)
-        z_l = unit(self.head_l(self.encoder_l(l)))
-        z_ab = unit(self.head_ab(self.encoder_ab(ab)))
+        z_l, z_ab = self.embed_views(x1)
         pos_l = (z_l * self.bank_ab.get(index)).sum(1)
         loss_l, logs_l = self.contrast(z_l, pos_l, self.bank_ab.all(), progress, generator)
         pos_ab = (z_ab * self.bank_l.get(index)).sum(1)

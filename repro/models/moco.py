@@ -79,6 +79,10 @@ class MoCo(ContrastiveModel):
         """Keys from the momentum encoder: ``(B, 3, H, W)`` -> ``(B, D)``, no gradient."""
         return unit(self.key_head(self.key_encoder(x)))
 
+    def pool_embeddings(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Queries as anchors, momentum-encoder keys as the queue's entries."""
+        return self.embed(x), self.embed_keys(x)
+
     def forward(self, batch: Mapping[str, Any], progress: float = 1.0,
                 generator: Optional[torch.Generator] = None) -> dict[str, Any]:
         x1, x2 = two_views(batch)

@@ -17,7 +17,8 @@ CLAIMS = "claims"  # --only name of the claims table (repro.report.claims)
 METHODS = "table4"  # --only name of the methods table (repro.report.methods)
 QUEUE = "queue"  # --only name of the queue ablation table (repro.report.queue)
 COST = "cost"  # --only name of the cost table (repro.report.cost)
-TABLE_NAMES = (*TABLES, METHODS, CLAIMS, QUEUE, COST)  # what `tables --only` accepts
+FALSE_NEGATIVES = "false_negatives"  # --only name of repro.report.false_negatives' table
+TABLE_NAMES = (*TABLES, METHODS, CLAIMS, QUEUE, COST, FALSE_NEGATIVES)  # `tables --only`
 
 __all__ = [
     "FIGURES",
@@ -40,9 +41,9 @@ __all__ = [
 
 def make_tables(results, out_dir, reported_dir="tables/reported", only=None, *,
                 baseline="uniform", treatment="ring", expected=None, benchmarks=None):
-    """Write Tables 1-4, the claims table, the queue ablation and the cost table (or those
-    named in ``only``: ``table1``, ``table2``, ``table3``, ``table4``, ``claims``, ``queue``,
-    ``cost``) from the records under ``results``; returns the written paths. ``baseline`` /
+    """Write Tables 1-4, the claims table, the queue ablation, the cost table and the false
+    negatives (or those named in ``only``: ``table1``, ``table2``, ``table3``, ``table4``,
+    ``claims``, ``queue``, ``cost``, ``false_negatives``) from the records under ``results``; returns the written paths. ``baseline`` /
     ``treatment``: the sampler labels the claims table compares. ``benchmarks``: the folder of
     Snakemake's benchmark files the cost table reads (default ``<results>/benchmarks``).
     ``expected``: :func:`repro.stale.expected_runs` of the config being run; records of those
@@ -82,6 +83,18 @@ def make_tables(results, out_dir, reported_dir="tables/reported", only=None, *,
             tidy = queue_frame(records)
             paths += write_files(tidy, queue_wide(tidy), QUEUE_TITLE, queue_notes(tidy) + extra,
                                  out_dir, QUEUE_STEM)
+            continue
+        if name == FALSE_NEGATIVES:
+            from repro.report.false_negatives import (FALSE_NEGATIVES_STEM,
+                                                      FALSE_NEGATIVES_TITLE,
+                                                      false_negatives_frame,
+                                                      false_negatives_notes,
+                                                      false_negatives_wide)
+
+            tidy = false_negatives_frame(records)
+            paths += write_files(tidy, false_negatives_wide(tidy), FALSE_NEGATIVES_TITLE,
+                                 false_negatives_notes(tidy) + extra, out_dir,
+                                 FALSE_NEGATIVES_STEM)
             continue
         if name == COST:
             from repro.report.cost import (COST_STEM, COST_TITLE, cost_frame, cost_notes,

@@ -36,8 +36,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         "our runs as mean +- 95% CI over seeds per config scale, beside the paper's reported "
         "numbers and their difference; and the claims table (claims.*): each of the paper's "
         "claims (claims.csv) against the paired seed differences treatment - baseline, with a "
-        "verdict; Table 4 (every method), the queue ablation and the cost per stage "
-        "(cost.*, from Snakemake's benchmark files).")
+        "verdict; Table 4 (every method), the queue ablation, the cost per stage "
+        "(cost.*, from Snakemake's benchmark files) and the false negatives (the share of "
+        "each similarity band's negatives of the anchor's own class).")
     tables.add_argument("--reported", default="tables/reported",
                         help="folder of the paper's numbers (table*.csv) and claims (claims.csv)")
     tables.add_argument("--baseline", default="uniform",
@@ -50,7 +51,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     figures = _subcommand(
         sub, "figures", FIGURES,
         "Loss curves, annealing schedules and their effect, the Gaussian toy's bias and "
-        "variance, accuracy against the ring bounds; PNG and PDF. A figure without the records "
+        "variance, accuracy against the ring bounds, the methods, the queue ablation, the "
+        "false negatives per similarity band; PNG and PDF. A figure without the records "
         "it needs says what to run.")
     figures.add_argument("--w-l", type=float, default=0.9,
                          help="final w_l drawn in the schedule figure")

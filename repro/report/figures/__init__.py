@@ -22,7 +22,9 @@ records and saves the figures (:func:`save_figure`).
   untrained (random-init) accuracy as reference lines.
 
 One module per figure (``loss_curves``, ``anneal``, ``toy``, ``ring_bounds``; the methods
-figure of Table 4 is :func:`repro.report.methods.plot_methods`), the shared colours, saving,
+figure of Table 4 is :func:`repro.report.methods.plot_methods`, the queue ablation's
+:func:`repro.report.queue.plot_queue`, the false negatives'
+:func:`repro.report.false_negatives.plot_false_negatives`), the shared colours, saving,
 footer and reference-line code in ``common``; this package names them (:data:`FIGURES`) and
 re-exports what callers use.
 
@@ -103,7 +105,7 @@ __all__ = [
 # ------------------------------------------------------------------------------------------
 
 FIGURES = ("loss_curves", "anneal_schedules", "toy_bias_variance", "toy_sphere", "ring_bounds",
-           "methods", "queue_ablation")
+           "methods", "queue_ablation", "false_negatives")
 TOY_CSVS = {"toy_bias_variance": ("gaussian", Path("toy") / "estimates.csv"),
             "toy_sphere": ("sphere", Path("toy") / "sphere" / "estimates.csv")}
 """Each toy figure's family and estimates CSV under the results folder (rules/toy.smk)."""
@@ -128,6 +130,10 @@ def _build(name: str, records, results: Path, settings,
         from repro.report.queue import plot_queue
 
         return plot_queue(records, settings)
+    if name == "false_negatives":
+        from repro.report.false_negatives import plot_false_negatives
+
+        return plot_false_negatives(records, settings)
     return plot_ring_bounds(records, settings)
 
 

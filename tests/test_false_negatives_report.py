@@ -1,0 +1,100 @@
+"""The false-negatives table and figure (repro.report.false_negatives) from records."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from repro.false_negatives import SameClassCounts
+from repro.report import make_figures, make_tables
+from repro.report.false_negatives import (PROBES, false_negatives_frame, false_negatives_wide,
+                                          plot_false_negatives, same_class_records)
+from repro.report.stats import t_ci95
+from repro.results import load_records, make_record, write_record
+
+EDGES = (0.0, 0.5, 0.9, 0.99, 1.0)
+TOTAL = (500, 400, 90, 10)  # one anchor's bands over a pool of 1,000, times 1 anchor
+
+
+def _counts(same):
+    return SameClassCounts(EDGES, tuple(same), TOTAL, 1).to_dict()
+
+
+# (model, method) -> per seed, same-class counts per band
+COUNTS = {
+    ("simclr", "uniform"): [(10, 40, 45, 9), (12, 38, 40, 8), (8, 42, 50, 10)],
+    ("simclr", "ring"): [(20, 40, 30, 5), (18, 42, 27, 6), (22, 38, 33, 4)],
+    ("simclr", "untrained"): [(40, 40, 12, 2), (41, 39, 11, 1), (39, 41, 13, 3)],
+}
+
+
+def _write(root, model, method, seed, same_class, dataset="digits", eval_dataset="digits"):
+    extra = {"train_size": 1001} | ({"same_class": same_class} if same_class else {})
+    record = make_record(stage="linear_eval", model=model, sampler=method, dataset=dataset,
+                         eval_dataset=eval_dataset, seed=seed,
+                         metrics={"top1": 90.0, "train_top1": 95.0}, scale="default",
+                         config={"pretrain": {"seed": seed}}, wall_time_s=1.0, extra=extra)
+    write_record(root / "linear_eval" / dataset / f"{model}-{method}-{eval_dataset}" /
+                 f"seed{seed}" / "result.json", record)
+
+
+@pytest.fixture()
+def results(tmp_path):
+    for (model, method), per_seed in COUNTS.items():
+        for seed, same in enumerate(per_seed):
+            _write(tmp_path, model, method, seed, _counts(same))
+    # left out: a record without counts (an older version) and one on other data
+    _write(tmp_path, "ir", "uniform", 0, None)
+    _write(tmp_path, "simclr", "uniform", 0, _counts((0, 0, 90, 10)), eval_dataset="shapes")
+    return tmp_path
+
+
+def test_each_probe_is_its_bands_pooled_share_summarised_over_seeds(results):
+    tidy = false_negatives_frame(load_records(results))
+    assert set(tidy["method"]) == {"uniform", "ring", "untrained"}
+    assert list(tidy["method"].drop_duplicates()) == ["untrained", "uniform", "ring"]
+    for (model, method), per_seed in COUNTS.items():
+        ring = [100.0 * s[2] / 90 for s in per_seed]  # [0.9, 0.99] is the third band
+        whole = [100.0 * sum(s) / 1000 for s in per_seed]
+        row = tidy[(tidy["method"] == method) & (tidy["probe"] == "ring [0.9, 0.99]")].iloc[0]
+        mean, ci, n = t_ci95(ring)
+        assert (row["n"], row["seeds"]) == (3, "0 1 2")
+        assert row["mean"] == pytest.approx(mean) and row["ci95"] == pytest.approx(ci)
+        assert row["ratio"] == pytest.approx(mean / t_ci95(whole)[0])
+        whole_row = tidy[(tidy["method"] == method)
+                         & (tidy["probe"] == "whole pool (uniform)")].iloc[0]
+        assert whole_row["mean"] == pytest.approx(t_ci95(whole)[0])
+        assert pd.isna(whole_row["ratio"])  # no ratio of the pool to itself
+        top = tidy[(tidy["method"] == method) & (tidy["probe"] == "top 1% [0.99, 1]")].iloc[0]
+        assert top["mean"] == pytest.approx(t_ci95([10.0 * s[3] for s in per_seed])[0])
+
+
+def test_the_wide_table_has_a_row_per_method_and_a_column_per_probe(results):
+    wide = false_negatives_wide(false_negatives_frame(load_records(results)))
+    assert list(wide.columns) == ["scale", "pretrained on", "model", "method", *PROBES]
+    ring = wide[wide["method"] == "ring"].iloc[0]
+    # seeds' ring shares 33.3, 30.0, 36.7: mean 33.3; whole pool 9.5, 9.3, 9.7 (mean 9.5)
+    assert ring["ring [0.9, 0.99]"].startswith("33.3 ± ")
+    assert ring["ring [0.9, 0.99]"].endswith("(x3.5)")
+
+
+def test_tables_and_figure_are_written_and_an_empty_set_says_what_to_run(results, tmp_path):
+    paths = make_tables(results, tmp_path / "tables", only=["false_negatives"])
+    assert {Path(p).suffix for p in paths} == {".md", ".tex", ".csv"}
+    text = (tmp_path / "tables" / "false_negatives.md").read_text()
+    assert "ring [0.9, 0.99]" in text and "untrained" in text
+    figures = make_figures(results, tmp_path / "figures", only=["false_negatives"])
+    assert sorted(p.suffix for p in figures) == [".pdf", ".png"]
+    records = load_records(results)
+    shown = same_class_records(records)
+    assert set(zip(shown["method"], shown["seed"])) == {(m, s) for (_, m) in COUNTS
+                                                        for s in range(3)}
+    assert len(shown) == 9 * len(TOTAL)
+    fig = plot_false_negatives(records)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0-0.5", "0.5-0.9", "0.9-0.99",
+                                                          "0.99-1"]
+    empty = tmp_path / "empty"
+    _write(empty, "ir", "uniform", 0, None)
+    make_tables(empty, tmp_path / "t2", only=["false_negatives"])
+    assert "--forcerun linear_eval" in (tmp_path / "t2" / "false_negatives.md").read_text()
