@@ -122,12 +122,10 @@ class ResNet(nn.Module):
         base = base_channels(width)
         self.inplanes = base
         if cifar_stem:
-            self.conv1 = nn.Conv2d(in_channels, base, kernel_size=3, stride=1, padding=1,
-                                   bias=False)
+            self.conv1 = _conv(in_channels, base, 3)
             self.maxpool: nn.Module = nn.Identity()
         else:
-            self.conv1 = nn.Conv2d(in_channels, base, kernel_size=7, stride=2, padding=3,
-                                   bias=False)
+            self.conv1 = _conv(in_channels, base, 7, stride=2)
             self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.bn1 = nn.BatchNorm2d(base)
         self.relu = nn.ReLU(inplace=True)
@@ -150,7 +148,7 @@ class ResNet(nn.Module):
         out = planes * block.expansion
         if stride != 1 or self.inplanes != out:
             downsample = nn.Sequential(
-                nn.Conv2d(self.inplanes, out, kernel_size=1, stride=stride, bias=False),
+                _conv(self.inplanes, out, 1, stride),
                 nn.BatchNorm2d(out),
             )
         stage = [block(self.inplanes, planes, stride, downsample)]
