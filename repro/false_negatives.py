@@ -29,12 +29,10 @@ batches. Pure functions of tensors; :mod:`repro.linear_eval` calls it on the tra
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
-import torch
-from torch import Tensor
-
-from repro.samplers import n_above
+if TYPE_CHECKING:  # torch is imported where it computes: the report reads counts without it
+    from torch import Tensor
 
 __all__ = ["PERCENTILE_EDGES", "MAX_ANCHORS", "SameClassCounts", "same_class_counts",
            "base_rate"]
@@ -89,6 +87,8 @@ class SameClassCounts:
 def base_rate(labels: Tensor) -> float:
     """Fraction of ordered pairs of distinct images that share a class:
     ``sum_c n_c (n_c - 1) / (N (N - 1))``, what uniform negatives give."""
+    import torch
+
     n = labels.numel()
     if n < 2:
         raise ValueError(f"need at least 2 labelled images, got {n}")
@@ -96,7 +96,6 @@ def base_rate(labels: Tensor) -> float:
     return float((counts * (counts - 1)).sum() / (n * (n - 1)))
 
 
-@torch.no_grad()
 def same_class_counts(anchors: Tensor, candidates: Tensor, labels: Tensor,
                       edges: Sequence[float] = PERCENTILE_EDGES, *,
                       max_anchors: Optional[int] = MAX_ANCHORS, seed: int = 0,
@@ -112,6 +111,10 @@ def same_class_counts(anchors: Tensor, candidates: Tensor, labels: Tensor,
             with ``seed``, where ``N`` is larger; ``None``: every image.
         chunk: anchors ranked at a time (memory: ``chunk x N`` similarities).
     """
+    import torch
+
+    from repro.samplers import n_above
+
     n = candidates.shape[0]
     if anchors.shape[0] != n or labels.shape[0] != n or anchors.dim() != 2:
         raise ValueError(f"anchors {tuple(anchors.shape)}, candidates "
@@ -129,7 +132,7 @@ def same_class_counts(anchors: Tensor, candidates: Tensor, labels: Tensor,
         rows = torch.arange(n)
     # descending-similarity rank where each band starts, over a pool of the n - 1 others
     starts = [n_above(e, n - 1) for e in edges]  # decreasing: band k is [starts[k+1], starts[k])
-    anchors, candidates = anchors.float(), candidates.float()
+    anchors, candidates = anchors.detach().float(), candidates.detach().float()
     labels = labels.long().to(candidates.device)
     same = torch.zeros(len(edges) - 1, dtype=torch.long)
     for begin in range(0, len(rows), chunk):

@@ -98,3 +98,19 @@ def test_tables_and_figure_are_written_and_an_empty_set_says_what_to_run(results
     _write(empty, "ir", "uniform", 0, None)
     make_tables(empty, tmp_path / "t2", only=["false_negatives"])
     assert "--forcerun linear_eval" in (tmp_path / "t2" / "false_negatives.md").read_text()
+
+
+@pytest.mark.slow
+def test_the_table_and_figure_are_made_without_importing_torch(results, tmp_path):
+    """The report job reads counts: importing torch would add seconds to it for nothing."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from repro.report import make_figures, make_tables; "
+            f"make_tables({str(results)!r}, {str(tmp_path / 't')!r}, only=['false_negatives']); "
+            f"make_figures({str(results)!r}, {str(tmp_path / 'f')!r}, only=['false_negatives']); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+    assert (tmp_path / "t" / "false_negatives.md").exists()

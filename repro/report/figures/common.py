@@ -81,8 +81,6 @@ def load_run_specs(records) -> dict[str, dict[str, Any]]:
     record's path: the record's own ``config`` where it has one (records since it was added),
     else read from the ``checkpoint.pt`` beside its ``result.json`` (memory-mapped: no weights
     are read). Records with neither are left out."""
-    import torch
-
     specs: dict[str, dict[str, Any]] = {}
     if records.empty:
         return specs
@@ -92,6 +90,8 @@ def load_run_specs(records) -> dict[str, dict[str, Any]]:
         if isinstance(config, Mapping) and "pretrain" in config:
             specs[str(path)] = dict(config)
             continue
+        import torch  # only for records older than their config (seconds to import)
+
         checkpoint = Path(path).parent / "checkpoint.pt"
         try:
             state = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=False)
