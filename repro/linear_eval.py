@@ -91,7 +91,8 @@ def same_class_of(model: nn.Module, dataset, batch_size: int = 256,
                   precision: str = "fp32") -> SameClassCounts:
     """Same-class negatives per similarity-percentile band
     (:func:`repro.false_negatives.same_class_counts`) of a dataset of transformed images,
-    embedded by ``model.pool_embeddings`` (``model`` on ``device``, in eval mode)."""
+    embedded by ``model.pool_embeddings`` (``model`` on ``device``, in eval mode). The
+    embeddings stay on ``device``, where the ranking runs."""
     device = torch.device(device)
     anchors, candidates, labels = [], [], []
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
@@ -100,9 +101,9 @@ def same_class_of(model: nn.Module, dataset, batch_size: int = 256,
                      mininterval=1.0):
         with autocast(precision, device):
             a, c = model.pool_embeddings(x.to(device, non_blocking=True))
-        anchors.append(a.float().cpu())
-        candidates.append(c.float().cpu())
-        labels.append(torch.as_tensor(y))
+        anchors.append(a.float())
+        candidates.append(c.float())
+        labels.append(torch.as_tensor(y).to(device))
     return same_class_counts(torch.cat(anchors), torch.cat(candidates),
                              torch.cat(labels).long())
 

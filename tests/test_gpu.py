@@ -1,6 +1,6 @@
 """GPU checks (``pytest -m gpu``; skipped without CUDA, run by bench/device_check.sh): the CUDA
 step matches the CPU step, bf16 stays near fp32, a killed run resumes to the same state, and
-the ring picks the same members on both devices."""
+the ring picks the same members (and counts the same false negatives) on both devices."""
 
 import pytest
 import torch
@@ -99,6 +99,24 @@ def test_ring_members_on_cuda_equal_the_ring_on_the_cpu(seed):
     with autocast("bf16", CUDA):  # bf16 autocast: the same float32 ring
         mixed = negatives_from_pool(ring, anchors.to(CUDA), pool.to(CUDA), progress=1.0)
     assert torch.equal(mixed, gpu)
+
+
+def test_false_negative_counts_on_cuda_equal_the_counts_on_the_cpu():
+    """The linear-eval job ranks the pool where the model ran: a CIFAR-sized pool (500
+    anchors here: the CPU side takes seconds)."""
+    from repro.false_negatives import same_class_counts
+
+    g = torch.Generator().manual_seed(0)
+    anchors = torch.nn.functional.normalize(torch.randn(50_000, 64, generator=g), dim=1)
+    candidates = torch.nn.functional.normalize(torch.randn(50_000, 64, generator=g), dim=1)
+    labels = torch.randint(0, 10, (50_000,), generator=g)
+    cpu = same_class_counts(anchors, candidates, labels, max_anchors=500)
+    gpu = same_class_counts(anchors.to(CUDA), candidates.to(CUDA), labels.to(CUDA),
+                            max_anchors=500)
+    # the devices' matmuls differ in the last bits, so near-ties at a band's edge may swap:
+    # the same bands, and each band's rate within 0.1 points
+    assert gpu.total == cpu.total and cpu.anchors == 500
+    assert gpu.rates() == pytest.approx(cpu.rates(), abs=1e-3)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
