@@ -46,8 +46,8 @@ from repro.precision import autocast, inference_precision
 from repro.pretrain import DEVICES, pick_device
 from repro.results import make_record, write_record
 
-__all__ = ["PROTOCOLS", "extract_features", "same_class_of", "fit_linear", "fit_linear_augmented", "accuracy",
-           "evaluate", "build_parser", "main"]
+__all__ = ["PROTOCOLS", "extract_features", "same_class_of", "fit_linear", "fit_linear_augmented",
+           "accuracy", "evaluate", "build_parser", "main"]
 
 
 class _Transformed(torch.utils.data.Dataset):
