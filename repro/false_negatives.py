@@ -58,6 +58,11 @@ class SameClassCounts:
     total: tuple[int, ...]
     anchors: int
 
+    def __post_init__(self) -> None:
+        if not len(self.same) == len(self.total) == len(self.edges) - 1:
+            raise ValueError(f"{len(self.edges)} edges make {len(self.edges) - 1} bands, got "
+                             f"{len(self.same)} same-class and {len(self.total)} total counts")
+
     def rate(self, w_l: float = 0.0, w_u: float = 1.0) -> Optional[float]:
         """Same-class fraction of the ring ``[w_l, w_u]``, which must start and end on band
         edges; ``None`` where the ring holds no candidate."""

@@ -26,6 +26,7 @@ def test_perfectly_clustered_classes_fill_the_top_decile_and_nothing_below():
     assert rates[:9] == [0.0] * 9
     assert rates[10] is None  # [0.99, 1]: floor(0.01 * 99) = 0 ranks, no candidate
     assert counts.rate(0.0, 0.9) == 0.0
+    assert counts.rate(0.99, 1.0) is None
 
 
 def test_band_counts_match_the_ring_sampler_cutting_each_band_out_of_the_pool():
@@ -65,6 +66,17 @@ def test_base_rate_counts_ordered_pairs_of_distinct_images():
     assert base_rate(torch.tensor([0, 0, 1])) == pytest.approx(2 / 6)
     assert base_rate(torch.tensor([0, 1, 2, 3])) == 0.0
     assert base_rate(torch.arange(1000) % 10) == pytest.approx(10 * 100 * 99 / (1000 * 999))
+    assert base_rate(torch.tensor([3, 3])) == 1.0
+    with pytest.raises(ValueError, match="need at least 2 labelled images, got 1"):
+        base_rate(torch.tensor([3]))
+
+
+def test_two_images_make_a_pool_of_one_and_one_image_none():
+    z = torch.eye(2)
+    counts = same_class_counts(z, z, torch.tensor([0, 0]))
+    assert sum(counts.total) == 2 and counts.rate() == 1.0
+    with pytest.raises(ValueError, match="need at least 2 images for a pool of negatives"):
+        same_class_counts(z[:1], z[:1], torch.tensor([0]))
 
 
 def test_anchors_are_a_seeded_draw_without_replacement_and_the_pool_stays_whole():
@@ -73,6 +85,9 @@ def test_anchors_are_a_seeded_draw_without_replacement_and_the_pool_stays_whole(
     assert few.anchors == 40 and sum(few.total) == 40 * 149
     assert few == same_class_counts(z, z, labels, max_anchors=40, seed=7)
     assert few != same_class_counts(z, z, labels, max_anchors=40, seed=8)
+    # the default seed is 0: a record's counts can be recomputed from its embeddings
+    assert same_class_counts(z, z, labels, max_anchors=40) == same_class_counts(
+        z, z, labels, max_anchors=40, seed=0)
     assert same_class_counts(z, z, labels, max_anchors=150) == same_class_counts(
         z, z, labels, max_anchors=None)
 
@@ -87,15 +102,20 @@ def test_a_ring_rate_pools_its_bands_and_must_be_made_of_whole_bands():
     assert counts.rate(0.5, 1.0) == pytest.approx(8 / 10)
     assert counts.rate() == pytest.approx(9 / 20)
     assert counts.rates() == [0.1, 0.75, 1.0]
-    with pytest.raises(ValueError, match="not a union of the bands"):
-        counts.rate(0.6, 1.0)
+    for w_l, w_u in ((0.6, 1.0), (0.9, 0.5), (0.5, 0.5)):
+        with pytest.raises(ValueError, match="not a union of the bands"):
+            counts.rate(w_l, w_u)
     assert SameClassCounts.from_dict(counts.to_dict()) == counts
+    with pytest.raises(ValueError, match="4 edges make 3 bands, got 4 same-class"):
+        SameClassCounts((0.0, 0.5, 0.9, 1.0), (1, 6, 2, 0), (10, 8, 2), 2)
 
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"labels": torch.zeros(5, dtype=torch.long)}, "the same N images"),
     ({"edges": (0.0, 0.5, 0.4, 1.0)}, "edges must increase from 0 to 1"),
     ({"edges": (0.1, 1.0)}, "edges must increase from 0 to 1"),
+    ({"edges": (0.0, 0.5, 0.5, 1.0)}, "edges must increase from 0 to 1"),
+    ({"edges": (0.0, 0.5, 0.9)}, "edges must increase from 0 to 1"),
 ])
 def test_bad_inputs_are_refused_with_a_clear_message(kwargs, message):
     z, labels = _random(8)
