@@ -169,11 +169,13 @@ def false_negatives_notes(tidy) -> list[str]:
 
 def plot_false_negatives(records, settings=None):
     """Same-class share per similarity band: one panel per (scale, dataset, model), a line per
-    method (mean over seeds, 95% CI bars; the untrained network dashed)."""
+    method (mean over seeds, 95% CI bars; the untrained network dashed), the whole pool's
+    share (what uniform negatives draw) dotted."""
     import matplotlib.pyplot as plt
 
-    from repro.report.figures.common import (_add_footer, _settings_for, config_footer,
-                                             empty_figure, sampler_colors)
+    from repro.report.figures.common import (REFERENCE_STYLES, UNTRAINED, _add_footer,
+                                             _settings_for, config_footer, empty_figure,
+                                             sampler_colors)
     from repro.report.tables import MODEL_LABELS, model_rank
 
     title = "False negatives: same-class share of each similarity band of the pool"
@@ -187,7 +189,9 @@ def plot_false_negatives(records, settings=None):
     cols = min(4, len(panels))
     nrows = -(-len(panels) // cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.4 * nrows), squeeze=False)
-    colors = sampler_colors(sorted(data["method"].unique()))
+    colors = {**sampler_colors(sorted(data["method"].unique())),
+              UNTRAINED: REFERENCE_STYLES[UNTRAINED][1]}
+    whole = [(key, 100.0 * counts.rate()) for key, counts in _counts(records)]
     for ax, (scale, dataset, model) in zip(axes.flat, panels):
         part = data[(data["scale"] == scale) & (data["dataset"] == dataset)
                     & (data["model"] == model)]
@@ -201,7 +205,11 @@ def plot_false_negatives(records, settings=None):
             ax.errorbar(xs, [s.mean for s in kept], yerr=[s.ci95 or 0.0 for s in kept],
                         marker="o", markersize=3, capsize=2, label=method,
                         color=colors.get(method, "0.35"),
-                        linestyle="--" if method == "untrained" else "-")
+                        linestyle="--" if method == UNTRAINED else "-")
+        pool = [rate for k, rate in whole
+                if (k["scale"], k["dataset"], k["model"]) == (scale, dataset, model)]
+        ax.axhline(sum(pool) / len(pool), color="0.6", linestyle=":", linewidth=1,
+                   label="whole pool (uniform)")
         ax.set_xticks(range(len(bands)))
         ax.set_xticklabels([f"{lo:g}-{hi:g}" for lo, hi in bands], rotation=60, fontsize=6)
         ax.set_xlabel("similarity percentile band of the pool")
