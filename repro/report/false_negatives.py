@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from repro.false_negatives import PERCENTILE_EDGES, SameClassCounts
+from repro.false_negatives import MAX_ANCHORS, PERCENTILE_EDGES, SameClassCounts
 from repro.report.stats import Summary, format_summary, summarize
 
 __all__ = ["FALSE_NEGATIVES", "FALSE_NEGATIVES_STEM", "FALSE_NEGATIVES_TITLE", "PROBES",
@@ -164,7 +164,8 @@ def false_negatives_notes(tidy) -> list[str]:
             "it). The ring column is the band the default Ring draws from once w_l is "
             "annealed; the top 1% is what it leaves out.",
             f"Band edges: {', '.join(f'{e:g}' for e in PERCENTILE_EDGES)} "
-            "(repro.false_negatives); up to 2,000 anchors per record, every image in the pool."]
+            f"(repro.false_negatives); up to {MAX_ANCHORS:,} anchors per record, every image "
+            "in the pool."]
 
 
 def plot_false_negatives(records, settings=None):
