@@ -102,25 +102,23 @@ def false_negatives_frame(records):
     data = pd.DataFrame(_probe_rates(records),
                         columns=["scale", "dataset", "model", "method", "seed", "probe", "rate"])
     rows: list[dict[str, Any]] = []
-    keys = sorted(data.groupby(["scale", "dataset", "model", "method"]).groups,
-                  key=lambda k: (k[0], k[1], model_rank(k[2]), _method_rank(k[3])))
-    for key in keys:
-        scale, dataset, model, method = key
-        part = data[(data["scale"] == scale) & (data["dataset"] == dataset)
-                    & (data["model"] == model) & (data["method"] == method)]
-        whole = None
-        for probe in PROBES:
-            cell = part[part["probe"] == probe]
-            if cell.empty:
+    groups = sorted(data.groupby(["scale", "dataset", "model", "method"]),
+                    key=lambda kv: (kv[0][0], kv[0][1], model_rank(kv[0][2]),
+                                    _method_rank(kv[0][3])))
+    for (scale, dataset, model, method), part in groups:
+        cells = {probe: summarize(cell.groupby("seed")["rate"].mean())
+                 for probe, cell in part.groupby("probe")}
+        whole = next((cells[p].mean for p, band in PROBES.items()
+                      if band == (0.0, 1.0) and p in cells), None)
+        for probe, band in PROBES.items():
+            if probe not in cells:
                 continue
-            s = summarize(cell.groupby("seed")["rate"].mean())
-            if whole is None and PROBES[probe] == (0.0, 1.0):
-                whole = s.mean
-            ratio = (s.mean / whole if whole and PROBES[probe] != (0.0, 1.0) else None)
+            s = cells[probe]
+            seeds = sorted(part.loc[part["probe"] == probe, "seed"].unique())
             rows.append({"scale": scale, "dataset": dataset, "model": model, "method": method,
                          "probe": probe, "n": s.n, "mean": s.mean, "ci95": s.ci95,
-                         "seeds": " ".join(map(str, sorted(cell["seed"].unique()))),
-                         "ratio": ratio})
+                         "seeds": " ".join(map(str, seeds)),
+                         "ratio": s.mean / whole if whole and band != (0.0, 1.0) else None})
     return pd.DataFrame(rows, columns=columns)
 
 
