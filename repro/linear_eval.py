@@ -74,15 +74,9 @@ def extract_features(model: nn.Module, dataset, batch_size: int = 256,
     to the CPU. ``precision``: autocast of the forward (:func:`repro.precision.autocast`;
     ``bf16`` on CUDA for a bf16 run, :func:`repro.precision.inference_precision`).
     """
-    device = torch.device(device)
-    feats, labels = [], []
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
-                        pin_memory=torch.device(device).type == "cuda")
-    for x, y in tqdm(loader, desc=desc, leave=False, file=sys.stderr, mininterval=1.0):
-        with autocast(precision, device):
-            feats.append(model.features(x.to(device, non_blocking=True)).float().cpu())
-        labels.append(torch.as_tensor(y))
-    return torch.cat(feats), torch.cat(labels).long()
+    (feats,), labels = _batched(lambda x: (model.features(x).float().cpu(),), dataset,
+                                batch_size, desc, device, precision)
+    return feats, labels
 
 
 @torch.no_grad()
@@ -93,19 +87,26 @@ def same_class_of(model: nn.Module, dataset, batch_size: int = 256,
     (:func:`repro.false_negatives.same_class_counts`) of a dataset of transformed images,
     embedded by ``model.pool_embeddings`` (``model`` on ``device``, in eval mode). The
     embeddings stay on ``device``, where the ranking runs."""
+    (anchors, candidates), labels = _batched(
+        lambda x: tuple(z.float() for z in model.pool_embeddings(x)), dataset, batch_size,
+        "pool embeddings", device, precision)
+    return same_class_counts(anchors, candidates, labels.to(anchors.device))
+
+
+def _batched(forward, dataset, batch_size: int, desc: str, device: str | torch.device,
+             precision: str) -> tuple[list[Tensor], Tensor]:
+    """``forward`` (a batch on ``device`` -> a tuple of tensors, under ``precision``'s
+    autocast) over ``dataset`` in order: each output concatenated over the batches, and the
+    ``(N,)`` labels on the CPU."""
     device = torch.device(device)
-    anchors, candidates, labels = [], [], []
+    outputs, labels = [], []
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False,
                         pin_memory=device.type == "cuda")
-    for x, y in tqdm(loader, desc="pool embeddings", leave=False, file=sys.stderr,
-                     mininterval=1.0):
+    for x, y in tqdm(loader, desc=desc, leave=False, file=sys.stderr, mininterval=1.0):
         with autocast(precision, device):
-            a, c = model.pool_embeddings(x.to(device, non_blocking=True))
-        anchors.append(a.float())
-        candidates.append(c.float())
-        labels.append(torch.as_tensor(y).to(device))
-    return same_class_counts(torch.cat(anchors), torch.cat(candidates),
-                             torch.cat(labels).long())
+            outputs.append(forward(x.to(device, non_blocking=True)))
+        labels.append(torch.as_tensor(y))
+    return [torch.cat(parts) for parts in zip(*outputs)], torch.cat(labels).long()
 
 
 def fit_linear(train_x: Tensor, train_y: Tensor, num_classes: int, *, epochs: int = 30,

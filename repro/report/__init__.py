@@ -43,7 +43,8 @@ def make_tables(results, out_dir, reported_dir="tables/reported", only=None, *,
                 baseline="uniform", treatment="ring", expected=None, benchmarks=None):
     """Write Tables 1-4, the claims table, the queue ablation, the cost table and the false
     negatives (or those named in ``only``: ``table1``, ``table2``, ``table3``, ``table4``,
-    ``claims``, ``queue``, ``cost``, ``false_negatives``) from the records under ``results``; returns the written paths. ``baseline`` /
+    ``claims``, ``queue``, ``cost``, ``false_negatives``) from the records under ``results``;
+    returns the written paths. ``baseline`` /
     ``treatment``: the sampler labels the claims table compares. ``benchmarks``: the folder of
     Snakemake's benchmark files the cost table reads (default ``<results>/benchmarks``).
     ``expected``: :func:`repro.stale.expected_runs` of the config being run; records of those

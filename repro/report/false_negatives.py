@@ -41,8 +41,10 @@ _COLUMNS = ["scale", "dataset", "model", "method", "seed", "band", "w_l", "w_u",
 
 
 def _method_rank(method: str) -> tuple[int, str]:
-    order = ("untrained", "uniform", "ring")
-    return (order.index(method), "") if method in order else (len(order), method)
+    """The untrained network first, then the samplers in the tables' order, others after."""
+    from repro.report.tables import SAMPLER_ORDER, _rank
+
+    return _rank(method, ("untrained", *SAMPLER_ORDER))
 
 
 def same_class_records(records):
