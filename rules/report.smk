@@ -1,6 +1,7 @@
 # Tables and figures from the result records (repro.report); nothing here trains.
 #   snakemake tables/table1_linear_eval.md      one table, from the records it needs
-#   snakemake claims                            tables/claims.{md,tex,csv}: the paper's claims
+#   snakemake claims                            tables/claims.{md,tex,csv} and figures/claims.*:
+#                                               the paper's claims
 #   snakemake table4_methods                    tables/table4_methods.*: every method side by side
 #   snakemake queue_ablation                    tables/ + figures/queue_ablation.*: ring or queue?
 #   snakemake cost                              tables/cost.*: time and memory per stage
@@ -49,7 +50,8 @@ for _stem, (_key, _stages) in _TABLE_INPUTS.items():
 
 rule claims:
     """The paper's claims (tables/reported/claims.csv) against the paired seed differences
-    treatment - baseline of the linear-eval, few-shot and detection records, with a verdict."""
+    treatment - baseline of the linear-eval, few-shot and detection records, with a verdict:
+    a table, and the same rows as a forest plot (figures/claims.*)."""
     input:
         records=lambda w: report_records("linear_eval", "fewshot", "detection"),
         reported=f"{REPORTED_DIR}/claims.csv",
@@ -59,10 +61,13 @@ rule claims:
         md=f"{TABLES_DIR}/claims.md",
         tex=f"{TABLES_DIR}/claims.tex",
         csv=report(f"{TABLES_DIR}/claims.csv", caption=caption("claims"), category="Tables"),
+        png=report(f"{FIGURES_DIR}/claims.png", caption=caption("claims"), category="Figures"),
+        pdf=f"{FIGURES_DIR}/claims.pdf",
     params:
         python=lambda w, output: PY,
         results=lambda w, output: RESULTS,
         tables=lambda w, output: str(Path(output.md).parent),
+        figures=lambda w, output: str(Path(output.png).parent),
         reported=lambda w, input: str(Path(input.reported).parent),
         baseline=CLAIMS.get("baseline", "uniform"),
         treatment=CLAIMS.get("treatment", "ring"),
@@ -70,9 +75,12 @@ rule claims:
     log:
         f"{TABLES_DIR}/claims.log",
     shell:
-        "{params.python} -m repro.report tables --results {params.results:q}"
+        "({params.python} -m repro.report tables --results {params.results:q}"
         " --out {params.tables:q} --reported {params.reported:q} --only claims"
         " --baseline {params.baseline:q} --treatment {params.treatment:q} {params.expected}"
+        " && {params.python} -m repro.report figures --results {params.results:q}"
+        " --out {params.figures:q} --reported {params.reported:q} --only claims"
+        " --baseline {params.baseline:q} --treatment {params.treatment:q} {params.expected})"
         " > {log:q} 2>&1"
 
 

@@ -354,6 +354,93 @@ def test_no_records_give_an_empty_table_that_says_so(tmp_path):
     assert claims_frame(load_records(tmp_path / "results"), list(CLAIMS.values())).empty
 
 
+# ---- the claims as a figure ---------------------------------------------------------------
+
+
+def _forest(fig):
+    """{y tick label: (marker x, marker colour, (CI low, CI high) or None)} of every panel of
+    the claims figure, read back from what matplotlib drew, and the shaded spans per panel."""
+    from matplotlib.colors import to_rgba
+
+    rows, spans = {}, []
+    for ax in fig.axes:
+        labels = {round(float(y), 6): t.get_text()
+                  for y, t in zip(ax.get_yticks(), ax.get_yticklabels())}
+        markers = {round(float(line.get_ydata()[0]), 6): line for line in ax.lines
+                   if line.get_marker() == "o"}
+        bars = {}
+        for collection in ax.collections:
+            for seg in collection.get_segments():
+                (x0, y0), (x1, y1) = seg
+                if y0 == y1:  # a horizontal CI bar, not the caps
+                    bars[round(float(y0), 6)] = (min(x0, x1), max(x0, x1))
+        for y, label in labels.items():
+            line = markers.get(y)
+            rows[label] = (None if line is None else float(line.get_xdata()[0]),
+                           None if line is None else to_rgba(line.get_color()), bars.get(y))
+        spans += [(p.get_x(), p.get_x() + p.get_width()) for p in ax.patches]
+    return rows, spans
+
+
+def test_claims_figure_draws_each_comparison_at_its_paired_mean_and_t_interval(tmp_path):
+    from matplotlib.colors import to_rgba
+
+    from repro.report.claims import VERDICT_COLORS, plot_claims
+
+    _linear(tmp_path, "moco", _arms([50.0, 51.0, 52.0], [6.0, 6.5, 7.0]))  # larger
+    _linear(tmp_path, "ir", _arms([60.0, 58.0, 61.0], [-1.0, 3.0, 1.0]))  # inconclusive
+    _linear(tmp_path, "cmc", _arms([40.0, 42.0, 41.0], [-3.0, -2.5, -2.7]))  # contradicted
+    _linear(tmp_path, "simclr", {"uniform": {0: 70.0}, "ring": {0: 72.5}})  # n=1, no CI
+    tidy = claims_frame(load_records(tmp_path), [LINEAR])
+    rows, spans = _forest(plot_claims(tidy))
+    assert spans == [(2.0, 5.0)]  # the claimed size, read from claims.csv
+    expect = {"MoCo": ([6.0, 6.5, 7.0], LARGER), "IR": ([-1.0, 3.0, 1.0], INCONCLUSIVE),
+              "CMC": ([-3.0, -2.5, -2.7], CONTRADICTED)}
+    for model, (diffs, verdict) in expect.items():
+        (label,) = [k for k in rows if k.startswith(f"{model}, ") and "(n=3)" in k]
+        x, color, bar = rows[label]
+        assert x == pytest.approx(sum(diffs) / 3)
+        assert bar == pytest.approx(_scipy_ci(diffs))
+        assert color == to_rgba(VERDICT_COLORS[verdict])
+    (label,) = [k for k in rows if k.startswith("SimCLR, ")]
+    assert "(n=1)" in label and rows[label][0] == pytest.approx(2.5) and rows[label][2] is None
+
+
+def test_claims_figure_has_one_panel_per_claim_and_scale_and_labels_other_samplers(tmp_path):
+    _linear(tmp_path, "ir", _arms([50.0, 51.0], [2.0, 3.0]))
+    _linear(tmp_path, "ir", _arms([50.0, 51.0], [2.0, 3.0]), scale="paper")
+    _linear(tmp_path, "ir", {"uniform": {0: 50.0, 1: 51.0}, "ring_const": {0: 49.0, 1: 48.0}},
+            dataset="stl10")
+    _record(tmp_path, "fewshot", "ir", "uniform", 0, {"accuracy": 40.0}, dataset="cifar10",
+            extra={"task": "omniglot"})
+    _record(tmp_path, "fewshot", "ir", "ring_const", 0, {"accuracy": 41.0}, dataset="cifar10",
+            extra={"task": "omniglot"})
+    out = tmp_path / "figures"
+    assert report_main(["figures", "--results", str(tmp_path), "--out", str(out), "--only",
+                        "claims", "--reported", str(REPORTED), "--treatment", "ring_const"]) == 0
+    assert (out / "claims.png").stat().st_size > 0 and (out / "claims.pdf").exists()
+    from repro.report.claims import plot_claims
+
+    titles = ["linear_eval_gain (scale=default)", "linear_eval_gain (scale=paper)",
+              "fewshot_transfer (scale=default)"]
+    for treatment in ("ring", "ring_const"):
+        tidy = claims_frame(load_records(tmp_path), list(CLAIMS.values()), "uniform", treatment)
+        fig = plot_claims(tidy)
+        assert [ax.get_title().split(":")[0] for ax in fig.axes] == titles
+        labels = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()]
+        assert [label.rsplit("(n=", 1)[1] for label in labels] == [
+            f"{n})" for n in tidy["n_pairs"]]  # every row of the table, in its order
+        assert all(("[ring_const − uniform]" in label) == (treatment == "ring_const")
+                   for label in labels)
+
+
+def test_claims_figure_without_records_says_what_to_run(tmp_path):
+    from repro.report.claims import plot_claims
+
+    fig = plot_claims(claims_frame(load_records(tmp_path), [LINEAR]))
+    assert "snakemake --cores all" in fig.axes[0].texts[0].get_text()
+
+
 @pytest.mark.slow
 def test_claims_rule_regenerates_the_table_from_records(tmp_path, run_report_rule):
     results = tmp_path / "results"
@@ -364,3 +451,5 @@ def test_claims_rule_regenerates_the_table_from_records(tmp_path, run_report_rul
     assert "larger than claimed" in md and "MoCo + Ring − MoCo" in md
     assert (tmp_path / "tables" / "claims.tex").exists()
     assert (tmp_path / "tables" / "claims.csv").exists()
+    assert (tmp_path / "figures" / "claims.png").stat().st_size > 0
+    assert (tmp_path / "figures" / "claims.pdf").read_bytes().startswith(b"%PDF-")

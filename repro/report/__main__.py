@@ -10,7 +10,8 @@ from repro.report import FIGURES, TABLE_NAMES, make_figures, make_tables
 
 
 def _subcommand(sub, name: str, choices, description: str) -> argparse.ArgumentParser:
-    """A subcommand with the options both share: --results, --out (default: its name), --only."""
+    """A subcommand with the options both share: --results, --out (default: its name), --only,
+    --expected, and the claims table's and figure's --reported, --baseline, --treatment."""
     parser = sub.add_parser(name, description=description, help=f"{name} into --out",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--results", default="results", help="folder of result.json records")
@@ -20,6 +21,12 @@ def _subcommand(sub, name: str, choices, description: str) -> argparse.ArgumentP
                         help="the expected_runs.json a workflow run writes under the results "
                              "folder: records of those runs made with other settings are left "
                              "out, and the notes say which (default: none left out)")
+    parser.add_argument("--reported", default="tables/reported",
+                        help="folder of the paper's numbers (table*.csv) and claims (claims.csv)")
+    parser.add_argument("--baseline", default="uniform",
+                        help="sampler label of the claims' baseline")
+    parser.add_argument("--treatment", default="ring",
+                        help="sampler label of the claims' treatment")
     return parser
 
 
@@ -39,12 +46,6 @@ def main(argv: Optional[list[str]] = None) -> int:
         "verdict; Table 4 (every method), the queue ablation, the cost per stage "
         "(cost.*, from Snakemake's benchmark files) and the false negatives (the share of "
         "each similarity band's negatives of the anchor's own class).")
-    tables.add_argument("--reported", default="tables/reported",
-                        help="folder of the paper's numbers (table*.csv) and claims (claims.csv)")
-    tables.add_argument("--baseline", default="uniform",
-                        help="sampler label of the claims table's baseline")
-    tables.add_argument("--treatment", default="ring",
-                        help="sampler label of the claims table's treatment")
     tables.add_argument("--benchmarks", default=None, metavar="DIR",
                         help="Snakemake's benchmark files, for the cost table (default: "
                              "<results>/benchmarks)")
@@ -52,8 +53,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         sub, "figures", FIGURES,
         "Loss curves, annealing schedules and their effect, the Gaussian toy's bias and "
         "variance, accuracy against the ring bounds, the methods, the queue ablation, the "
-        "false negatives per similarity band; PNG and PDF. A figure without the records "
-        "it needs says what to run.")
+        "false negatives per similarity band, the claims as a forest plot (treatment - "
+        "baseline per comparison, 95% CI, the claimed size shaded); PNG and PDF. A figure "
+        "without the records it needs says what to run.")
     figures.add_argument("--w-l", type=float, default=0.9,
                          help="final w_l drawn in the schedule figure")
     figures.add_argument("--w-l-start", type=float, default=0.0,
@@ -75,7 +77,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             paths = make_figures(args.results, args.out, args.only,
                                  anneal={"w_l": args.w_l, "w_l_start": args.w_l_start,
                                          "anneal_fraction": args.anneal_fraction},
-                                 expected=expected)
+                                 expected=expected, reported_dir=args.reported,
+                                 baseline=args.baseline, treatment=args.treatment)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}\n(Run by Snakemake, this job's previous {args.what} were removed "
               f"when it started, as Snakemake does before every job: fix the above and run the "

@@ -54,6 +54,8 @@ __all__ = [
     "claims_frame",
     "claims_wide",
     "claims_notes",
+    "VERDICT_COLORS",
+    "plot_claims",
 ]
 
 SUPPORTED = "supported"
@@ -521,3 +523,85 @@ def claims_notes(tidy, claims: Sequence[Claim], baseline: str = "uniform",
     if tidy.empty:
         notes.append(f"No records of these stages from `{baseline}` or `{treatment}` yet.")
     return notes
+
+
+# ------------------------------------------------------------------------------------------
+# The claims as a figure
+# ------------------------------------------------------------------------------------------
+
+VERDICT_COLORS = {SUPPORTED: "tab:green", LARGER: "tab:blue", CONTRADICTED: "tab:red",
+                  INCONCLUSIVE: "0.3", NOT_CLAIMED: "0.65"}
+"""Marker colour of each verdict in :func:`plot_claims`."""
+
+
+def _row_label(row) -> str:
+    model = MODEL_LABELS.get(row["model"], row["model"])
+    pretrained = DATASET_LABELS.get(row["pretrained_on"], row["pretrained_on"])
+    evaluated = _evaluated_text(row)
+    where = pretrained if row["stage"] == "linear_eval" else f"{pretrained} → {evaluated}"
+    metric = "" if row["stage"] != "detection" else f" {row['metric']}"
+    arms = ("" if (arm_of(row["treatment"]), arm_of(row["baseline"])) == ("ring", "uniform")
+            else f" [{row['treatment']} − {row['baseline']}]")
+    return f"{model}, {where}{metric}{arms} (n={int(row['n_pairs'])})"
+
+
+def plot_claims(tidy, records=None, settings=None):
+    """The claims table as a forest plot: one panel per (claim, scale), one row per comparison
+    of :func:`claims_frame` (``tidy``): Δ = treatment − baseline, the mean over the paired seeds
+    as a dot with its 95% CI as a bar, coloured by verdict (:data:`VERDICT_COLORS`; hollow:
+    not claimed); the claimed size [low, high] shaded, zero dashed. A row without a CI (n < 2)
+    is a dot alone; a row without pairs (n = 0) is a label alone. ``records``: what the
+    footer describes (the records of the claims' stages)."""
+    import matplotlib.pyplot as plt
+
+    from repro.report.figures.common import (_add_footer, _settings_for, config_footer,
+                                             empty_figure)
+
+    title = "Claims: treatment − baseline per comparison against the paper's claim"
+    if tidy.empty:
+        return empty_figure(title, "No records of the claims' stages from the baseline or the "
+                                   "treatment yet.\nRun the workflow (`snakemake --cores all`).")
+    panels = list(tidy.groupby(["claim_id", "scale"], sort=False))
+    heights = [max(len(part), 1) for _, part in panels]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7.5, 1.2 + 0.32 * sum(heights)
+                                                       + 0.9 * len(panels)),
+                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    for ax, ((claim_id, scale), part) in zip(axes[:, 0], panels):
+        first = part.iloc[0]
+        if _finite(first["claim_low"]) and _finite(first["claim_high"]):
+            ax.axvspan(float(first["claim_low"]), float(first["claim_high"]), color="tab:green",
+                       alpha=0.12, label=f"claimed [{float(first['claim_low']):g}, "
+                                         f"{float(first['claim_high']):g}]")
+        ax.axvline(0.0, color="0.5", linestyle="--", linewidth=1)
+        ys = list(range(len(part)))[::-1]  # the table's first row on top
+        for y, (_, row) in zip(ys, part.iterrows()):
+            if not _finite(row["diff_mean"]):
+                continue
+            color = VERDICT_COLORS.get(row["verdict"], "0.3")
+            mean = float(row["diff_mean"])
+            if _finite(row["ci_low"]) and _finite(row["ci_high"]):
+                ax.errorbar([mean], [y], xerr=[[mean - float(row["ci_low"])],
+                                               [float(row["ci_high"]) - mean]],
+                            fmt="none", ecolor=color, capsize=3, linewidth=1.5)
+            ax.plot([mean], [y], "o", color=color, markersize=6,
+                    markerfacecolor="white" if row["verdict"] == NOT_CLAIMED else color)
+        ax.set_yticks(ys)
+        ax.set_yticklabels([_row_label(r) for _, r in part.iterrows()], fontsize=7)
+        ax.set_ylim(-0.7, len(part) - 0.3)
+        metrics = ", ".join(dict.fromkeys(str(m) for m in part["metric"]))
+        ax.set_xlabel(f"Δ {metrics} (treatment − baseline), mean and 95% CI over paired seeds",
+                      fontsize=8)
+        direction = "above" if first["direction"] == "+" else "below"
+        ax.set_title(f"{claim_id} (scale={scale}): treatment {direction} baseline"
+                     + ("" if not _finite(first["claim_low"]) else " by the claimed size"),
+                     fontsize=9)
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=c,
+                          markerfacecolor="white" if v == NOT_CLAIMED else c, label=v)
+               for v, c in VERDICT_COLORS.items() if v in set(tidy["verdict"])]
+    axes[0, 0].legend(handles=handles + axes[0, 0].get_legend_handles_labels()[0],
+                      fontsize=7, loc="best")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    if records is not None:
+        _add_footer(fig, config_footer(records, _settings_for(records, settings)))
+    return fig

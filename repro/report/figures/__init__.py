@@ -24,7 +24,8 @@ records and saves the figures (:func:`save_figure`).
 One module per figure (``loss_curves``, ``anneal``, ``toy``, ``ring_bounds``; the methods
 figure of Table 4 is :func:`repro.report.methods.plot_methods`, the queue ablation's
 :func:`repro.report.queue.plot_queue`, the false negatives'
-:func:`repro.report.false_negatives.plot_false_negatives`), the shared colours, saving,
+:func:`repro.report.false_negatives.plot_false_negatives`, the claims' forest plot
+:func:`repro.report.claims.plot_claims`), the shared colours, saving,
 footer and reference-line code in ``common``; this package names them (:data:`FIGURES`) and
 re-exports what callers use.
 
@@ -105,15 +106,16 @@ __all__ = [
 # ------------------------------------------------------------------------------------------
 
 FIGURES = ("loss_curves", "anneal_schedules", "toy_bias_variance", "toy_sphere", "ring_bounds",
-           "methods", "queue_ablation", "false_negatives")
+           "methods", "queue_ablation", "false_negatives", "claims")
 TOY_CSVS = {"toy_bias_variance": ("gaussian", Path("toy") / "estimates.csv"),
             "toy_sphere": ("sphere", Path("toy") / "sphere" / "estimates.csv")}
 """Each toy figure's family and estimates CSV under the results folder (rules/toy.smk)."""
 
 
 def _build(name: str, records, results: Path, settings,
-           anneal: Optional[Mapping[str, float]]) -> Figure:
-    """The figure ``name`` of :data:`FIGURES` from the records under ``results``."""
+           anneal: Optional[Mapping[str, float]], claims: Mapping[str, str]) -> Figure:
+    """The figure ``name`` of :data:`FIGURES` from the records under ``results``; ``claims``:
+    the claims figure's ``reported_dir``, ``baseline`` and ``treatment``."""
     if name == "loss_curves":
         return plot_loss_curves(records, settings)
     if name == "anneal_schedules":
@@ -134,13 +136,33 @@ def _build(name: str, records, results: Path, settings,
         from repro.report.false_negatives import plot_false_negatives
 
         return plot_false_negatives(records, settings)
+    if name == "claims":
+        return _claims_figure(records, settings, **claims)
     return plot_ring_bounds(records, settings)
+
+
+def _claims_figure(records, settings, reported_dir: str | os.PathLike, baseline: str,
+                   treatment: str) -> Figure:
+    """The claims table (:func:`repro.report.claims.claims_frame`, claims read from
+    ``<reported_dir>/claims.csv``) as a forest plot."""
+    from repro.report.claims import arm_of, claims_frame, plot_claims
+    from repro.report.reported import CLAIMS_CSV, load_claims
+
+    claims = load_claims(Path(reported_dir) / CLAIMS_CSV)
+    tidy = claims_frame(records, claims, baseline, treatment)
+    shown = records.iloc[0:0]
+    if not records.empty:
+        shown = records[records["stage"].isin({c.stage for c in claims})
+                        & records["sampler"].map(arm_of).isin([baseline, treatment])]
+    return plot_claims(tidy, shown, settings)
 
 
 def make_figures(results: str | os.PathLike, out_dir: str | os.PathLike,
                  only: Optional[Sequence[str]] = None,
                  anneal: Optional[Mapping[str, float]] = None,
-                 expected: Optional[Mapping[str, str]] = None) -> list[Path]:
+                 expected: Optional[Mapping[str, str]] = None, *,
+                 reported_dir: str | os.PathLike = "tables/reported",
+                 baseline: str = "uniform", treatment: str = "ring") -> list[Path]:
     """Write every figure (or those named in ``only``) from the records under ``results``.
 
     Args:
@@ -150,6 +172,8 @@ def make_figures(results: str | os.PathLike, out_dir: str | os.PathLike,
         anneal: ``w_l``, ``w_l_start``, ``anneal_fraction`` for the schedule figure.
         expected: :func:`repro.stale.expected_runs` of the config being run: records of those
             runs made with other settings are left out (a warning names them).
+        reported_dir, baseline, treatment: the claims figure's ``claims.csv`` folder and the
+            sampler labels it compares (as :func:`repro.report.make_tables`' claims table).
     """
 
     names = list(only or FIGURES)
@@ -166,5 +190,7 @@ def make_figures(results: str | os.PathLike, out_dir: str | os.PathLike,
     settings = run_settings(records, load_run_specs(records))
     paths: list[Path] = []
     for name in names:
-        paths += save_figure(_build(name, records, results, settings, anneal), out_dir, name)
+        paths += save_figure(_build(name, records, results, settings, anneal,
+                                    {"reported_dir": reported_dir, "baseline": baseline,
+                                     "treatment": treatment}), out_dir, name)
     return paths
