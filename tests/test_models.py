@@ -343,16 +343,23 @@ def _ddp_worker(rank, world, init_file, out_dir):
     batch = _batch()
     local = {"index": batch["index"][rank * half:(rank + 1) * half],
              "views": tuple(v[rank * half:(rank + 1) * half] for v in batch["views"])}
-    ir, moco = _model("ir"), _model("moco")  # same seed: identical bank / queue on every rank
-    for model in (ir, moco):
+    # same seed: identical bank / queue on every rank
+    ir, moco, moco_own = _model("ir"), _model("moco"), _model("moco", shuffle_bn=False)
+    for model in (ir, moco, moco_own):
         model.set_process_group()
         model(local, generator=_gen(rank))
     with torch.no_grad():  # train-mode BN: the same local batch statistics as in forward
         result = {"ir_embedding": ir.embed(local["views"][0]),
-                  "moco_embedding": moco.embed_keys(local["views"][1])}
-    for model in (ir, moco):
+                  "moco_own_keys": moco_own.embed_keys(local["views"][1])}
+    for model in (ir, moco, moco_own):
         model.update_state()  # all-gathers the stashed rows of both ranks
-    result.update(ir_pool=ir.bank.all(), moco_pool=moco.queue.all())
+    result.update(ir_pool=ir.bank.all(), moco_pool=moco.queue.all(),
+                  moco_own_pool=moco_own.queue.all())
+    # eval-mode BN (running statistics): the shuffle is invisible
+    frozen = _model("moco").eval()
+    frozen.set_process_group()
+    result["eval_shuffled"] = frozen.shuffled_keys(local["views"][1], _gen(rank))
+    result["eval_own"] = frozen.embed_keys(local["views"][1])
     simclr = _model("simclr").eval()
     simclr.set_process_group()
     result["simclr_loss"] = simclr(local)["loss"].detach()
@@ -361,7 +368,8 @@ def _ddp_worker(rank, world, init_file, out_dir):
 
 
 @pytest.mark.slow
-def test_under_ddp_banks_and_queues_stay_identical_and_simclr_uses_the_global_batch(tmp_path):
+def test_under_ddp_banks_and_queues_stay_identical_moco_shuffles_bn_and_simclr_uses_the_global_batch(
+        tmp_path):
     torch.multiprocessing.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), str(tmp_path)),
                                 nprocs=2)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
@@ -370,8 +378,22 @@ def test_under_ddp_banks_and_queues_stay_identical_and_simclr_uses_the_global_ba
     before = _model("ir").bank.all()
     q = torch.cat([r0["ir_embedding"], r1["ir_embedding"]])
     torch.testing.assert_close(r0["ir_pool"][:BATCH], F.normalize(0.5 * before[:BATCH] + 0.5 * q))
-    keys = torch.cat([r0["moco_embedding"], r1["moco_embedding"]])
-    torch.testing.assert_close(r0["moco_pool"][:BATCH], keys)
+    # shuffle-BN off: each process's keys carry its own batch's statistics
+    own = torch.cat([r0["moco_own_keys"], r1["moco_own_keys"]])
+    torch.testing.assert_close(r0["moco_own_pool"][:BATCH], own)
+    # shuffle-BN (the default): each key is embedded in the random half of the global batch
+    # that rank 0's permutation (its generator's first draw) sends it to, and the queue gets
+    # the keys back in the batch's order; derived here in one process
+    perm = torch.randperm(BATCH, generator=_gen(0)).view(2, -1)
+    reference, views = _model("moco"), _batch()["views"][1]
+    shuffled = torch.empty_like(own)
+    with torch.no_grad():
+        for half in perm:
+            shuffled[half] = reference.embed_keys(views[half])
+    torch.testing.assert_close(r0["moco_pool"][:BATCH], shuffled)
+    assert not torch.allclose(shuffled, own, atol=1e-3)  # the shuffle changed the statistics
+    torch.testing.assert_close(r0["eval_shuffled"], r0["eval_own"])
+    torch.testing.assert_close(r1["eval_shuffled"], r1["eval_own"])
     # Eval mode (no batch statistics): every anchor sees the same 2B - 2 negatives as in one
     # process, so the mean of the per-process losses is the single-process loss.
     single = _model("simclr").eval()(_batch())["loss"]

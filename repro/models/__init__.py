@@ -50,7 +50,7 @@ def _cmc(sampler: NegativeSampler, o: Mapping[str, Any]) -> ContrastiveModel:
 def _moco(sampler: NegativeSampler, o: Mapping[str, Any]) -> ContrastiveModel:
     return MoCo(sampler, o["temperature"], backbone=o["backbone"],
                 embedding_dim=o["embedding_dim"], queue_size=o["queue_size"],
-                key_momentum=o["key_momentum"])
+                key_momentum=o["key_momentum"], shuffle_bn=o["shuffle_bn"])
 
 
 def _simclr(sampler: NegativeSampler, o: Mapping[str, Any]) -> ContrastiveModel:
@@ -119,6 +119,7 @@ def build_model(
     queue_size: int = 4096,
     bank_momentum: float = 0.5,
     key_momentum: float = 0.999,
+    shuffle_bn: bool = True,
     head: str = "linear",
     loss: str = "nt_xent",
     mean: Sequence[float] = IMAGENET_MEAN,
@@ -141,6 +142,7 @@ def build_model(
         queue_size: MoCo's queue length.
         bank_momentum: memory-bank momentum (IR, CMC).
         key_momentum: MoCo's key-encoder EMA momentum.
+        shuffle_bn: MoCo's shuffle-BN across processes under DDP (no effect in one process).
         head: IR's / CMC's projection head, ``"linear"`` or ``"mlp"``
             (:func:`repro.models.heads.build_head`).
         loss: SimCLR's ``"nt_xent"`` or ``"released"`` (:mod:`repro.models.simclr`).
@@ -166,7 +168,8 @@ def build_model(
     options = dict(backbone=dict(backbone), dataset_size=int(dataset_size),
                    embedding_dim=int(embedding_dim), temperature=float(temperature),
                    queue_size=int(queue_size), bank_momentum=float(bank_momentum),
-                   key_momentum=float(key_momentum), head=str(head), loss=str(loss),
+                   key_momentum=float(key_momentum), shuffle_bn=bool(shuffle_bn),
+                   head=str(head), loss=str(loss),
                    mean=tuple(mean), std=tuple(std))
     problem = sampler_problem(name, sampler.name)
     if problem:

@@ -10,9 +10,15 @@ plain MoCo) or each anchor's ring of it (Ring). After the optimiser step, :meth:
 2. enqueues this step's keys (all processes' keys under DDP).
 
 MoCo's code does step 1 at the start of the next forward; both orders give the same key
-encoder at every forward (and keep ``forward`` free of side effects). Shuffle-BN (MoCo's
-cross-GPU batch shuffle against batch-norm "cheating") is not implemented: it needs several
-processes, and runs here are single-process (under DDP each process normalises its own batch).
+encoder at every forward (and keep ``forward`` free of side effects).
+
+Shuffle-BN (He et al. 2020, Sec. 3.3; ``shuffle_bn``, on by default): under DDP the key
+encoder's batch-norm would otherwise normalise each process's keys with the statistics of the
+very batch its queries come from, a signal that leaks which key is the positive. The keys'
+inputs of all processes are gathered, permuted at random (one permutation, rank 0's), each
+process embeds its slice of the shuffled batch, and the keys are gathered and put back in
+order (:meth:`MoCo.shuffled_keys`). In one process there is nothing to shuffle across (the
+released code's shuffle is a no-op there too).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import copy
 from typing import Any, Mapping, Optional
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
 from repro.memory import Queue
@@ -50,15 +57,18 @@ class MoCo(ContrastiveModel):
         queue_size: ``N`` keys (65536 in MoCo and in the authors' released Ring config;
             their plain MoCo config has 4096).
         key_momentum: ``m`` of the key encoder (0.999).
+        shuffle_bn: shuffle the keys' batch across processes under DDP (MoCo's shuffle-BN);
+            no effect in one process.
     """
 
     # the config options (models.<name>) this model takes; others are refused
-    OPTIONS: tuple[str, ...] = ("queue_size", "key_momentum")
+    OPTIONS: tuple[str, ...] = ("queue_size", "key_momentum", "shuffle_bn")
 
     def __init__(self, sampler: NegativeSampler, temperature: float, *,
                  backbone: Mapping[str, Any], embedding_dim: int = 128, queue_size: int = 4096,
-                 key_momentum: float = 0.999) -> None:
+                 key_momentum: float = 0.999, shuffle_bn: bool = True) -> None:
         super().__init__(sampler, temperature)
+        self.shuffle_bn = bool(shuffle_bn)
         if not 0.0 <= key_momentum <= 1.0:
             raise ValueError(f"key_momentum must be in [0, 1], got {key_momentum}")
         self.key_momentum = key_momentum
@@ -79,6 +89,31 @@ class MoCo(ContrastiveModel):
         """Keys from the momentum encoder: ``(B, 3, H, W)`` -> ``(B, D)``, no gradient."""
         return unit(self.key_head(self.key_encoder(x)))
 
+    @torch.no_grad()
+    def shuffled_keys(self, x: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+        """Keys of this process's ``x`` ``(B, 3, H, W)`` -> ``(B, D)``, each embedded in a random
+        sub-batch of the global batch (shuffle-BN; ``B`` equal on every process).
+
+        The ``W * B`` inputs of the ``W`` processes are gathered (rank order) and permuted by
+        ``perm`` (drawn from ``generator`` on every process, rank 0's broadcast so all agree);
+        process ``r`` embeds ``x_all[perm[r B:(r + 1) B]]`` with :meth:`embed_keys` (its
+        batch-norm statistics are that sub-batch's), and the gathered keys are un-permuted, so
+        row ``i`` of the result is still the key of ``x[i]``. In one process, or with
+        ``shuffle_bn`` off, :meth:`embed_keys` of ``x``."""
+        if self.world_size == 1 or not self.shuffle_bn:
+            return self.embed_keys(x)
+        x_all = self.gather(x)
+        n = x_all.shape[0]
+        where = generator.device if generator is not None else x.device
+        perm = torch.randperm(n, generator=generator, device=where).to(x.device)
+        src = 0 if self.process_group is None else dist.get_global_rank(self.process_group, 0)
+        dist.broadcast(perm, src=src, group=self.process_group)
+        mine = perm.view(self.world_size, -1)[self.rank]
+        keys = self.gather(self.embed_keys(x_all[mine]))  # keys[j]: key of x_all[perm[j]]
+        ordered = torch.empty_like(keys)
+        ordered[perm] = keys
+        return ordered.view(self.world_size, x.shape[0], -1)[self.rank]
+
     def pool_embeddings(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Queries as anchors, momentum-encoder keys as the queue's entries."""
         return self.embed(x), self.embed_keys(x)
@@ -87,7 +122,7 @@ class MoCo(ContrastiveModel):
                 generator: Optional[torch.Generator] = None) -> dict[str, Any]:
         x1, x2 = two_views(batch)
         q = self.embed(x1)
-        k = self.embed_keys(x2)
+        k = self.shuffled_keys(x2, generator)
         pos = (q * k).sum(1)
         loss, logs = self.contrast(q, pos, self.queue.all(), progress, generator)
         self.stash(lambda: self._step_state(k))
