@@ -17,7 +17,8 @@ epoch (:func:`fit_linear_augmented`); test (and train) accuracy still use the ca
 
 The same job counts false negatives: how many of the negatives each similarity-percentile band of
 the training images offers an anchor share its class, under the model's own pool embeddings
-(:mod:`repro.false_negatives`; in the cache, and in the record's ``extra.same_class``).
+(:mod:`repro.false_negatives`; in the cache, and in the record's ``extra.same_class``). The
+train split's features and pool embeddings come from one pass over its images.
 
 Features and the linear layer live on ``--device`` (``auto``: CUDA when visible, else the CPU;
 :func:`repro.pretrain.pick_device`); the cache and the record stay device-independent, the
@@ -256,13 +257,19 @@ def evaluate(checkpoint: Path, dataset: str, out: Path, *, data_root: Optional[s
         model = load_model(checkpoint).to(dev)
         transform = eval_transform(input_spec(dataset, spec.get("pretrain")))
         train_set = _Transformed(build_dataset(dataset, data_root, "train"), transform)
-        if train_x is None:
-            train_x, train_y = extract_features(model, train_set, batch_size, "train features",
-                                                dev, precision=precision)
+        if train_x is None:  # one pass over the train split: features and pool embeddings
+            (train_x, anchors, candidates), train_y = _batched(
+                lambda x: (model.features(x).float().cpu(),
+                           *(z.float() for z in model.pool_embeddings(x))),
+                train_set, batch_size, "train features", dev, precision)
+            same_class = same_class_counts(anchors, candidates,
+                                           train_y.to(anchors.device)).to_dict()
+            del anchors, candidates
             test_x, test_y = extract_features(
                 model, _Transformed(build_dataset(dataset, data_root, "test"), transform),
                 batch_size, "test features", dev, precision=precision)
-        same_class = same_class_of(model, train_set, batch_size, dev, precision).to_dict()
+        else:  # a cache from before the count: the pool embeddings alone
+            same_class = same_class_of(model, train_set, batch_size, dev, precision).to_dict()
         atomic_torch_save({"key": key, "train_x": train_x, "train_y": train_y,
                            "test_x": test_x, "test_y": test_y, "same_class": same_class}, cache)
     num_classes = get_spec(dataset).num_classes

@@ -175,3 +175,19 @@ def test_linear_eval_counts_same_class_negatives_and_fills_them_into_an_older_ca
     torch.testing.assert_close(again["train_x"], cache["train_x"])  # features kept
     assert SameClassCounts.from_dict(again["same_class"]) == counts
     assert json.loads((out / "result.json").read_text())["extra"]["same_class"] == counts.to_dict()
+
+
+def test_a_linear_eval_without_a_cache_reads_each_image_once(tmp_path, checkpoint, monkeypatch):
+    """Features and the same-class count's pool embeddings come from one pass over the train
+    split (a second pass would double the cost at ImageNet size); the test split is read once."""
+    from repro.linear_eval import _Transformed
+
+    reads = []
+    original = _Transformed.__getitem__
+    monkeypatch.setattr(_Transformed, "__getitem__",
+                        lambda self, i: reads.append(i) or original(self, i))
+    assert main(["--checkpoint", str(checkpoint), "--dataset", "shapes", "--out",
+                 str(tmp_path), "--epochs", "1"]) == 0
+    extra = json.loads((tmp_path / "result.json").read_text())["extra"]
+    assert len(reads) == extra["train_size"] + extra["test_size"]
+    assert extra["same_class"]["anchors"] == extra["train_size"]
