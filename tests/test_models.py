@@ -11,7 +11,7 @@ from repro.estimators import info_nce_loss
 from repro.models import MODELS, build_model, model_names
 from repro.models.base import negatives_from_pool
 from repro.models.cmc import IMAGENET_MEAN, IMAGENET_STD, normalize_lab, rgb_to_lab
-from repro.models.moco import momentum_update_
+from repro.models.moco import momentum_update_, shuffle_slice, unshuffle
 from repro.models.simclr import in_batch_similarities
 from repro.samplers import RingSampler, UniformSampler
 
@@ -175,6 +175,34 @@ def test_momentum_update_formula():
     wa, wb = a.weight.clone(), b.weight.clone()
     momentum_update_(a, b, 0.75)
     torch.testing.assert_close(a.weight, 0.75 * wa + 0.25 * wb)
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_shuffle_bn_embeds_each_row_in_the_sub_batch_its_permutation_block_sends_it_to(
+        world_size):
+    """The W processes' slices and the un-permutation, composed in one process: row i's key is
+    the batch-norm'd embedding of the sub-batch {rows the block of perm holding i names}, at
+    i's place in it; every row lands in exactly one block."""
+    g = torch.Generator().manual_seed(world_size)
+    x = torch.randn(4 * world_size, 5, generator=g)
+    perm = torch.randperm(len(x), generator=g)
+    embed = torch.nn.BatchNorm1d(5).train()  # depends on the batch it sees
+    slices = [shuffle_slice(perm, world_size, r) for r in range(world_size)]
+    assert sorted(torch.cat(slices).tolist()) == list(range(len(x)))
+    with torch.no_grad():
+        keys = unshuffle(torch.cat([embed(x[rows]) for rows in slices]), perm)
+        for i in range(len(x)):
+            block = (perm == i).nonzero().item() // 4
+            rows = perm[block * 4:(block + 1) * 4]
+            sub = x[rows]
+            expected = (x[i] - sub.mean(0)) / torch.sqrt(sub.var(0, unbiased=False) + 1e-5)
+            torch.testing.assert_close(keys[i], expected)
+
+
+def test_unshuffle_undoes_the_permutation():
+    perm = torch.tensor([2, 0, 3, 1])
+    rows = torch.arange(4.0).unsqueeze(1) * 10
+    torch.testing.assert_close(unshuffle(rows[perm], perm), rows)
 
 
 @pytest.mark.parametrize("name", ["moco", "simclr"])

@@ -36,7 +36,21 @@ from repro.models.base import ContrastiveModel, two_views, unit
 from repro.models.heads import mlp_head
 from repro.samplers import NegativeSampler
 
-__all__ = ["MoCo", "momentum_update_"]
+__all__ = ["MoCo", "momentum_update_", "shuffle_slice", "unshuffle"]
+
+
+def shuffle_slice(perm: Tensor, world_size: int, rank: int) -> Tensor:
+    """Shuffle-BN: the rows of the gathered batch that process ``rank`` embeds, its block of the
+    permutation, ``perm[rank B:(rank + 1) B]`` with ``B = len(perm) / world_size``."""
+    return perm.view(world_size, -1)[rank]
+
+
+def unshuffle(keys: Tensor, perm: Tensor) -> Tensor:
+    """Shuffle-BN: ``keys`` ``(N, D)`` with ``keys[j]`` the key of row ``perm[j]`` -> the keys in
+    row order (``out[perm[j]] = keys[j]``)."""
+    out = torch.empty_like(keys)
+    out[perm] = keys
+    return out
 
 
 @torch.no_grad()
@@ -108,11 +122,9 @@ class MoCo(ContrastiveModel):
         perm = torch.randperm(n, generator=generator, device=where).to(x.device)
         src = 0 if self.process_group is None else dist.get_global_rank(self.process_group, 0)
         dist.broadcast(perm, src=src, group=self.process_group)
-        mine = perm.view(self.world_size, -1)[self.rank]
-        keys = self.gather(self.embed_keys(x_all[mine]))  # keys[j]: key of x_all[perm[j]]
-        ordered = torch.empty_like(keys)
-        ordered[perm] = keys
-        return ordered.view(self.world_size, x.shape[0], -1)[self.rank]
+        keys = self.gather(self.embed_keys(x_all[shuffle_slice(perm, self.world_size,
+                                                                self.rank)]))
+        return unshuffle(keys, perm).view(self.world_size, x.shape[0], -1)[self.rank]
 
     def pool_embeddings(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Queries as anchors, momentum-encoder keys as the queue's entries."""
