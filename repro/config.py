@@ -434,6 +434,31 @@ def pretrain_grid(config: Mapping[str, Any]) -> list[tuple[str, str]]:
             or dataset in models[model]["datasets"]]
 
 
+def excluded_run(config: Mapping[str, Any], dataset: str, model: str,
+                 sampler: str | None = None) -> str | None:
+    """Why the config does not pretrain ``model`` on ``dataset`` (with ``sampler``), or None
+    when it does: the pair is not in :func:`pretrain_grid` (the dataset is not in
+    ``pretrain.datasets``, or the model's ``datasets`` option leaves it out), or the sampler
+    label is not one of :func:`sampler_labels` for the model. A workflow target that names
+    such a run is refused with this reason, rather than silently trained (e.g. CMC on grey
+    digits, whose ab view is all zero)."""
+    models = config.get("models") or {}
+    if model not in models:
+        return f"model {model!r} is not in the config's models {sorted(models)}"
+    if (dataset, model) not in pretrain_grid(config):
+        allowed = (models[model] or {}).get("datasets")
+        why = (f"the config's models.{model}.datasets is {allowed}"
+               if allowed is not None and dataset not in allowed
+               else f"{dataset!r} is not in the config's pretrain.datasets "
+                    f"{list(config['pretrain']['datasets'])}")
+        return f"the config does not pretrain {model} on {dataset}: {why}"
+    if sampler is not None and sampler not in sampler_labels(config, model):
+        return (f"the config does not pretrain {model} with sampler {sampler!r}: its samplers "
+                f"are {sampler_labels(config, model)} (a sampler's models option names the "
+                "models it runs with)")
+    return None
+
+
 def run_identity(spec: Mapping[str, Any]) -> dict[str, Any]:
     """What decides a run's result: its spec without the pretrain :data:`EXECUTION_KEYS`.
 

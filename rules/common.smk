@@ -10,8 +10,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from repro.config import (UNTRAINED, fewshot_pairs, label_options, pretrain_grid, run_identity,
-                          run_spec, sampler_labels, transfer_runs, untrained_spec)
+from repro.config import (UNTRAINED, excluded_run, fewshot_pairs, label_options, pretrain_grid,
+                          run_identity, run_spec, sampler_labels, transfer_runs, untrained_spec)
 
 # Every rule runs with the interpreter that runs Snakemake (the project's venv), or, with
 # --software-deployment-method conda, with the `python` of envs/repro.yaml (CONDA_ENV), which
@@ -63,8 +63,23 @@ def missing_datasets():
     return [m for m in (missing_data(d, root) for d in config["pretrain"]["datasets"]) if m]
 
 
+def refuse_excluded(wildcards, sampler=True):
+    """Stop with a WorkflowError when a target asks for a run the config excludes
+    (repro.config.excluded_run), e.g. CMC on digits through a few-shot path: Snakemake would
+    otherwise train it, since the wildcards alone match."""
+    label = wildcards.sampler if sampler else UNTRAINED
+    why = excluded_run(config, wildcards.dataset, wildcards.model, label if sampler else None)
+    if why:
+        raise WorkflowError(
+            f"{why}.\n  A target asked for {wildcards.dataset}/{wildcards.model}-{label} "
+            f"seed {wildcards.seed}. `snakemake -n` without targets lists "
+            "the runs this config makes; to make this one, add it to the config.")
+
+
 def pretrain_identity(wildcards):
-    """The run's identity (repro.config.run_identity) as JSON: rule pretrain's one re-run trigger."""
+    """The run's identity (repro.config.run_identity) as JSON: rule pretrain's one re-run
+    trigger. Refuses a run the config excludes (refuse_excluded)."""
+    refuse_excluded(wildcards)
     spec = run_spec(config, wildcards.model, wildcards.sampler, wildcards.dataset,
                     int(wildcards.seed))
     return json.dumps(run_identity(spec), sort_keys=True)
@@ -136,6 +151,7 @@ def linear_eval_flags(wildcards):
 
 def untrained_identity(wildcards):
     """The untrained baseline's identity as JSON (its re-run trigger; see pretrain_identity)."""
+    refuse_excluded(wildcards, sampler=False)
     spec = untrained_spec(config, wildcards.model, wildcards.dataset, int(wildcards.seed))
     return json.dumps(run_identity(spec), sort_keys=True)
 

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from repro.config import (UNTRAINED, fewshot_pairs, load_config, run_identity, run_spec,
-                          transfer_runs, untrained_spec, validate_config)
+from repro.config import (UNTRAINED, excluded_run, fewshot_pairs, load_config, run_identity,
+                          run_spec, sampler_labels, transfer_runs, untrained_spec,
+                          validate_config)
 from repro.results import config_hash
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -303,8 +304,6 @@ def _minimal_config_for_estimators(samplers):
 
 
 def test_a_sampler_label_restricted_to_some_models_is_crossed_with_those_only(default):
-    from repro.config import sampler_labels
-
     config = copy.deepcopy(default)
     config["samplers"]["mochi"] = {"name": "mochi", "n_hard": 32, "s": 16, "s_prime": 8,
                                    "models": ["moco"]}
@@ -314,6 +313,29 @@ def test_a_sampler_label_restricted_to_some_models_is_crossed_with_those_only(de
     assert ("simclr", "mochi") not in transfer_runs(config, {"runs": None})
     spec = run_spec(config, "moco", "mochi", "digits", 0)
     assert "models" not in spec["sampler"]  # which models take a label is not a run's identity
+
+
+def test_excluded_run_refuses_exactly_the_runs_outside_the_grid_with_the_reason(default):
+    config = copy.deepcopy(default)
+    config["samplers"]["mochi"] = {"name": "mochi", "n_hard": 32, "s": 16, "s_prime": 8,
+                                   "models": ["moco"]}
+    # the default makes every model on shapes and digits except CMC on digits (grey: no ab
+    # view), and this mochi label only with MoCo
+    for dataset in ("shapes", "digits", "cifar10"):
+        for model in ("ir", "cmc", "moco", "simclr"):
+            for sampler in ("uniform", "ring", "mochi"):
+                why = excluded_run(config, dataset, model, sampler)
+                made = (dataset != "cifar10" and (model, dataset) != ("cmc", "digits")
+                        and (sampler != "mochi" or model == "moco"))
+                assert (why is None) == made, (dataset, model, sampler, why)
+    # each refusal names the setting that excludes the run
+    assert "models.cmc.datasets is ['shapes']" in excluded_run(config, "digits", "cmc", "ring")
+    assert "pretrain.datasets" in excluded_run(config, "cifar10", "ir", "ring")
+    assert "simclr with sampler 'mochi'" in excluded_run(config, "digits", "simclr", "mochi")
+    assert "not in the config's models" in excluded_run(config, "digits", "byol", "ring")
+    # without a sampler (the untrained baseline) only the pair counts
+    assert excluded_run(config, "digits", "simclr") is None
+    assert excluded_run(config, "digits", "cmc") is not None
 
 
 def test_a_models_per_dataset_override_applies_to_that_model_on_that_dataset_only(default):

@@ -93,6 +93,25 @@ def test_dry_run_names_a_missing_dataset_and_how_to_get_it_before_any_job(tmp_pa
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("target, reason", [
+    # CMC is pretrained on shapes only; this few-shot path is episodes of shapes from an
+    # encoder pretrained on digits (fewshot/{episodes}/{pretrained on}/...)
+    ("fewshot/shapes/digits/cmc-uniform/seed0/result.json", "models.cmc.datasets"),
+    ("pretrain/digits/cmc-ring/seed0/result.json", "models.cmc.datasets"),
+    ("linear_eval/digits/cmc-untrained/seed0/result.json", "models.cmc.datasets"),
+    ("pretrain/cifar10/ir-uniform/seed0/result.json", "pretrain.datasets"),
+])
+def test_a_target_naming_a_run_the_config_excludes_is_refused_not_trained(tmp_path, target,
+                                                                          reason):
+    proc = _snakemake("-n", f"{tmp_path}/{target}", "--config", f"results_dir={tmp_path}",
+                      check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-2000:]
+    assert "the config does not pretrain" in output and reason in output
+    assert "snakemake -n` without targets lists the runs" in output
+
+
+@pytest.mark.slow
 def test_dry_run_names_missing_few_shot_sources_and_detection_data(tmp_path):
     config = tmp_path / "transfer.yaml"
     config.write_text(
