@@ -361,6 +361,13 @@ def test_bad_batches_name_the_problem():
         _model("moco", temperature=0.0)
 
 
+def test_moco_shuffle_bn_is_on_by_default_and_the_config_can_turn_it_off():
+    # it acts only under DDP (the slow test below); here: the setting reaches the model
+    assert _model("moco").shuffle_bn is True
+    assert _model("moco", shuffle_bn=False).shuffle_bn is False
+    assert _model("moco", shuffle_bn=True).shuffle_bn is True
+
+
 def _ddp_worker(rank, world, init_file, out_dir):
     import torch.distributed as dist
 

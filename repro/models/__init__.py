@@ -186,7 +186,7 @@ def estimator_problem(sampler_name: Optional[str],
     not draw them."""
     from repro.samplers import SAMPLERS
 
-    name = (estimator_config or {}).get("name", "nce")
+    name = (estimator_config or {}).get("name")  # none: NCE, which takes any sampler
     if (name in ESTIMATORS and ESTIMATORS[name].uniform_negatives
             and sampler_name in SAMPLERS and SAMPLERS[sampler_name].needs_similarities):
         return (f"estimator {name!r} ({ESTIMATORS[name].label}) debiases / reweights negatives "
