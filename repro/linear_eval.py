@@ -88,10 +88,14 @@ def same_class_of(model: nn.Module, dataset, batch_size: int = 256,
     (:func:`repro.false_negatives.same_class_counts`) of a dataset of transformed images,
     embedded by ``model.pool_embeddings`` (``model`` on ``device``, in eval mode). The
     embeddings stay on ``device``, where the ranking runs."""
-    (anchors, candidates), labels = _batched(
-        lambda x: tuple(z.float() for z in model.pool_embeddings(x)), dataset, batch_size,
-        "pool embeddings", device, precision)
+    (anchors, candidates), labels = _batched(lambda x: _pool_fp32(model, x), dataset,
+                                             batch_size, "pool embeddings", device, precision)
     return same_class_counts(anchors, candidates, labels.to(anchors.device))
+
+
+def _pool_fp32(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    """``model.pool_embeddings(x)`` (anchors, candidates) in float32, on ``x``'s device."""
+    return tuple(z.float() for z in model.pool_embeddings(x))
 
 
 def _batched(forward, dataset, batch_size: int, desc: str, device: str | torch.device,
@@ -259,8 +263,7 @@ def evaluate(checkpoint: Path, dataset: str, out: Path, *, data_root: Optional[s
         train_set = _Transformed(build_dataset(dataset, data_root, "train"), transform)
         if train_x is None:  # one pass over the train split: features and pool embeddings
             (train_x, anchors, candidates), train_y = _batched(
-                lambda x: (model.features(x).float().cpu(),
-                           *(z.float() for z in model.pool_embeddings(x))),
+                lambda x: (model.features(x).float().cpu(), *_pool_fp32(model, x)),
                 train_set, batch_size, "train features", dev, precision)
             same_class = same_class_counts(anchors, candidates,
                                            train_y.to(anchors.device)).to_dict()
