@@ -153,7 +153,9 @@ def test_anneal_accuracy_bars_carry_n_and_the_models_reference_lines():
     assert len(accuracy) == len(loss) == 1
     (acc,), (pre,) = accuracy, loss
     assert {"40.0\nn=1", "22.0\nn=1"} <= set(_texts(acc))
-    assert [t.get_text() for t in acc.get_xticklabels()] == ["linear", "constant"]
+    # each schedule with the sampler labels that ran it
+    assert [t.get_text() for t in acc.get_xticklabels()] == ["linear\nring",
+                                                             "constant\nring_const"]
     assert _line_labels(acc) == ["uniform (NCE): 62.0 (n=1)",
                                  "untrained (random init): 57.0 (n=1)"]
     assert {"4.000\nn=1", "3.500\nn=1"} <= set(_texts(pre))

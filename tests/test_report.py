@@ -22,13 +22,14 @@ REPORTED = ROOT / "tables" / "reported"
 
 
 def _write(root, stage, model, sampler, dataset, seed, metrics, *, scale="default",
-           eval_dataset=None, ci95=None, params=None, extra=None):
+           eval_dataset=None, ci95=None, params=None, extra=None, config=None):
     where = (extra or {}).get("task") or eval_dataset or dataset  # detection: per task
     folder = root / stage / where / f"{model}-{sampler}-{scale}" / f"seed{seed}"
     if params is not None:
         folder = folder.with_name(folder.name + "-" + "-".join(f"{v}" for v in params.values()))
     record = make_record(stage=stage, model=model, sampler=sampler, dataset=dataset, seed=seed,
-                         metrics=metrics, scale=scale, config={"seed": seed}, wall_time_s=1.0,
+                         metrics=metrics, scale=scale, config={"seed": seed, **(config or {})},
+                         wall_time_s=1.0,
                          sampler_params=params or {"name": sampler}, eval_dataset=eval_dataset,
                          ci95=ci95, extra=extra)
     write_record(folder / "result.json", record)
@@ -489,6 +490,48 @@ def test_anneal_figure_draws_accuracy_and_final_loss_per_schedule(tmp_path):
     fig = plot_anneal_schedules(load_records(tmp_path))
     labels = [ax.get_ylabel() for ax in fig.axes]
     assert "linear-eval top-1 (%)" in labels and "final pretraining loss" in labels
+
+
+def _queue_study(tmp_path):
+    """config/study.yaml's MoCo runs on shapes: uniform, ring, ring_const and ring_50_99 at
+    queue 256, uniform_q1024 and ring_q1024 at 1,024 (a label's model_options), two seeds each; the
+    1,024-key runs are 30 points lower, so pooling them with the 256-key runs shows."""
+    linear = {"name": "ring", "schedule": "linear", "w_l_start": 0.0, "anneal_fraction": 0.5,
+              "w_l": 0.9, "w_u": 0.99}
+    const = {"name": "ring", "schedule": "constant", "w_l": 0.9, "w_u": 0.99}
+    runs = {"uniform": ({"name": "uniform"}, 256, 70.0), "ring": (linear, 256, 68.0),
+            "ring_const": (const, 256, 20.0), "ring_50_99": ({**linear, "w_l": 0.5}, 256, 66.0),
+            "uniform_q1024": ({"name": "uniform"}, 1024, 40.0),
+            "ring_q1024": (linear, 1024, 38.0)}
+    for sampler, (params, queue, top1) in runs.items():
+        for seed in (0, 1):
+            config = {"pretrain": {"model_options": {"queue_size": queue},
+                                   "sampler": params, "sampler_label": sampler}}
+            _write(tmp_path, "linear_eval", "moco", sampler, "shapes", seed,
+                   {"top1": top1 + seed}, params=params, config=config)
+    return load_records(tmp_path)
+
+
+def test_anneal_and_ring_figures_never_pool_runs_of_another_queue_size(tmp_path):
+    from repro.report.figures import plot_anneal_schedules
+
+    records = _queue_study(tmp_path)
+    sweep = schedule_sweep(_ring_rows(records, "linear_eval", "top1"))
+    # ring_q1024 has the linear schedule at the same bounds, but another queue: no sweep
+    assert sorted(sweep["sampler"]) == ["ring", "ring", "ring_const", "ring_const"]
+    fig = plot_anneal_schedules(records)
+    (panel,) = [ax for ax in fig.axes if ax.get_ylabel() == "linear-eval top-1 (%)"]
+    texts = [t.get_text() for t in panel.texts]
+    assert "68.5\nn=2" in texts and "20.5\nn=2" in texts  # ring alone (not 53.5, n=4)
+    assert [t.get_text() for t in panel.get_xticklabels()] == ["linear\nring",
+                                                               "constant\nring_const"]
+    # the NCE line is the 256-key uniform runs' (70.5), not pooled with uniform_q1024's
+    legend = [t.get_text() for t in panel.get_legend().get_texts()]
+    assert "uniform (NCE): 70.5 (n=2)" in legend
+    # ring bounds: ring and ring_50_99 at 256 keys, one panel; ring_q1024 is not in it
+    (key, part), = ring_bound_panels(_ring_rows(records, "linear_eval", "top1"))
+    assert sorted(set(part["sampler"])) == ["ring", "ring_50_99"]
+    assert part.groupby("w_l")["value"].mean().to_dict() == {0.5: 66.5, 0.9: 68.5}
 
 
 def test_schedule_sweep_compares_schedules_only_at_the_same_bounds(tmp_path):

@@ -16,6 +16,7 @@ from repro.report.figures.common import (
     _settings_for,
     _summary,
     config_footer,
+    pair_keys,
     reference_rows,
 )
 from repro.report.tables import MODEL_LABELS, model_rank
@@ -31,16 +32,19 @@ def _is_ring(params: Any) -> bool:
 
 
 def _ring_rows(records, stage: str, metric: str):
-    """The ``stage`` / ``metric`` rows of ring runs, with their ``schedule, w_l, w_u``."""
+    """The ``stage`` / ``metric`` rows of ring runs, with their ``schedule, w_l, w_u`` and
+    ``pair`` (:func:`pair_keys`: the experiment apart from the sampler; the figures compare
+    only runs of one experiment)."""
     import pandas as pd
 
     part = records[(records["stage"] == stage) & (records["metric"] == metric)]
     if part.empty or "sampler_params" not in part:
-        return pd.DataFrame(columns=list(records.columns) + ["schedule", "w_l", "w_u"])
+        return pd.DataFrame(columns=list(records.columns) + ["schedule", "w_l", "w_u", "pair"])
     is_ring = [_is_ring(p) for p in part["sampler_params"]]
     part = part[is_ring].copy()
     for key in ("schedule", "w_l", "w_u"):
         part[key] = [p.get(key) for p in part["sampler_params"]]
+    part["pair"] = pair_keys(part)
     return part
 
 
@@ -51,9 +55,10 @@ def _params_except(params: Mapping, keys: Sequence[str]) -> str:
 
 def schedule_sweep(ring_rows):
     """The ring rows whose ``(w_l, w_u)`` were run with more than one schedule, for the same
-    model, evaluation dataset and scale: the only rows where a difference between schedules is
-    not also a difference between bounds."""
-    keys = ["model", "eval_dataset", "scale", "w_l", "w_u"]
+    model, evaluation dataset, scale and experiment (``pair``): the only rows where a
+    difference between schedules is not also a difference between bounds or other settings
+    (e.g. the queue size a sampler label gives MoCo)."""
+    keys = ["model", "eval_dataset", "scale", "w_l", "w_u", "pair"]
     if ring_rows.empty:
         return ring_rows
     schedules = ring_rows.groupby(keys, dropna=False)["schedule"].transform("nunique")
@@ -112,9 +117,9 @@ def _draw_schedules(ax, run: Sequence[str], w_l: float, w_l_start: float,
 
 
 def _schedule_groups(frame) -> list[tuple[tuple, Any]]:
-    """``[((model, eval_dataset, scale, w_l, w_u), rows)]`` of a schedule sweep, in the
+    """``[((model, eval_dataset, scale, w_l, w_u, pair), rows)]`` of a schedule sweep, in the
     tables' model order."""
-    groups = list(frame.groupby(["model", "eval_dataset", "scale", "w_l", "w_u"]))
+    groups = list(frame.groupby(["model", "eval_dataset", "scale", "w_l", "w_u", "pair"]))
     return sorted(groups, key=lambda g: (model_rank(g[0][0]), g[0][1:]))
 
 
@@ -139,8 +144,13 @@ def _schedule_bars(ax, part, label: str, refs=None) -> None:
         if half is not None:
             ax.errorbar(x, mean, yerr=half, color="black", capsize=4, lw=1, zorder=3)
         _annotate_n(ax, x, max(values.max(), mean + (half or 0.0)), mean, n, digits)
+    # each schedule's sampler labels under it: two panels of one model (experiments that
+    # differ outside the sampler, e.g. in queue size) say which runs they hold
+    names = [", ".join(sorted(set(part.loc[part["schedule"].astype(str) == schedule,
+                                           "sampler"]))) for schedule in order]
     ax.set_xticks(range(len(order)))
-    ax.set_xticklabels(order)
+    ax.set_xticklabels([f"{schedule}\n{name}" for schedule, name in zip(order, names)],
+                       fontsize=8)
     ax.set_xlabel("w_l schedule")
     ax.set_ylabel(label)
     if refs is not None:
@@ -167,7 +177,7 @@ def _sweep_panels(records) -> list[tuple[str, str, list]]:
 
 def _group_title(key: tuple, stage: str) -> str:
     """``"IR on shapes (scale=default)\\nring [0.9, 0.99]"``."""
-    model, dataset, scale, w_l, w_u = key
+    model, dataset, scale, w_l, w_u, _ = key
     where = "pretrained on" if stage == "pretrain" else "evaluated on"
     return (f"{MODEL_LABELS.get(model, model)}, {where} {dataset} (scale={scale})\n"
             f"ring [{w_l:g}, {w_u:g}]")
@@ -195,11 +205,11 @@ def plot_anneal_schedules(records, w_l: float = 0.9, w_l_start: float = 0.0,
         for c, (key, part) in enumerate(groups, start=1):
             accuracy = stage == "linear_eval"
             _schedule_bars(axes[r][c], part, label,
-                           _refs_for(refs, *key[:3]) if accuracy else None)
+                           _refs_for(refs, *key[:3], pair=key[5]) if accuracy else None)
             axes[r][c].set_title(_group_title(key, stage), fontsize=9)
             shown.append(part)
             if accuracy:
-                shown.append(_refs_for(refs, *key[:3]))
+                shown.append(_refs_for(refs, *key[:3], pair=key[5]))
         for ax in axes[r][1 + len(groups):]:
             ax.axis("off")
     if not sweeps:

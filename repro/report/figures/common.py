@@ -221,17 +221,28 @@ def _sampler_name(params: Any) -> Optional[str]:
     return params.get("name", params.get("sampler")) if isinstance(params, Mapping) else None
 
 
+def pair_keys(frame) -> list[str]:
+    """Each row's experiment apart from its sampler (:func:`repro.report.claims.pair_key` of
+    its ``config``; ``""`` without one): rows with different keys differ in more than the
+    sampler (e.g. a label's ``model_options: {queue_size: ...}``) and are never pooled."""
+    from repro.report.claims import pair_key
+
+    return [pair_key(c) for c in frame.get("config", [None] * len(frame))]
+
+
 def reference_rows(records, metric: str = "top1"):
     """The ``linear_eval`` / ``metric`` rows of each model's reference runs, with a column
     ``reference``: ``"untrained"`` (sampler label ``untrained``: the random-init baseline) or
-    ``"uniform"`` (any other run of the uniform sampler: NCE)."""
+    ``"uniform"`` (any other run of the uniform sampler: NCE), and ``pair``
+    (:func:`pair_keys`)."""
     part = records[(records["stage"] == "linear_eval") & (records["metric"] == metric)]
     if part.empty:
-        return part.assign(reference=[])
+        return part.assign(reference=[], pair=[])
     kind = [UNTRAINED if s == UNTRAINED else "uniform" if _sampler_name(p) == "uniform" else None
             for s, p in zip(part["sampler"], part.get("sampler_params", [None] * len(part)))]
     part = part.assign(reference=kind)
-    return part[part["reference"].notna()]
+    part = part[part["reference"].notna()]
+    return part.assign(pair=pair_keys(part))
 
 
 def _summary(values: Iterable[float]) -> tuple[float, Optional[float], int]:
@@ -258,12 +269,17 @@ def _draw_references(ax, refs) -> list:
     return lines
 
 
-def _refs_for(refs, model: str, eval_dataset: str, scale: str):
-    """The reference rows of one model, evaluation data and scale."""
+def _refs_for(refs, model: str, eval_dataset: str, scale: str, pair: Optional[str] = None):
+    """The reference rows of one model, evaluation data and scale; given ``pair``
+    (:func:`pair_keys` of the runs drawn), only the uniform runs of that experiment (the
+    untrained network does not depend on training settings, so it is kept whatever its key)."""
     if refs.empty:
         return refs
-    return refs[(refs["model"] == model) & (refs["eval_dataset"] == eval_dataset)
-                & (refs["scale"] == scale)]
+    keep = ((refs["model"] == model) & (refs["eval_dataset"] == eval_dataset)
+            & (refs["scale"] == scale))
+    if pair is not None:
+        keep &= (refs["reference"] == UNTRAINED) | (refs["pair"] == pair)
+    return refs[keep]
 
 
 def _missing_refs_text(refs) -> str:

@@ -27,17 +27,18 @@ from repro.report.tables import MODEL_LABELS, model_rank
 
 
 def ring_bound_panels(ring_rows) -> list[tuple[tuple, Any]]:
-    """``[((model, eval_dataset, scale, others), rows)]``: one panel per set of runs that
+    """``[((model, eval_dataset, scale, others, pair), rows)]``: one panel per set of runs that
     differ only in their ring bounds ``(w_l, w_u)`` (``others`` labels the sampler options they
-    share, e.g. the schedule), kept when at least two bounds were run, in the tables' model
-    order (:func:`model_rank`). Runs with another schedule are never averaged into the same
-    point."""
+    share, e.g. the schedule; ``pair`` is the experiment apart from the sampler,
+    :func:`repro.report.figures.common.pair_keys`), kept when at least two bounds were run, in
+    the tables' model order (:func:`model_rank`). Runs with another schedule, or another
+    setting outside the sampler (a label's queue size), are never averaged into one point."""
     if ring_rows.empty:
         return []
     ring_rows = ring_rows.assign(others=[_params_except(p, ("w_l", "w_u"))
                                          for p in ring_rows["sampler_params"]])
     panels = [(key, part) for key, part in
-              ring_rows.groupby(["model", "eval_dataset", "scale", "others"])
+              ring_rows.groupby(["model", "eval_dataset", "scale", "others", "pair"])
               if part[["w_l", "w_u"]].drop_duplicates().shape[0] > 1]
     return sorted(panels, key=lambda panel: (model_rank(panel[0][0]), panel[0][1:]))
 
@@ -65,7 +66,7 @@ def _bound_points(ax, part) -> None:
 
 def _ring_bound_panel(ax, key: tuple, part, refs) -> None:
     """One dot plot: the ring runs of ``part`` per bounds, and the reference lines."""
-    model, dataset, scale, others = key
+    model, dataset, scale, others, _ = key
     _bound_points(ax, part)
     if _draw_references(ax, refs):
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), frameon=False)
@@ -104,7 +105,7 @@ def plot_ring_bounds(records, settings=None) -> Figure:
         ax.axis("off")
     shown = []
     for ax, (key, part) in zip(axes.flat, panels):
-        panel_refs = _refs_for(refs, *key[:3])
+        panel_refs = _refs_for(refs, *key[:3], pair=key[4])
         _ring_bound_panel(ax, key, part, panel_refs)
         shown += [part, panel_refs]
     _finish(fig, records, shown, settings, f"{title}; points: mean over seeds, error bars: "
