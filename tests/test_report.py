@@ -534,6 +534,30 @@ def test_anneal_and_ring_figures_never_pool_runs_of_another_queue_size(tmp_path)
     assert part.groupby("w_l")["value"].mean().to_dict() == {0.5: 66.5, 0.9: 68.5}
 
 
+def test_two_experiments_of_one_model_get_two_panels_with_different_titles(tmp_path):
+    from repro.report.figures import plot_anneal_schedules, plot_ring_bounds
+
+    _queue_study(tmp_path)
+    # the 1,024-key experiment gets its own fixed ring and wider ring: a sweep of its own
+    const = {"name": "ring", "schedule": "constant", "w_l": 0.9, "w_u": 0.99}
+    wide = {"name": "ring", "schedule": "linear", "w_l_start": 0.0, "anneal_fraction": 0.5,
+            "w_l": 0.5, "w_u": 0.99}
+    for sampler, params, top1 in (("ring_const_q1024", const, 10.0),
+                                  ("ring_50_99_q1024", wide, 36.0)):
+        config = {"pretrain": {"model_options": {"queue_size": 1024}, "sampler": params,
+                               "sampler_label": sampler}}
+        _write(tmp_path, "linear_eval", "moco", sampler, "shapes", 0, {"top1": top1},
+               params=params, config=config)
+    records = load_records(tmp_path)
+    for fig in (plot_anneal_schedules(records), plot_ring_bounds(records)):
+        titles = [ax.get_title() for ax in fig.axes if "MoCo" in ax.get_title()]
+        assert len(titles) == len(set(titles)) == 2, titles
+        assert all("experiment " in t for t in titles)
+    # one experiment per (model, data): no suffix
+    assert "experiment" not in " ".join(
+        ax.get_title() for ax in plot_ring_bounds(_queue_study(tmp_path / "one")).axes)
+
+
 def test_schedule_sweep_compares_schedules_only_at_the_same_bounds(tmp_path):
     sweep = schedule_sweep(_ring_ablation(tmp_path))
     assert sorted(sweep["sampler"]) == ["ring", "ring_const"]

@@ -16,6 +16,7 @@ from repro.report.figures.common import (
     _settings_for,
     _summary,
     config_footer,
+    experiment_suffixes,
     pair_keys,
     reference_rows,
 )
@@ -175,12 +176,13 @@ def _sweep_panels(records) -> list[tuple[str, str, list]]:
     return panels
 
 
-def _group_title(key: tuple, stage: str) -> str:
-    """``"IR on shapes (scale=default)\\nring [0.9, 0.99]"``."""
+def _group_title(key: tuple, stage: str, suffix: str = "") -> str:
+    """``"IR on shapes (scale=default)\\nring [0.9, 0.99]"``, and ``suffix``
+    (:func:`experiment_suffixes`) after the ring when there is one."""
     model, dataset, scale, w_l, w_u, _ = key
     where = "pretrained on" if stage == "pretrain" else "evaluated on"
     return (f"{MODEL_LABELS.get(model, model)}, {where} {dataset} (scale={scale})\n"
-            f"ring [{w_l:g}, {w_u:g}]")
+            f"ring [{w_l:g}, {w_u:g}]" + (f", {suffix}" if suffix else ""))
 
 
 def plot_anneal_schedules(records, w_l: float = 0.9, w_l_start: float = 0.0,
@@ -202,11 +204,12 @@ def plot_anneal_schedules(records, w_l: float = 0.9, w_l_start: float = 0.0,
     refs = reference_rows(records)
     shown = []
     for r, (stage, label, groups) in enumerate(sweeps):
-        for c, (key, part) in enumerate(groups, start=1):
+        suffixes = experiment_suffixes([key for key, _ in groups])
+        for c, ((key, part), suffix) in enumerate(zip(groups, suffixes), start=1):
             accuracy = stage == "linear_eval"
             _schedule_bars(axes[r][c], part, label,
                            _refs_for(refs, *key[:3], pair=key[5]) if accuracy else None)
-            axes[r][c].set_title(_group_title(key, stage), fontsize=9)
+            axes[r][c].set_title(_group_title(key, stage, suffix), fontsize=9)
             shown.append(part)
             if accuracy:
                 shown.append(_refs_for(refs, *key[:3], pair=key[5]))

@@ -230,6 +230,16 @@ def pair_keys(frame) -> list[str]:
     return [pair_key(c) for c in frame.get("config", [None] * len(frame))]
 
 
+def experiment_suffixes(keys: Sequence[tuple]) -> list[str]:
+    """For panel keys whose last item is a pair key (:func:`pair_keys`): ``""`` for a panel
+    that is the only one of its other items, else ``"experiment <first 6 of the key>"``, so
+    that two panels of one model and data (experiments that differ outside the sampler,
+    e.g. in queue size) never carry the same title."""
+    bases = [tuple(key[:-1]) for key in keys]
+    return [f"experiment {key[-1][:6] or '?'}" if bases.count(base) > 1 else ""
+            for key, base in zip(keys, bases)]
+
+
 def reference_rows(records, metric: str = "top1"):
     """The ``linear_eval`` / ``metric`` rows of each model's reference runs, with a column
     ``reference``: ``"untrained"`` (sampler label ``untrained``: the random-init baseline) or

@@ -17,6 +17,7 @@ from repro.report.figures.common import (
     _summary,
     config_footer,
     empty_figure,
+    experiment_suffixes,
     reference_rows,
 )
 from repro.report.tables import MODEL_LABELS, model_rank
@@ -64,9 +65,11 @@ def _bound_points(ax, part) -> None:
     ax.set_xlim(-0.6, len(bounds) - 0.4)
 
 
-def _ring_bound_panel(ax, key: tuple, part, refs) -> None:
-    """One dot plot: the ring runs of ``part`` per bounds, and the reference lines."""
+def _ring_bound_panel(ax, key: tuple, part, refs, suffix: str = "") -> None:
+    """One dot plot: the ring runs of ``part`` per bounds, and the reference lines; ``suffix``
+    (:func:`experiment_suffixes`) ends the title."""
     model, dataset, scale, others, _ = key
+    others = ", ".join(x for x in (others, suffix) if x)
     _bound_points(ax, part)
     if _draw_references(ax, refs):
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), frameon=False)
@@ -104,9 +107,10 @@ def plot_ring_bounds(records, settings=None) -> Figure:
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
     shown = []
-    for ax, (key, part) in zip(axes.flat, panels):
+    suffixes = experiment_suffixes([key for key, _ in panels])
+    for ax, (key, part), suffix in zip(axes.flat, panels, suffixes):
         panel_refs = _refs_for(refs, *key[:3], pair=key[4])
-        _ring_bound_panel(ax, key, part, panel_refs)
+        _ring_bound_panel(ax, key, part, panel_refs, suffix)
         shown += [part, panel_refs]
     _finish(fig, records, shown, settings, f"{title}; points: mean over seeds, error bars: "
             "95% t-interval (n > 1); lines: the same model's reference runs")
