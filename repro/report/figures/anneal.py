@@ -206,13 +206,12 @@ def plot_anneal_schedules(records, w_l: float = 0.9, w_l_start: float = 0.0,
     for r, (stage, label, groups) in enumerate(sweeps):
         suffixes = experiment_suffixes([key for key, _ in groups])
         for c, ((key, part), suffix) in enumerate(zip(groups, suffixes), start=1):
-            accuracy = stage == "linear_eval"
-            _schedule_bars(axes[r][c], part, label,
-                           _refs_for(refs, *key[:3], pair=key[5]) if accuracy else None)
+            # accuracy panels: the same experiment's NCE and the untrained network as lines
+            panel_refs = (_refs_for(refs, *key[:3], pair=key[5]) if stage == "linear_eval"
+                          else None)
+            _schedule_bars(axes[r][c], part, label, panel_refs)
             axes[r][c].set_title(_group_title(key, stage, suffix), fontsize=9)
-            shown.append(part)
-            if accuracy:
-                shown.append(_refs_for(refs, *key[:3], pair=key[5]))
+            shown += [part] if panel_refs is None else [part, panel_refs]
         for ax in axes[r][1 + len(groups):]:
             ax.axis("off")
     if not sweeps:
