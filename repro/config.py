@@ -452,10 +452,10 @@ def excluded_run(config: Mapping[str, Any], dataset: str, model: str,
                else f"{dataset!r} is not in the config's pretrain.datasets "
                     f"{list(config['pretrain']['datasets'])}")
         return f"the config does not pretrain {model} on {dataset}: {why}"
-    if sampler is not None and sampler not in sampler_labels(config, model):
+    labels = sampler_labels(config, model)
+    if sampler is not None and sampler not in labels:
         return (f"the config does not pretrain {model} with sampler {sampler!r}: its samplers "
-                f"are {sampler_labels(config, model)} (a sampler's models option names the "
-                "models it runs with)")
+                f"are {labels} (a sampler's models option names the models it runs with)")
     return None
 
 

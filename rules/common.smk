@@ -63,12 +63,14 @@ def missing_datasets():
     return [m for m in (missing_data(d, root) for d in config["pretrain"]["datasets"]) if m]
 
 
-def refuse_excluded(wildcards, sampler=True):
+def refuse_excluded(wildcards):
     """Stop with a WorkflowError when a target asks for a run the config excludes
     (repro.config.excluded_run), e.g. CMC on digits through a few-shot path: Snakemake would
-    otherwise train it, since the wildcards alone match."""
-    label = wildcards.sampler if sampler else UNTRAINED
-    why = excluded_run(config, wildcards.dataset, wildcards.model, label if sampler else None)
+    otherwise train it, since the wildcards alone match. The untrained baseline's rules have no
+    sampler wildcard: for them only the (dataset, model) pair counts."""
+    sampler = getattr(wildcards, "sampler", None)
+    label = sampler or UNTRAINED
+    why = excluded_run(config, wildcards.dataset, wildcards.model, sampler)
     if why:
         raise WorkflowError(
             f"{why}.\n  A target asked for {wildcards.dataset}/{wildcards.model}-{label} "
@@ -151,7 +153,7 @@ def linear_eval_flags(wildcards):
 
 def untrained_identity(wildcards):
     """The untrained baseline's identity as JSON (its re-run trigger; see pretrain_identity)."""
-    refuse_excluded(wildcards, sampler=False)
+    refuse_excluded(wildcards)
     spec = untrained_spec(config, wildcards.model, wildcards.dataset, int(wildcards.seed))
     return json.dumps(run_identity(spec), sort_keys=True)
 
