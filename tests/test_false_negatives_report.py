@@ -28,14 +28,17 @@ COUNTS = {
 }
 
 
-def _write(root, model, method, seed, same_class, dataset="digits", eval_dataset="digits"):
+def _write(root, model, method, seed, same_class, dataset="digits", eval_dataset="digits",
+           epochs=None):
     extra = {"train_size": 1001} | ({"same_class": same_class} if same_class else {})
+    pretrain = {"seed": seed} | ({"epochs": epochs} if epochs else {})
     record = make_record(stage="linear_eval", model=model, sampler=method, dataset=dataset,
                          eval_dataset=eval_dataset, seed=seed,
                          metrics={"top1": 90.0, "train_top1": 95.0}, scale="default",
-                         config={"pretrain": {"seed": seed}}, wall_time_s=1.0, extra=extra)
-    write_record(root / "linear_eval" / dataset / f"{model}-{method}-{eval_dataset}" /
-                 f"seed{seed}" / "result.json", record)
+                         config={"pretrain": pretrain}, wall_time_s=1.0, extra=extra)
+    folder = f"{model}-{method}-{eval_dataset}" + (f"-e{epochs}" if epochs else "")
+    write_record(root / "linear_eval" / dataset / folder / f"seed{seed}" / "result.json",
+                 record)
 
 
 @pytest.fixture()
@@ -67,6 +70,21 @@ def test_each_probe_is_its_bands_pooled_share_summarised_over_seeds(results):
         assert pd.isna(whole_row["ratio"])  # no ratio of the pool to itself
         top = tidy[(tidy["method"] == method) & (tidy["probe"] == "top 1% [0.99, 1]")].iloc[0]
         assert top["mean"] == pytest.approx(t_ci95([10.0 * s[3] for s in per_seed])[0])
+
+
+def test_two_experiments_sharing_a_sampler_label_are_never_pooled(tmp_path):
+    """A results folder holding one label's records of two configs (here 10 and 20 epochs)
+    gives a row per experiment, each summarised over its own seeds, as the tables do."""
+    shares = {10: [(0, 0, 9, 0), (0, 0, 18, 0)], 20: [(0, 0, 45, 0), (0, 0, 54, 0)]}
+    for epochs, per_seed in shares.items():
+        for seed, same in enumerate(per_seed):
+            _write(tmp_path, "simclr", "ring", seed, _counts(same), epochs=epochs)
+    tidy = false_negatives_frame(load_records(tmp_path))
+    rows = tidy[tidy["probe"] == "ring [0.9, 0.99]"]
+    assert len(rows) == 2 and all(m.startswith("ring (config ") for m in rows["method"])
+    assert sorted(rows["mean"]) == pytest.approx([15.0, 55.0])  # 10, 20 and 50, 60 (% of 90)
+    assert list(rows["n"]) == [2, 2]
+    assert len(same_class_records(load_records(tmp_path))["method"].unique()) == 2
 
 
 def test_the_wide_table_has_a_row_per_method_and_a_column_per_probe(results):

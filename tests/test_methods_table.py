@@ -17,13 +17,15 @@ TOPK = {"name": "ring", "w_l": 0.9, "w_u": 1.0, "schedule": "linear"}
 
 
 def _write(root: Path, stage, model, sampler, params, seed, value, *, dataset="digits",
-           eval_dataset=None, scale="default"):
+           eval_dataset=None, scale="default", config=None):
     metric = {"linear_eval": "top1", "fewshot": "accuracy"}[stage]
     record = make_record(stage=stage, model=model, sampler=sampler, dataset=dataset, seed=seed,
-                         metrics={metric: value}, scale=scale, config={"seed": seed},
-                         wall_time_s=1.0, sampler_params=params, eval_dataset=eval_dataset)
-    write_record(root / stage / (eval_dataset or dataset) / f"{model}-{sampler}-{scale}" /
-                 f"seed{seed}" / "result.json", record)
+                         metrics={metric: value}, scale=scale,
+                         config={"seed": seed, **(config or {})}, wall_time_s=1.0,
+                         sampler_params=params, eval_dataset=eval_dataset)
+    folder = f"{model}-{sampler}-{scale}" + "".join(f"-{k}{v}" for k, v in (config or {}).items())
+    write_record(root / stage / (eval_dataset or dataset) / folder / f"seed{seed}" /
+                 "result.json", record)
 
 
 @pytest.fixture()
@@ -57,6 +59,22 @@ def test_table4_cell_is_the_t_interval_over_seeds_of_each_method(results):
     assert (hcl["n"], hcl["mean"]) == (3, pytest.approx(mean))
     assert hcl["ci95"] == pytest.approx(half)
     assert hcl["method"] == "HCL (beta 1, tau_plus 0.1), uniform"
+
+
+def test_a_label_that_two_experiments_share_is_two_columns_never_one_pooled_mean(tmp_path):
+    """One label ("ring") of two configs in one results folder (the ring [0.9, 0.99] and, in an
+    older config, [0.5, 0.99]): two cells, each its own mean and its own description."""
+    wide_ring = {**RING, "w_l": 0.5}
+    for seed, (a, b) in enumerate([(90.0, 70.0), (92.0, 72.0)]):
+        _write(tmp_path, "linear_eval", "moco", "ring", RING, seed, a, config={"epochs": 10})
+        _write(tmp_path, "linear_eval", "moco", "ring", wide_ring, seed, b,
+               config={"epochs": 20})
+    tidy = methods_frame(load_records(tmp_path))
+    assert len(tidy) == 2 and all(s.startswith("ring (config ") for s in tidy["sampler"])
+    assert sorted(tidy["mean"]) == [71.0, 91.0] and list(tidy["n"]) == [2, 2]
+    by_mean = dict(zip(tidy["mean"], tidy["method"]))
+    assert by_mean[91.0] == "InfoNCE, ring [0.9, 0.99]"
+    assert by_mean[71.0] == "InfoNCE, ring [0.5, 0.99]"
 
 
 def test_table4_puts_methods_side_by_side_untrained_and_nce_first(results):

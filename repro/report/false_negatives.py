@@ -12,7 +12,8 @@ evaluated on their pretraining data, per (scale, dataset, model, method), over s
 * the figure: the share per band, one panel per (scale, dataset, model), a line per method.
 
 Methods are the records' sampler labels (the untrained network's included), so a new sampler
-shows up without a change here.
+shows up without a change here; a label that two experiments' records share in one results
+folder is split by setup hash, as in the tables (:func:`repro.report.tables.split_by_setup`).
 """
 
 from __future__ import annotations
@@ -65,14 +66,19 @@ def _counts(records) -> Iterator[tuple[dict[str, Any], SameClassCounts]]:
     its own pretraining data that has them."""
     if records.empty or "extra" not in records:
         return
+    from repro.report.tables import split_by_setup
+
     rows = records[(records["stage"] == "linear_eval")
-                   & (records["eval_dataset"] == records["dataset"])]
-    for _, row in rows.drop_duplicates("path").iterrows():
-        extra = row["extra"] if isinstance(row["extra"], dict) else {}
-        if isinstance(extra.get("same_class"), dict):
-            yield ({"scale": row["scale"], "dataset": row["dataset"], "model": row["model"],
-                    "method": row["sampler"], "seed": int(row["seed"])},
-                   SameClassCounts.from_dict(extra["same_class"]))
+                   & (records["eval_dataset"] == records["dataset"])].drop_duplicates("path")
+    has = [isinstance(e, dict) and isinstance(e.get("same_class"), dict) for e in rows["extra"]]
+    rows = rows[has]
+    if rows.empty:
+        return
+    methods = split_by_setup(rows, ["scale", "dataset", "model", "sampler"])
+    for method, (_, row) in zip(methods, rows.iterrows()):
+        yield ({"scale": row["scale"], "dataset": row["dataset"], "model": row["model"],
+                "method": method, "seed": int(row["seed"])},
+               SameClassCounts.from_dict(row["extra"]["same_class"]))
 
 
 def _probe_rates(records) -> list[dict[str, Any]]:

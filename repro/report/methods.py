@@ -53,20 +53,26 @@ def _headline_rows(records):
 
 def methods_frame(records) -> Any:
     """Tidy frame: one row per (scale, stage, dataset, eval_dataset, model, sampler) with the
-    headline metric's ``n``, ``mean``, ``ci95``, ``seeds`` and the ``method`` description."""
+    headline metric's ``n``, ``mean``, ``ci95``, ``seeds`` and the ``method`` description.
+    A sampler label that records of two experiments share is split by setup hash
+    (:func:`repro.report.tables.split_by_setup`), as in the tables."""
     import pandas as pd
+
+    from repro.report.tables import _base_sampler, split_by_setup
 
     columns = ["scale", "stage", "dataset", "eval_dataset", "model", "sampler", "method",
                "metric", "n", "mean", "ci95", "seeds"]
     if records is None or len(records) == 0:
         return pd.DataFrame(columns=columns)
-    keep = _headline_rows(records)
+    keep = _headline_rows(records).copy()
     rows = []
     keys = ["scale", "stage", "dataset", "eval_dataset", "model", "sampler"]
+    if len(keep):
+        keep["sampler"] = split_by_setup(keep, keys)
     for key, group in keep.groupby(keys, sort=False, dropna=False):
         summary = summarize(group["value"].astype(float))
         sampler = key[-1]
-        method = ("untrained (random init)" if sampler == UNTRAINED
+        method = ("untrained (random init)" if _base_sampler(sampler) == UNTRAINED
                   else method_description(group["sampler_params"].iloc[0]))
         rows.append({**dict(zip(keys, key)), "method": method,
                      "metric": METHOD_STAGES[key[1]], "n": summary.n, "mean": summary.mean,

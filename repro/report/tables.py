@@ -41,6 +41,7 @@ __all__ = [
     "method_label",
     "model_rank",
     "comparison_frame",
+    "split_by_setup",
     "config_split_notes",
     "learning_notes",
     "LEARNS_MARGIN",
@@ -233,15 +234,33 @@ def _select(records, spec: TableSpec):
         f"{s} [{_variant_suffix(pk)}]" if (m, s) in split else s
         for m, s, pk in zip(frame["model"], frame["sampler"], frame["_pkey"])
     ]
-    # Records of different experiments (setup hashes: the config without seeds) never share a
-    # cell: a cell that would mix them is split, each part labelled with its setup.
-    hashes = frame["setup_hash"] if "setup_hash" in frame else [None] * len(frame)
-    frame["_setup"] = [h if isinstance(h, str) else "" for h in hashes]
-    cell = ["task", "pretrained_on", "model", "sampler", "metric", *_split_keys(spec), "scale"]
-    setups = frame.groupby(cell, dropna=False)["_setup"].transform("nunique")
-    frame["sampler"] = [f"{s} (config {h[:6] or 'unknown'})" if n > 1 else s
-                        for s, h, n in zip(frame["sampler"], frame["_setup"], setups)]
+    frame["_setup"] = _setups(frame)
+    frame["sampler"] = split_by_setup(
+        frame, ["task", "pretrained_on", "model", "sampler", "metric", *_split_keys(spec),
+                "scale"])
     return frame
+
+
+def _setups(frame) -> list[str]:
+    """Each row's setup hash, ``""`` where the record has none."""
+    hashes = frame["setup_hash"] if "setup_hash" in frame else [None] * len(frame)
+    return [h if isinstance(h, str) else "" for h in hashes]
+
+
+def split_by_setup(frame, cell: Sequence[str], column: str = "sampler") -> list[str]:
+    """``frame[column]`` with `` (config <setup hash>)`` appended on the rows of every cell
+    (rows equal on the ``cell`` columns) that holds records of more than one experiment.
+
+    Records of different experiments (setup hashes: :func:`repro.results.setup_hash`, the
+    config without seeds) never share a cell, in a table, the methods table or the
+    false-negatives table: a cell that would mix them is split, each part labelled with its
+    setup. Rows without a setup hash count as one setup, ``unknown``."""
+    import pandas as pd
+
+    setup = pd.Series(_setups(frame), index=frame.index)
+    setups = setup.groupby([frame[c] for c in cell], dropna=False).transform("nunique")
+    return [f"{s} (config {h[:6] or 'unknown'})" if n > 1 else s
+            for s, h, n in zip(frame[column], setup, setups)]
 
 
 _CONFIG_SUFFIX = re.compile(r" \(config [0-9a-z]+\)$")
