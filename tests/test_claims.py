@@ -15,8 +15,10 @@ from repro.report import make_tables
 from repro.report.__main__ import main as report_main
 from repro.report.claims import (CONTRADICTED, INCONCLUSIVE, LARGER, NOT_CLAIMED, SUPPORTED,
                                  claim_frame, claim_verdict, claims_frame, claims_wide,
-                                 direction_verdict, paired_differences, range_verdict)
+                                 direction_verdict, paired_differences, range_verdict,
+                                 seeds_to_decide)
 from repro.report.reported import CLAIMS_COLUMNS, load_claims
+from repro.report.stats import seeds_for_half_width
 from repro.results import load_records, make_record, write_record
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,6 +176,67 @@ def test_ci_is_the_t_interval_of_the_paired_differences_not_of_the_two_means(tmp
                             equal_var=False).confidence_interval(0.95)
     assert welch.low < 0 < welch.high
     assert row["ci_low"] > 0 and row["ci_low"] != pytest.approx(welch.low)
+
+
+@pytest.mark.parametrize("sd, half_width", [(1.3, 1.0), (8.82, 1.0), (0.4, 1.0), (3.0, 0.25),
+                                             (0.0, 1.0)])
+def test_seeds_for_half_width_is_the_first_n_whose_t_interval_is_that_narrow(sd, half_width):
+    def half(n):  # scipy.stats' t quantile, not the module's scipy.special one
+        return stats.t.ppf(0.975, n - 1) * sd / n ** 0.5
+
+    n = seeds_for_half_width(sd, half_width)
+    assert half(n) < half_width
+    assert n == 2 or half(n - 1) >= half_width
+    assert seeds_for_half_width(1000.0, 0.001, cap=50) is None
+
+
+def _with_sd(n, mean, sd):
+    """``n`` values with exactly this mean and sample standard deviation (ddof 1)."""
+    base = pd.Series(range(n), dtype=float)
+    z = (base - base.mean()) / base.std(ddof=1)
+    return list(mean + sd * z)
+
+
+@pytest.mark.parametrize("sd", [0.7, 2.5, 8.8])
+def test_seeds_to_decide_settles_a_sized_claim_whatever_the_mean_and_one_fewer_may_not(sd):
+    """At the projected n, a CI at the measured s is decisive for every mean Δ (it cannot hold
+    both 0 and the claim's low end); at n - 1 a mean of low / 2 leaves it inconclusive."""
+    measured = paired_differences({s: 0.0 for s in range(5)},
+                                  dict(enumerate(_with_sd(5, 1.0, sd))))
+    n = seeds_to_decide(measured, LINEAR)
+    assert n is not None and n >= 2
+    for mean in [-4.0, -1.0, 0.0, 0.5, 1.0, 1.5, 1.99, 2.0, 2.01, 3.0, 4.9, 5.0, 6.0, 9.0]:
+        diffs = _with_sd(n, mean, sd)
+        interval = paired_differences({s: 0.0 for s in range(n)}, dict(enumerate(diffs))).interval
+        assert range_verdict(interval, LINEAR.low, LINEAR.high)[0] != INCONCLUSIVE, (n, mean)
+    if n > 2:
+        diffs = _with_sd(n - 1, LINEAR.low / 2, sd)
+        interval = paired_differences({s: 0.0 for s in range(n - 1)},
+                                      dict(enumerate(diffs))).interval
+        assert range_verdict(interval, LINEAR.low, LINEAR.high)[0] == INCONCLUSIVE
+
+
+def test_seeds_to_decide_a_direction_claim_is_where_the_measured_mean_would_exclude_zero():
+    diffs = [1.0, -0.5, 2.0, 0.3, 1.4]  # mean 0.84, CI includes 0
+    measured = paired_differences({s: 0.0 for s in range(5)}, dict(enumerate(diffs)))
+    n = seeds_to_decide(measured, FEWSHOT)
+    mean, sd = pd.Series(diffs).mean(), pd.Series(diffs).std(ddof=1)
+    low = stats.t.interval(0.95, n - 1, loc=mean, scale=sd / n ** 0.5)[0]
+    before = stats.t.interval(0.95, n - 2, loc=mean, scale=sd / (n - 1) ** 0.5)[0]
+    assert low > 0 >= before
+    one = paired_differences({0: 0.0}, {0: 1.0})
+    assert seeds_to_decide(one, LINEAR) is None and seeds_to_decide(one, FEWSHOT) is None
+
+
+def test_an_inconclusive_rows_reason_gives_the_seeds_to_decide_it(tmp_path):
+    diffs = [-1.0, 3.0, 1.0]  # s = 2: half-width below 1 needs n with t * 2 / sqrt(n) < 1
+    _linear(tmp_path, "moco", _arms([50.0, 55.0, 60.0], diffs))
+    row = _one(claim_frame(load_records(tmp_path), LINEAR))
+    expected = next(n for n in range(2, 1000)
+                    if stats.t.ppf(0.975, n - 1) * 2.0 / n ** 0.5 < 1.0)
+    assert row["verdict"] == INCONCLUSIVE and row["seeds_to_decide"] == expected == 18
+    assert row["reason"].endswith(f"at the measured s of Δ 2.00, about {expected} paired seeds "
+                                  "give a CI narrower than 2, which decides it whatever Δ is")
 
 
 def test_each_verdict_from_records(tmp_path):

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from repro.report.reported import Claim
-from repro.report.stats import t_ci95
+from repro.report.stats import sample_sd, seeds_for_half_width, t_ci95
 from repro.report.tables import (DATASET_LABELS, EVALUATED_ON, IN_DOMAIN_NOTE, MODEL_LABELS,
                                  TABLES, TableSpec, _base_sampler, _rank, _select,
                                  _split_keys, config_split_notes, method_label, model_rank)
@@ -48,6 +48,7 @@ __all__ = [
     "range_verdict",
     "direction_verdict",
     "claim_verdict",
+    "seeds_to_decide",
     "pair_key",
     "arm_of",
     "claim_frame",
@@ -194,6 +195,48 @@ def claim_verdict(paired: Paired, claim: Claim) -> tuple[str, str]:
     return verdict, prefix + reason
 
 
+def seeds_to_decide(paired: Paired, claim: Claim) -> Optional[int]:
+    """How many paired seeds would settle ``claim`` if the standard deviation ``s`` of Δ stayed
+    as measured over ``paired`` (a projection for planning, not a result); ``None`` for fewer
+    than 2 pairs, or when even :func:`repro.report.stats.seeds_for_half_width`'s cap is not
+    enough.
+
+    * A claim with a size [low, high], low > 0: the fewest n whose 95% CI is narrower than low
+      (half-width below low / 2). Such a CI cannot hold both 0 and low, so the rule says
+      supported, larger or contradicted whatever Δ turns out to be, never inconclusive.
+    * A claim of direction only (or low <= 0): no width settles every Δ, so this is the fewest
+      n whose CI would exclude 0 if the mean Δ also stayed as measured (half-width below
+      |mean|); ``None`` when the mean is 0.
+    """
+    if paired.n < 2 or paired.mean is None:
+        return None
+    sd = sample_sd(paired.diffs)
+    if _sized(claim):
+        return seeds_for_half_width(sd, claim.low / 2)
+    if paired.mean == 0:
+        return None
+    return seeds_for_half_width(sd, abs(paired.mean))
+
+
+def _sized(claim: Claim) -> bool:
+    """Whether a CI narrow enough settles ``claim`` whatever Δ is: it has a size, low > 0."""
+    return claim.has_range and claim.low is not None and claim.low > 0
+
+
+def _decide_text(paired: Paired, claim: Claim, n: Optional[int]) -> str:
+    """The reason's clause on :func:`seeds_to_decide` (``""`` where there is nothing to say)."""
+    if paired.n < 2:
+        return ""
+    sd = _fmt(sample_sd(paired.diffs))
+    if n is None:
+        return (f"; at the measured s of Δ {sd}, no number of seeds up to 100,000 would "
+                + ("decide it" if _sized(claim) else "exclude 0"))
+    if _sized(claim):
+        return (f"; at the measured s of Δ {sd}, about {n} paired seeds give a CI narrower "
+                f"than {claim.low:g}, which decides it whatever Δ is")
+    return f"; if Δ's mean and s ({sd}) held, about {n} paired seeds would exclude 0"
+
+
 _SAMPLER_KEYS = frozenset({"sampler", "sampler_label"})
 
 
@@ -253,9 +296,13 @@ def _row(claim: Claim, spec: TableSpec, cell: Mapping[str, Any], base_rows, trea
     in_domain = spec.stage == "fewshot" and cell["task"] == cell["pretrained_on"]
     base_label = str(base_rows["sampler"].iloc[0]) if len(base_rows) else baseline
     treat_label = str(treat_rows["sampler"].iloc[0]) if len(treat_rows) else treatment
+    decide = None
     if problem is None:
         paired = paired_differences(_per_seed(base_rows), _per_seed(treat_rows))
         rule, reason = claim_verdict(paired, claim)
+        decide = seeds_to_decide(paired, claim)
+        if rule == INCONCLUSIVE:
+            reason += _decide_text(paired, claim, decide)
     else:
         seeds = [_per_seed(r) for r in (base_rows, treat_rows) if len(r)]
         paired = Paired((), (), None, None, None, None,
@@ -279,7 +326,7 @@ def _row(claim: Claim, spec: TableSpec, cell: Mapping[str, Any], base_rows, trea
         "baseline_mean": paired.baseline_mean, "treatment_mean": paired.treatment_mean,
         "diff_mean": paired.mean, "ci95": paired.ci95,
         "ci_low": interval[0] if interval else None,
-        "ci_high": interval[1] if interval else None,
+        "ci_high": interval[1] if interval else None, "seeds_to_decide": decide,
         "claim_low": claim.low, "claim_high": claim.high, "direction": claim.direction,
         "verdict": verdict, "rule_verdict": rule, "reason": reason,
         "baseline_setup": _setup_of(base_rows), "treatment_setup": _setup_of(treat_rows),
@@ -327,8 +374,8 @@ def _cell_rows(claim: Claim, spec: TableSpec, cell: Mapping[str, Any], part, bas
 _COLUMNS = ["claim_id", "stage", "task", "pretrained_on", "model", "metric", EVALUATED_ON,
             "backend", "scale", "in_domain", "claimed", "baseline", "treatment", "n_pairs",
             "seeds", "unpaired_seeds", "baseline_mean", "treatment_mean", "diff_mean", "ci95",
-            "ci_low", "ci_high", "claim_low", "claim_high", "direction", "verdict",
-            "rule_verdict", "reason", "baseline_setup", "treatment_setup"]
+            "ci_low", "ci_high", "seeds_to_decide", "claim_low", "claim_high", "direction",
+            "verdict", "rule_verdict", "reason", "baseline_setup", "treatment_setup"]
 
 
 def claim_frame(records, claim: Claim, baseline: str = "uniform", treatment: str = "ring"):
@@ -485,6 +532,11 @@ def claims_notes(tidy, claims: Sequence[Claim], baseline: str = "uniform",
         "95% CI of Δ: mean ± t_{0.975, n−1} · s / √n over the n paired differences (Student t, "
         "s with ddof 1). A single run's own protocol interval (few-shot episodes) is not an "
         "interval of Δ: n = 1 has none.",
+        "Seeds to decide (CSV column `seeds_to_decide`, and the reason of an inconclusive row): "
+        "a projection from the measured s of Δ, not a result. For a claim with a size [low, "
+        "high], the fewest paired seeds whose CI would be narrower than low, which cannot hold "
+        "both 0 and low and so decides the claim whatever Δ is; for a claim of direction, the "
+        "fewest whose CI would exclude 0 if the mean Δ held as well.",
         "Configurations are never pooled: each arm holds records of one setup hash, and a "
         "baseline pairs only with a treatment whose configuration is the same apart from the "
         "sampler; a comparison without such a partner (or with several) is a row with n = 0 "

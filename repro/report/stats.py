@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
-__all__ = ["Summary", "t_ci95", "summarize", "format_summary", "format_delta"]
+__all__ = ["Summary", "t_ci95", "sample_sd", "seeds_for_half_width", "summarize", "format_summary",
+           "format_delta"]
 
 
 def t_ci95(values: Iterable[float]) -> tuple[float, Optional[float], int]:
@@ -36,8 +37,47 @@ def t_ci95(values: Iterable[float]) -> tuple[float, Optional[float], int]:
     mean = sum(xs) / n
     if n < 2:
         return mean, None, n
-    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
-    return mean, float(stdtrit(n - 1, 0.975) * sd / math.sqrt(n)), n
+    return mean, float(stdtrit(n - 1, 0.975) * sample_sd(xs) / math.sqrt(n)), n
+
+
+def sample_sd(values: Sequence[float]) -> float:
+    """Sample standard deviation (ddof 1) of at least two values."""
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((x - mean) ** 2 for x in values) / (len(values) - 1))
+
+
+def seeds_for_half_width(sd: float, half_width: float, cap: int = 100_000) -> Optional[int]:
+    """The fewest values n (at least 2) whose t-based 95% CI is narrower than ``half_width``
+    if their standard deviation is ``sd``: the smallest n with
+
+        t_{0.975, n-1} * sd / sqrt(n) < half_width,
+
+    or ``None`` when even ``cap`` values are not enough. A planning number: it holds only as
+    far as ``sd`` (itself estimated from few seeds) does. The half-width falls with n, so the
+    smallest n is found by bisection.
+
+    Raises:
+        ValueError: ``sd`` negative or not finite, ``half_width`` not positive.
+    """
+    from scipy.special import stdtrit
+
+    if not (math.isfinite(sd) and sd >= 0):
+        raise ValueError(f"sd must be finite and >= 0, got {sd}")
+    if not half_width > 0:
+        raise ValueError(f"half_width must be > 0, got {half_width}")
+
+    def narrow(n: int) -> bool:
+        return float(stdtrit(n - 1, 0.975)) * sd / math.sqrt(n) < half_width
+
+    if not narrow(cap):
+        return None
+    lo, hi = 2, cap  # narrow(hi) holds
+    if narrow(lo):
+        return lo
+    while hi - lo > 1:  # invariant: not narrow(lo), narrow(hi)
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if narrow(mid) else (mid, hi)
+    return hi
 
 
 @dataclass(frozen=True)
