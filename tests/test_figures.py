@@ -14,6 +14,7 @@ from repro.report.figures import (FOOTER_PREFIX, config_footer, load_run_specs, 
                                   plot_anneal_schedules, plot_loss_curves, plot_ring_bounds,
                                   plot_toy, reference_rows, run_settings, schedules_run,
                                   toy_settings)
+from repro.report.figures.anneal import PANELS_PER_ROW
 from repro.results import load_records, make_record, write_record
 
 LINEAR = {"name": "ring", "schedule": "linear", "w_l_start": 0.0, "anneal_fraction": 0.5}
@@ -125,14 +126,34 @@ def test_untrained_runs_are_the_random_init_baseline_not_uniform_references():
 # ---- annealing schedules -------------------------------------------------------------------
 
 
-def _schedule_sweep():
+def _schedule_sweep(model="ir", dataset="shapes"):
     const = {"name": "ring", "schedule": "constant", "w_l": 0.9, "w_u": 0.99}
-    rows = [_row("linear_eval", "ir", "ring", 40.0, params={**LINEAR, "w_l": 0.9, "w_u": 0.99}),
-            _row("linear_eval", "ir", "ring_const", 22.0, params=const)]
-    rows += [_row("pretrain", "ir", s, loss, params={**p, "sampler": "ring"})
+    rows = [_row("linear_eval", model, "ring", 40.0, dataset=dataset,
+                 params={**LINEAR, "w_l": 0.9, "w_u": 0.99}),
+            _row("linear_eval", model, "ring_const", 22.0, params=const, dataset=dataset)]
+    rows += [_row("pretrain", model, s, loss, params={**p, "sampler": "ring"}, dataset=dataset)
              for s, loss, p in (("ring", 4.0, {**LINEAR, "w_l": 0.9, "w_u": 0.99}),
                                 ("ring_const", 3.5, const))]
-    return rows + _references()
+    return rows + [{**r, "dataset": dataset, "eval_dataset": dataset}
+                   for r in _references(model)]
+
+
+def test_anneal_panels_of_many_models_wrap_each_metric_onto_rows_of_its_own():
+    """The study's 7 (model, data) pairs: each metric's 7 panels wrap after PANELS_PER_ROW,
+    the accuracy rows above the loss rows, and no panel is drawn twice or dropped."""
+    pairs = [(m, d) for d in ("digits", "shapes") for m in ("ir", "cmc", "moco", "simclr")
+             if (m, d) != ("cmc", "digits")]
+    fig = plot_anneal_schedules(_frame([r for m, d in pairs for r in _schedule_sweep(m, d)]))
+    grid = fig.axes[0].get_subplotspec().get_gridspec()
+    assert grid.ncols == 1 + PANELS_PER_ROW and grid.nrows == 2 * 2  # ceil(7 / 4) per metric
+    rows = {}
+    for label in ("linear-eval top-1 (%)", "final pretraining loss"):
+        axes = [ax for ax in fig.axes if ax.get_ylabel() == label and ax.axison]
+        assert len(axes) == 7 and len({ax.get_title() for ax in axes}) == 7
+        assert all(ax.get_subplotspec().colspan.start >= 1 for ax in axes)
+        rows[label] = {ax.get_subplotspec().rowspan.start for ax in axes}
+    assert rows == {"linear-eval top-1 (%)": {0, 1}, "final pretraining loss": {2, 3}}
+    assert sum(ax.axison for ax in fig.axes) == 1 + 14  # the schedules and 14 panels
 
 
 def test_anneal_figure_draws_the_schedules_not_run_dashed_grey_and_says_so():

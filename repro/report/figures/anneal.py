@@ -82,6 +82,8 @@ SWEEP_METRICS = (("linear_eval", "top1", "linear-eval top-1 (%)"),
 SWEEP_METRICS_KEYS = tuple((stage, metric) for stage, metric, _ in SWEEP_METRICS)
 
 
+PANELS_PER_ROW = 4  # a metric's panels wrap onto further rows after this many
+
 SCHEDULE_COLORS = {"linear": "tab:red", "constant": "tab:purple", "step": "tab:green",
                    "exponential": "tab:olive"}  # never blue or grey: those are the references
 
@@ -191,29 +193,35 @@ def plot_anneal_schedules(records, w_l: float = 0.9, w_l_start: float = 0.0,
     schedules of the runs in the records solid, the others dashed grey ("not run"). Then one
     row per metric of :data:`SWEEP_METRICS` (linear-eval top-1, final pretraining loss) that
     has a schedule sweep in the records (ring runs with the same bounds and more than one
-    schedule, :func:`schedule_sweep`), one panel per model: that metric per schedule, ``n``
+    schedule, :func:`schedule_sweep`), one panel per model and data (wrapping onto further
+    rows after :data:`PANELS_PER_ROW`): that metric per schedule, ``n``
     on each bar, and for accuracy the model's uniform and untrained runs as reference lines.
     Without any sweep, a note saying how to get one. A footer gives the config."""
     sweeps = _sweep_panels(records)
-    cols = 1 + max([1] + [len(groups) for _, _, groups in sweeps])
-    rows = max(1, len(sweeps))
+    per_row = min(PANELS_PER_ROW, max([1] + [len(groups) for _, _, groups in sweeps]))
+    cols = 1 + per_row
+    rows = max(1, sum(-(-len(groups) // per_row) for _, _, groups in sweeps))
     fig, axes = plt.subplots(rows, cols, squeeze=False, figsize=(3.9 * cols, 4.3 * rows))
     _draw_schedules(axes[0][0], schedules_run(records), w_l, w_l_start, anneal_fraction)
     for ax in axes[1:, 0]:
         ax.axis("off")
     refs = reference_rows(records)
     shown = []
-    for r, (stage, label, groups) in enumerate(sweeps):
+    first = 0  # each metric starts a row; its panels wrap after PANELS_PER_ROW
+    for stage, label, groups in sweeps:
         suffixes = experiment_suffixes([key for key, _ in groups])
-        for c, ((key, part), suffix) in enumerate(zip(groups, suffixes), start=1):
+        for i, ((key, part), suffix) in enumerate(zip(groups, suffixes)):
+            ax = axes[first + i // per_row][1 + i % per_row]
             # accuracy panels: the same experiment's NCE and the untrained network as lines
             panel_refs = (_refs_for(refs, *key[:3], pair=key[5]) if stage == "linear_eval"
                           else None)
-            _schedule_bars(axes[r][c], part, label, panel_refs)
-            axes[r][c].set_title(_group_title(key, stage, suffix), fontsize=9)
+            _schedule_bars(ax, part, label, panel_refs)
+            ax.set_title(_group_title(key, stage, suffix), fontsize=9)
             shown += [part] if panel_refs is None else [part, panel_refs]
-        for ax in axes[r][1 + len(groups):]:
+        used = -(-len(groups) // per_row)
+        for ax in axes[first + used - 1][1 + (len(groups) - 1) % per_row + 1:]:
             ax.axis("off")
+        first += used
     if not sweeps:
         _no_sweep_note(axes[0][1])
     _finish(fig, records, shown, settings, "Effect of the w_l annealing schedule; bars: mean "
