@@ -15,8 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
-__all__ = ["Summary", "t_ci95", "sample_sd", "seeds_for_half_width", "summarize", "format_summary",
-           "format_delta"]
+__all__ = ["Summary", "t_ci95", "sample_sd", "seeds_for_half_width", "summarize",
+           "format_summary", "format_delta"]
 
 
 def t_ci95(values: Iterable[float]) -> tuple[float, Optional[float], int]:

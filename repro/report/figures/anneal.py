@@ -219,8 +219,8 @@ def plot_anneal_schedules(records, w_l: float = 0.9, w_l_start: float = 0.0,
             ax.set_title(_group_title(key, stage, suffix), fontsize=9)
             shown += [part] if panel_refs is None else [part, panel_refs]
         used = -(-len(groups) // per_row)
-        for ax in axes[first + used - 1][1 + (len(groups) - 1) % per_row + 1:]:
-            ax.axis("off")
+        for i in range(len(groups), used * per_row):  # the last row's empty places
+            axes[first + i // per_row][1 + i % per_row].axis("off")
         first += used
     if not sweeps:
         _no_sweep_note(axes[0][1])
