@@ -220,7 +220,7 @@ def seeds_to_decide(paired: Paired, claim: Claim) -> Optional[int]:
 
 def _sized(claim: Claim) -> bool:
     """Whether a CI narrow enough settles ``claim`` whatever Δ is: it has a size, low > 0."""
-    return claim.has_range and claim.low is not None and claim.low > 0
+    return claim.has_range and claim.low > 0
 
 
 def _decide_text(paired: Paired, claim: Claim, n: Optional[int]) -> str:
