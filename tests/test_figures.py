@@ -156,6 +156,19 @@ def test_anneal_panels_of_many_models_wrap_each_metric_onto_rows_of_its_own():
     assert sum(ax.axison for ax in fig.axes) == 1 + 14  # the schedules and 14 panels
 
 
+@pytest.mark.parametrize("pairs", [1, 7])
+def test_anneal_suptitle_overlaps_no_panel_title(pairs):
+    """The figure's title sits above the top row's panel titles, for one row and for four."""
+    chosen = [(m, d) for d in ("digits", "shapes") for m in ("ir", "cmc", "moco", "simclr")
+              if (m, d) != ("cmc", "digits")][:pairs]
+    fig = plot_anneal_schedules(_frame([r for m, d in chosen for r in _schedule_sweep(m, d)]))
+    renderer = fig.canvas.get_renderer()
+    top = fig._suptitle.get_window_extent(renderer)
+    titles = [ax.title.get_window_extent(renderer) for ax in fig.axes
+              if ax.axison and ax.get_title()]
+    assert titles and all(top.y0 >= t.y1 for t in titles)
+
+
 def test_anneal_figure_draws_the_schedules_not_run_dashed_grey_and_says_so():
     records = _frame(_schedule_sweep())
     assert schedules_run(records) == ["constant", "linear"]

@@ -240,12 +240,12 @@ def _no_sweep_note(ax) -> None:
 
 
 def _finish(fig: Figure, records, shown: list, settings, title: str) -> None:
-    """Suptitle, tight layout and the config footer of the rows drawn (``shown``; all the
+    """Suptitle (above the panels' titles), tight layout and the config footer of the rows drawn (``shown``; all the
     records' linear-eval rows when nothing was drawn)."""
     import pandas as pd
 
     drawn = pd.concat(shown, ignore_index=True) if shown else records.iloc[0:0]
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_size_inches()[1]))  # 0.3 in for the title
     _add_footer(fig, config_footer(drawn if not drawn.empty else records,
                                    _settings_for(records, settings)))
