@@ -23,9 +23,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):  # make test: one worker per core, one
 
     torch.set_num_threads(1)
 
-ONE_WORKER_MODULES = ("tests/test_slurm_profile.py",)
+ONE_WORKER_MODULES = ("tests/test_slurm_profile.py", "tests/test_device_check.py")
 """Test files whose tests run on one pytest-xdist worker: they share a module fixture that is
-costly and holds a resource (a SLURM cluster started on this machine)."""
+costly (a SLURM cluster started on this machine; one run of bench/device_check.sh)."""
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
