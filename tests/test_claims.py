@@ -14,11 +14,12 @@ from scipy import stats
 from repro.report import make_tables
 from repro.report.__main__ import main as report_main
 from repro.report.claims import (CONTRADICTED, INCONCLUSIVE, LARGER, NOT_CLAIMED, SUPPORTED,
-                                 claim_frame, claim_verdict, claims_frame, claims_wide,
-                                 direction_verdict, paired_differences, range_verdict,
-                                 seeds_to_decide)
+                                 claim_frame, claim_verdict, claims_frame, claims_notes,
+                                 claims_wide, direction_verdict, paired_differences,
+                                 range_verdict, seeds_to_decide)
 from repro.report.reported import CLAIMS_COLUMNS, load_claims
 from repro.report.stats import seeds_for_half_width
+from repro.report.tables import IN_DOMAIN_NOTE
 from repro.results import load_records, make_record, write_record
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,11 +131,16 @@ def test_range_verdict_at_each_boundary(interval, verdict):
         assert "includes 0" in reason
 
 
-@pytest.mark.parametrize("interval, verdict", [
-    ((0.1, 2.0), SUPPORTED), ((-2.0, -0.1), CONTRADICTED), ((-0.1, 2.0), INCONCLUSIVE),
-    ((0.0, 2.0), INCONCLUSIVE)])
-def test_direction_verdict(interval, verdict):
-    assert direction_verdict(interval)[0] == verdict
+@pytest.mark.parametrize("interval, verdict, reason", [
+    ((0.1, 2.0), SUPPORTED, "CI [0.10, 2.00] lies above 0"),
+    ((-2.0, -0.1), CONTRADICTED, "CI [-2.00, -0.10] lies below 0"),
+    ((-0.1, 2.0), INCONCLUSIVE, "CI [-0.10, 2.00] includes 0"),
+    ((0.0, 2.0), INCONCLUSIVE, "CI [0.00, 2.00] includes 0"),     # touches 0 from above
+    ((-2.0, 0.0), INCONCLUSIVE, "CI [-2.00, 0.00] includes 0"),   # touches 0 from below
+    ((-3.0, 0.5), INCONCLUSIVE, "CI [-3.00, 0.50] includes 0")])  # mostly below, not all
+def test_direction_verdict_at_each_boundary_with_its_interval_in_the_reason(interval, verdict,
+                                                                            reason):
+    assert direction_verdict(interval) == (verdict, reason)
 
 
 def test_a_claim_of_direction_minus_is_judged_on_baseline_minus_treatment():
@@ -305,6 +311,93 @@ def test_a_model_the_claim_does_not_name_is_shown_as_not_claimed_with_its_interv
     wide = claims_wide(claim_frame(load_records(tmp_path), LINEAR))
     assert wide.iloc[0]["verdict"] == NOT_CLAIMED
     assert wide.iloc[0]["95% CI of Δ"].startswith("[")
+
+
+def test_the_reading_table_writes_each_number_of_the_tidy_row(tmp_path):
+    """One comparison, every column of the wide (markdown) row against values worked out here:
+    arm means over the pairs, Δ signed, the scipy t interval, "—" where there is none."""
+    _linear(tmp_path, "ir", {"uniform": {0: 50.0, 1: 51.0}, "ring": {0: 53.0, 1: 55.0}})
+    _linear(tmp_path, "cmc", {"uniform": {0: 60.0}, "ring": {0: 58.5}})
+    wide = claims_wide(claim_frame(load_records(tmp_path), LINEAR))
+    low, high = _scipy_ci([3.0, 4.0])
+    ir = wide[wide["comparison"] == "IR + Ring − IR"].iloc[0]
+    assert list(ir) == [
+        "linear_eval_gain", "CIFAR10", "CIFAR10", "IR + Ring − IR", "top1", "default", "2",
+        "50.50", "54.00", "+3.50", f"[{low:.2f}, {high:.2f}]", INCONCLUSIVE, ir["reason"]]
+    cmc = wide[wide["comparison"] == "CMC + Ring − CMC"].iloc[0]
+    assert (cmc["n"], cmc["baseline"], cmc["treatment"], cmc["Δ (treatment − baseline)"],
+            cmc["95% CI of Δ"], cmc["reason"]) == ("1", "60.00", "58.50", "-1.50", "—",
+                                                   "n=1: no interval")
+
+
+def test_an_arm_without_a_partner_says_whether_it_was_run_elsewhere_or_not_at_all(tmp_path):
+    _linear(tmp_path, "ir", {"uniform": {0: 50.0, 1: 51.0}})  # no ring run at all
+    _linear(tmp_path, "cmc", {"uniform": {0: 50.0, 1: 51.0}})
+    _linear(tmp_path, "cmc", {"ring": {0: 53.0, 1: 55.0}}, epochs=20)  # another experiment
+    frame = claim_frame(load_records(tmp_path), LINEAR)
+    ir = _one(frame, model="ir")
+    assert (ir["n_pairs"], ir["reason"]) == (0, "n=0: no ring run to pair with")
+    assert ir["baseline_mean"] is None or pd.isna(ir["baseline_mean"])
+    assert claims_wide(frame.iloc[[list(frame["model"]).index("ir")]]).iloc[0]["baseline"] == "—"
+    reasons = set(frame.loc[frame["model"] == "cmc", "reason"])
+    assert reasons == {"n=0: ring was run only in other configurations (beyond the sampler): "
+                       "not paired",
+                       "n=0: uniform was run only in other configurations (beyond the "
+                       "sampler): not paired"}
+
+
+def test_a_model_outside_the_claim_names_the_claims_models_in_the_reason(tmp_path):
+    _linear(tmp_path, "simclr", _arms([50.0, 55.0, 60.0], [6.0, 6.5, 7.0]))
+    row = _one(claim_frame(load_records(tmp_path), LINEAR), model="simclr")
+    assert row["reason"].startswith("SimCLR is not among the claim's models (IR, CMC, MoCo); "
+                                    "the rule would say: larger than claimed (CI [")
+
+
+def test_each_claims_note_says_what_is_tested_on_which_models():
+    notes = claims_notes(pd.DataFrame(), [LINEAR, FEWSHOT], records=None)
+    assert notes[0] == (
+        f"Claim `linear_eval_gain` (quoted from {LINEAR.source}): \"{LINEAR.quote}\"; tested as "
+        "ring − uniform of `top1` in [2, 5], models IR, CMC, MoCo.")
+    assert notes[1] == (
+        f"Claim `fewshot_transfer` (quoted from {FEWSHOT.source}): \"{FEWSHOT.quote}\"; tested "
+        "as ring above uniform in `accuracy`, any model.")
+    minus = dataclasses.replace(LINEAR, direction="-", wording="paraphrase")
+    note = claims_notes(pd.DataFrame(), [minus], "nce", "hard")[0]
+    assert "(paraphrased from" in note and "tested as nce − hard of `top1` in [2, 5]" in note
+    below = dataclasses.replace(FEWSHOT, direction="-")
+    assert "tested as hard below nce in `accuracy`" in claims_notes(pd.DataFrame(), [below],
+                                                                    "nce", "hard")[0]
+
+
+def test_notes_say_where_the_paper_measured_each_claim_and_which_rows_are_in_domain():
+    """The paper's data per claim (linear eval on its four datasets; detection on VOC / COCO
+    from ImageNet encoders), and the in-domain few-shot tasks named."""
+    tidy = pd.DataFrame({"in_domain": [True, False, True], "task": ["shapes", "omniglot",
+                                                                    "digits"]})
+    notes = claims_notes(tidy, [LINEAR, DETECTION])
+    assert ("`linear_eval_gain`: the paper measured CIFAR10, CIFAR100, STL10, ImageNet; rows "
+            "on other data (our offline stand-ins) apply the claim's rule to other data."
+            in notes)
+    assert ("`detection_transfer`: the paper measured VOC detection on voc2007_test, COCO "
+            "instance seg. on coco2017_val, COCO keypoints on coco2017_val with encoders "
+            "pretrained on imagenet; rows on other data (our offline stand-ins) apply the "
+            "claim's rule to other data." in notes)
+    assert f"in-domain (digits, shapes): {IN_DOMAIN_NOTE}." in notes
+    assert not any(n.startswith("in-domain") for n in claims_notes(tidy.iloc[[1]], [LINEAR]))
+
+
+def test_notes_name_the_configurations_a_claims_arms_were_split_into(tmp_path):
+    _linear(tmp_path, "ir", _arms([50.0, 51.0], [3.0, 4.0]))
+    _linear(tmp_path, "ir", _arms([50.0, 51.0], [3.0, 4.0]), epochs=20)
+    _linear(tmp_path, "cmc", {"ring_const": {0: 50.0}}, epochs=30)  # neither arm: no note
+    records = load_records(tmp_path)
+    notes = claims_notes(claims_frame(records, [LINEAR]), [LINEAR], records=records)
+    split = [n for n in notes if "records of 2 configurations" in n]
+    assert [n.split(" (scale")[0] for n in split] == ["IR + Ring on CIFAR10", "IR on CIFAR10"]
+    assert all("pretrain.epochs=10" in n and "pretrain.epochs=20" in n for n in split)
+    assert not any("epochs=30" in n for n in notes)
+    assert claims_notes(claims_frame(records, [LINEAR]), [LINEAR]) == [
+        n for n in notes if n not in split]  # without records: no configuration notes
 
 
 def test_baseline_and_treatment_labels_are_arguments(tmp_path):

@@ -80,10 +80,47 @@ def test_the_gradient_reaches_the_anchor_but_not_the_pool_through_synthetic_nega
     assert pool.grad is None
 
 
-@pytest.mark.parametrize("options", [{"n_hard": 0}, {"s": 0, "s_prime": 0}, {"s": -1}])
-def test_bad_mochi_options_are_refused(options):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("options, names", [
+    ({"n_hard": 0}, "n_hard"), ({"s": 0, "s_prime": 0}, "s and s_prime"),
+    ({"s": -1}, "s and s_prime"), ({"s_prime": -1}, "s and s_prime")])
+def test_bad_mochi_options_are_refused_naming_the_option(options, names):
+    with pytest.raises(ValueError, match=names):
         MochiSampler(**options)
+
+
+@pytest.mark.parametrize("options", [{"n_hard": 1}, {"s": 0, "s_prime": 1},
+                                     {"s": 1, "s_prime": 0}, {"s": 3, "s_prime": 3}])
+def test_mochi_options_at_their_bounds_are_accepted(options):
+    """N = 1 and either kind of mix alone (or equal counts of both) are valid choices."""
+    assert MochiSampler(**options).n_hard == options.get("n_hard", 1024)
+
+
+def test_mochi_params_record_every_option_that_changes_a_run():
+    """What a record's ``sampler_params`` holds: two MoCHi settings must never look alike."""
+    mochi = MochiSampler(n_hard=64, s=16, s_prime=8, num_negatives=32)
+    assert mochi.params() == {"sampler": "mochi", "n_hard": 64, "s": 16, "s_prime": 8,
+                              "num_negatives": 32}
+    assert MochiSampler(n_hard=64, s=8, s_prime=16).params() != mochi.params()
+
+
+def test_describe_writes_the_papers_triple_with_defaults_for_options_not_given():
+    """(N, s, s') as Kalantidis et al. write it; ImageNet's (1024, 512, 256) by default."""
+    assert MochiSampler.describe({}) == "MoCHi (1024, 512, 256)"
+    assert MochiSampler.describe({"n_hard": 64, "s_prime": 8}) == "MoCHi (64, 512, 8)"
+
+
+def test_the_uniform_pool_negatives_draw_from_the_steps_generator():
+    """With K < P the pool part is a uniform draw: the step's generator fixes it."""
+    mochi = MochiSampler(n_hard=4, s=2, s_prime=1, num_negatives=5)
+    draws = []
+    for global_seed in (0, 1):
+        torch.manual_seed(global_seed)
+        draws.append(mochi.select(None, batch_size=3, pool_size=1000,
+                                  generator=torch.Generator().manual_seed(9)))
+    assert draws[0].shape == (3, 5) and torch.equal(draws[0], draws[1])
+    other = mochi.select(None, batch_size=3, pool_size=1000,
+                         generator=torch.Generator().manual_seed(10))
+    assert not torch.equal(other, draws[0])
 
 
 def test_mochi_trains_moco_and_ir_and_is_refused_for_simclr_with_the_reason():
