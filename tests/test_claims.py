@@ -568,9 +568,14 @@ def test_claims_figure_has_one_panel_per_claim_and_scale_and_labels_other_sample
     _linear(tmp_path, "ir", {"uniform": {0: 50.0, 1: 51.0}, "ring_const": {0: 49.0, 1: 48.0}},
             dataset="stl10")
     _record(tmp_path, "fewshot", "ir", "uniform", 0, {"accuracy": 40.0}, dataset="cifar10",
-            extra={"task": "omniglot"})
+            eval_dataset="omniglot")
     _record(tmp_path, "fewshot", "ir", "ring_const", 0, {"accuracy": 41.0}, dataset="cifar10",
-            extra={"task": "omniglot"})
+            eval_dataset="omniglot")
+    for seed in (0, 1):
+        for sampler in ("uniform", "ring"):
+            _record(tmp_path, "detection", "moco", sampler, seed,
+                    {"bbox_AP": 10.0 + seed + (sampler == "ring")}, dataset="shapes",
+                    eval_dataset="shapes_coco", extra={"task": "voc_det", "backend": "torchvision"})
     out = tmp_path / "figures"
     assert report_main(["figures", "--results", str(tmp_path), "--out", str(out), "--only",
                         "claims", "--reported", str(REPORTED), "--treatment", "ring_const"]) == 0
@@ -578,7 +583,7 @@ def test_claims_figure_has_one_panel_per_claim_and_scale_and_labels_other_sample
     from repro.report.claims import plot_claims
 
     titles = ["linear_eval_gain (scale=default)", "linear_eval_gain (scale=paper)",
-              "fewshot_transfer (scale=default)"]
+              "fewshot_transfer (scale=default)", "detection_transfer (scale=default)"]
     for treatment in ("ring", "ring_const"):
         tidy = claims_frame(load_records(tmp_path), list(CLAIMS.values()), "uniform", treatment)
         fig = plot_claims(tidy)
@@ -588,6 +593,13 @@ def test_claims_figure_has_one_panel_per_claim_and_scale_and_labels_other_sample
             f"{n})" for n in tidy["n_pairs"]]  # every row of the table, in its order
         assert all(("[ring_const − uniform]" in label) == (treatment == "ring_const")
                    for label in labels)
+    # model, pretraining data, → evaluation data (few-shot, detection with its AP), n
+    assert labels == ["IR, CIFAR10 [ring_const − uniform] (n=0)",
+                      "IR, STL10 [ring_const − uniform] (n=2)",
+                      "IR, CIFAR10 [ring_const − uniform] (n=0)",
+                      "IR, CIFAR10 → omniglot [ring_const − uniform] (n=1)",
+                      "MoCo, shapes → VOC detection on shapes_coco (torchvision) bbox_AP "
+                      "[ring_const − uniform] (n=0)"]
 
 
 def test_claims_figure_without_records_says_what_to_run(tmp_path):
