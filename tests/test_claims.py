@@ -602,6 +602,22 @@ def test_claims_figure_has_one_panel_per_claim_and_scale_and_labels_other_sample
                       "[ring_const − uniform] (n=0)"]
 
 
+def test_claims_figure_footer_describes_only_the_records_the_claims_compare(tmp_path):
+    """Runs of neither arm (another sampler, another scale) and of a metric no claim reads
+    stay out of the footer's scales and seeds."""
+    from repro.report.figures import FOOTER_PREFIX, _build
+
+    _linear(tmp_path, "ir", _arms([50.0, 51.0], [2.0, 3.0]))
+    _linear(tmp_path, "ir", {"ring_const": {7: 40.0}}, scale="study")
+    _record(tmp_path, "linear_eval", "ir", "ring", 9, {"top5": 90.0}, scale="paper")
+    fig = _build("claims", load_records(tmp_path), tmp_path, None, None,
+                 {"reported_dir": REPORTED, "baseline": "uniform", "treatment": "ring"})
+    footer = [t.get_text() for t in fig.texts if t.get_text().startswith(FOOTER_PREFIX)]
+    assert len(footer) == 1 and "scale=default" in footer[0]
+    assert "seeds 0,1 " in footer[0]
+    assert "scale=study" not in footer[0] and "scale=paper" not in footer[0]
+
+
 def test_claims_figure_without_records_says_what_to_run(tmp_path):
     from repro.report.claims import plot_claims
 

@@ -51,6 +51,7 @@ __all__ = [
     "seeds_to_decide",
     "pair_key",
     "arm_of",
+    "claim_records",
     "claim_frame",
     "claims_frame",
     "claims_wide",
@@ -378,6 +379,21 @@ _COLUMNS = ["claim_id", "stage", "task", "pretrained_on", "model", "metric", EVA
             "verdict", "rule_verdict", "reason", "baseline_setup", "treatment_setup"]
 
 
+def claim_records(records, claim: Claim, baseline: str = "uniform", treatment: str = "ring"):
+    """The records ``claim`` compares: its stage's rows cut as Tables 1-3 cut them
+    (:func:`repro.report.tables._select`, index kept), of the claim's metric for each task and
+    a sampler of either arm (column ``_arm``: ``baseline`` or ``treatment``); empty for a stage
+    without a table."""
+    spec = _SPECS.get(claim.stage)
+    frame = _select(records, spec) if spec is not None else records.iloc[0:0]
+    if frame.empty:
+        return frame
+    frame = frame[[claim.metric_for(str(t)) == m for t, m in zip(frame["task"],
+                                                                  frame["metric"])]].copy()
+    frame["_arm"] = [arm_of(s) for s in frame["sampler"]]
+    return frame[frame["_arm"].isin([baseline, treatment])]
+
+
 def claim_frame(records, claim: Claim, baseline: str = "uniform", treatment: str = "ring"):
     """The tidy verdict rows of one claim: returns a DataFrame with one row per comparison
     (columns :data:`_COLUMNS`: cell keys, ``n_pairs``, arm means, ``diff_mean``, ``ci95``,
@@ -395,13 +411,7 @@ def claim_frame(records, claim: Claim, baseline: str = "uniform", treatment: str
         raise ValueError(f"claim {claim.claim_id!r}: no table of stage {claim.stage!r} "
                          f"(one of {sorted(_SPECS)})")
     spec = _SPECS[claim.stage]
-    frame = _select(records, spec)
-    if frame.empty:
-        return pd.DataFrame(columns=_COLUMNS)
-    frame = frame[[claim.metric_for(str(t)) == m for t, m in zip(frame["task"],
-                                                                  frame["metric"])]].copy()
-    frame["_arm"] = [arm_of(s) for s in frame["sampler"]]
-    frame = frame[frame["_arm"].isin([baseline, treatment])]
+    frame = claim_records(records, claim, baseline, treatment)
     if frame.empty:
         return pd.DataFrame(columns=_COLUMNS)
     configs = frame["config"] if "config" in frame else [None] * len(frame)
@@ -564,13 +574,8 @@ def claims_notes(tidy, claims: Sequence[Claim], baseline: str = "uniform",
     notes += _scope_notes(claims)
     if records is not None:
         for claim in claims:
-            spec = _SPECS.get(claim.stage)
-            frame = _select(records, spec) if spec is not None else None
-            if frame is not None and not frame.empty:
-                frame = frame[[arm_of(s) in (baseline, treatment)
-                               and claim.metric_for(str(t)) == m
-                               for s, t, m in zip(frame["sampler"], frame["task"],
-                                                  frame["metric"])]]
+            frame = claim_records(records, claim, baseline, treatment)
+            if not frame.empty:
                 notes += [n for n in config_split_notes(frame) if n not in notes]
     if tidy.empty:
         notes.append(f"No records of these stages from `{baseline}` or `{treatment}` yet.")

@@ -144,17 +144,15 @@ def _build(name: str, records, results: Path, settings,
 def _claims_figure(records, settings, reported_dir: str | os.PathLike, baseline: str,
                    treatment: str) -> Figure:
     """The claims table (:func:`repro.report.claims.claims_frame`, claims read from
-    ``<reported_dir>/claims.csv``) as a forest plot."""
-    from repro.report.claims import arm_of, claims_frame, plot_claims
+    ``<reported_dir>/claims.csv``) as a forest plot, its footer describing the records the
+    claims compare (:func:`repro.report.claims.claim_records`)."""
+    from repro.report.claims import claim_records, claims_frame, plot_claims
     from repro.report.reported import CLAIMS_CSV, load_claims
 
     claims = load_claims(Path(reported_dir) / CLAIMS_CSV)
     tidy = claims_frame(records, claims, baseline, treatment)
-    shown = records.iloc[0:0]
-    if not records.empty:
-        shown = records[records["stage"].isin({c.stage for c in claims})
-                        & records["sampler"].map(arm_of).isin([baseline, treatment])]
-    return plot_claims(tidy, shown, settings)
+    compared = {i for c in claims for i in claim_records(records, c, baseline, treatment).index}
+    return plot_claims(tidy, records[records.index.isin(compared)], settings)
 
 
 def make_figures(results: str | os.PathLike, out_dir: str | os.PathLike,
