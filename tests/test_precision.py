@@ -1,6 +1,8 @@
 """pretrain.precision: bf16 autocast close to fp32, fp32 unchanged, precision in the identity,
 the ring's selection made on float32 similarities whatever the precision."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -102,6 +104,15 @@ def test_fp16_needs_cuda_and_only_fp16_gets_a_loss_scaler():
     assert not uses_channels_last("bf16", CPU)
     assert uses_channels_last("bf16", torch.device("cuda")) and \
         not uses_channels_last("fp32", torch.device("cuda"))
+
+
+def test_fp16_gets_a_cuda_loss_scaler_and_is_refused_on_the_cpu():
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device.*use bf16 or fp32 on the CPU"):
+        grad_scaler("fp16", CPU)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # without CUDA here the scaler turns itself off
+        scaler = grad_scaler("fp16", torch.device("cuda"))
+    assert isinstance(scaler, torch.amp.GradScaler) and scaler._device == "cuda"
 
 
 def test_a_bf16_run_trains_on_cpu_records_its_precision_and_stays_near_fp32(tmp_path):

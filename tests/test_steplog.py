@@ -40,6 +40,21 @@ def test_a_planted_non_finite_loss_is_named_by_its_own_step_not_the_read_back_st
     assert math.isnan(caught.value.value) if math.isnan(bad) else caught.value.value == bad
 
 
+def test_the_non_finite_error_names_the_epoch_counted_from_one():
+    """``meta["epoch"]`` is 0-based in the loop; the message, as log.csv's readers count, is
+    1-based, and the step is the step."""
+    error = NonFiniteLoss(float("nan"), {**_meta(4), "epoch": 2})
+    assert str(error) == "loss became nan at epoch 3, step 4"
+
+
+def test_a_log_row_writes_each_column_at_its_precision_and_no_w_l_without_a_ring():
+    meta = {"epoch": 1, "step": 7, "w_l": 0.123456, "lr": 0.0123456789, "time_s": 3.14159}
+    assert format_row(1.23456789, meta) == {"epoch": 1, "step": 7, "loss": "1.234568",
+                                            "w_l": "0.1235", "lr": "0.0123457",
+                                            "time_s": "3.14"}
+    assert format_row(1.0, _meta(0))["w_l"] == ""
+
+
 def test_log_every_must_be_positive_and_its_default_is_the_schema_default():
     with pytest.raises(ValueError, match="at least 1"):
         StepLog(every=0)
