@@ -15,8 +15,8 @@ from repro.report import make_tables
 from repro.report.__main__ import main as report_main
 from repro.report.claims import (CONTRADICTED, INCONCLUSIVE, LARGER, NOT_CLAIMED, SUPPORTED,
                                  claim_frame, claim_verdict, claims_frame, claims_notes,
-                                 claims_wide, direction_verdict, paired_differences,
-                                 range_verdict, seeds_to_decide)
+                                 claims_wide, direction_verdict, pair_key,
+                                 paired_differences, range_verdict, seeds_to_decide)
 from repro.report.reported import CLAIMS_COLUMNS, load_claims
 from repro.report.stats import seeds_for_half_width
 from repro.report.tables import IN_DOMAIN_NOTE
@@ -129,6 +129,15 @@ def test_range_verdict_at_each_boundary(interval, verdict):
     assert got == verdict
     if verdict == INCONCLUSIVE:
         assert "includes 0" in reason
+
+
+@pytest.mark.parametrize("interval, reason", [
+    ((5.5, 6.0), "CI [5.50, 6.00] lies above 5, the high end of the claimed [2, 5]"),
+    ((2.5, 4.0), "CI [2.50, 4.00] lies above 0 and overlaps the claimed [2, 5]"),
+    ((0.5, 1.5), "CI [0.50, 1.50] lies below 2, the low end of the claimed [2, 5]"),
+    ((-1.2, 3.4), "CI [-1.20, 3.40] includes 0")])
+def test_range_verdict_reason_gives_the_interval_and_the_claimed_range(interval, reason):
+    assert range_verdict(interval, 2.0, 5.0)[1] == reason
 
 
 @pytest.mark.parametrize("interval, verdict, reason", [
@@ -245,6 +254,22 @@ def test_an_inconclusive_rows_reason_gives_the_seeds_to_decide_it(tmp_path):
                                   "give a CI narrower than 2, which decides it whatever Δ is")
 
 
+def test_a_row_no_feasible_number_of_seeds_would_settle_says_so_from_two_pairs(tmp_path):
+    _linear(tmp_path, "ir", _arms([50.0, 50.0], [-10_000.0, 10_000.0]))  # s = 14,142
+    for seed, diff in enumerate([-10.0, 10.0002]):  # mean 0.0001, s = 14.14: ~10^11 seeds
+        for sampler, acc in (("uniform", 40.0), ("ring", 40.0 + diff)):
+            _record(tmp_path, "fewshot", "ir", sampler, seed, {"accuracy": acc},
+                    dataset="shapes", eval_dataset="omniglot")
+    records = load_records(tmp_path)
+    sized = _one(claim_frame(records, LINEAR))
+    assert sized["n_pairs"] == 2 and pd.isna(sized["seeds_to_decide"])
+    assert sized["reason"].endswith("; at the measured s of Δ 14142.14, no number of seeds up "
+                                    "to 100,000 would decide it")
+    direction = _one(claim_frame(records, FEWSHOT))
+    assert direction["reason"].endswith("; at the measured s of Δ 14.14, no number of seeds "
+                                        "up to 100,000 would exclude 0")
+
+
 def test_each_verdict_from_records(tmp_path):
     cases = {  # eval dataset -> (per-seed differences, verdict)
         "above": ([6.0, 6.5, 7.0], LARGER),
@@ -267,6 +292,20 @@ def test_each_verdict_from_records(tmp_path):
     assert "includes 0" in _one(frame, task="zero")["reason"]
     assert _one(frame, task="single")["reason"] == "n=1: no interval"
     assert pd.isna(_one(frame, task="single")["ci_low"])
+
+
+def test_pair_key_ignores_the_sampler_at_any_depth_but_nothing_else_even_inside_lists():
+    base = {"pretrain": {"sampler": {"name": "uniform"}, "sampler_label": "uniform",
+                         "augment": [{"crop": 0.2}, {"flip": 0.5}]}}
+    ring = {"pretrain": {"sampler": {"name": "ring", "w_l": 0.9}, "sampler_label": "ring",
+                         "augment": [{"crop": 0.2}, {"flip": 0.5}]}}
+    other = {"pretrain": {"sampler": {"name": "ring"}, "sampler_label": "ring",
+                          "augment": [{"crop": 0.08}, {"flip": 0.5}]}}
+    nested = {"runs": [{"sampler": "uniform", "epochs": 3}]}
+    assert pair_key(base) == pair_key(ring) != pair_key(other)
+    assert pair_key(nested) == pair_key({"runs": [{"sampler": "ring", "epochs": 3}]})
+    assert pair_key(nested) != pair_key({"runs": [{"sampler": "ring", "epochs": 4}]})
+    assert pair_key(None) == "" and pair_key(base) != ""
 
 
 def test_records_of_two_configurations_are_never_mixed(tmp_path):
@@ -320,6 +359,9 @@ def test_the_reading_table_writes_each_number_of_the_tidy_row(tmp_path):
     _linear(tmp_path, "cmc", {"uniform": {0: 60.0}, "ring": {0: 58.5}})
     wide = claims_wide(claim_frame(load_records(tmp_path), LINEAR))
     low, high = _scipy_ci([3.0, 4.0])
+    tidy = claim_frame(load_records(tmp_path), LINEAR)
+    assert list(tidy["claimed"]) == [True, True] and set(tidy["stage"]) == {"linear_eval"}
+    assert list(tidy["direction"]) == ["+", "+"]
     ir = wide[wide["comparison"] == "IR + Ring − IR"].iloc[0]
     assert list(ir) == [
         "linear_eval_gain", "CIFAR10", "CIFAR10", "IR + Ring − IR", "top1", "default", "2",
@@ -337,6 +379,8 @@ def test_an_arm_without_a_partner_says_whether_it_was_run_elsewhere_or_not_at_al
     frame = claim_frame(load_records(tmp_path), LINEAR)
     ir = _one(frame, model="ir")
     assert (ir["n_pairs"], ir["reason"]) == (0, "n=0: no ring run to pair with")
+    assert (ir["baseline"], ir["treatment"], ir["unpaired_seeds"]) == ("uniform", "ring", "0;1")
+    assert ir["baseline_setup"] != "" and ir["treatment_setup"] == ""
     assert ir["baseline_mean"] is None or pd.isna(ir["baseline_mean"])
     assert claims_wide(frame.iloc[[list(frame["model"]).index("ir")]]).iloc[0]["baseline"] == "—"
     reasons = set(frame.loc[frame["model"] == "cmc", "reason"])
