@@ -322,10 +322,13 @@ def test_paper_evaluation_jobs_hold_a_gpu_resource_and_default_ones_none(tmp_pat
     # (6 methods with MoCo + 5 with SimCLR: MoCHi needs a queue) x 2 datasets x 3 seeds: the
     # default's 24 and 42 new runs
     ("config/hardneg.yaml", 66),
+    # the study's 160 and 3 bank-momentum-0 labels x 3 memory-bank (dataset, model) pairs x 5
+    ("config/study.yaml config/bank_momentum.yaml", 205),
 ])
 @pytest.mark.slow
 def test_ablations_and_study_configs_extend_the_default_grid(tmp_path, configfile, pretrain_runs):
-    proc = _snakemake("-n", "--configfile", configfile, "--config", f"results_dir={tmp_path}")
+    proc = _snakemake("-n", "--configfile", *configfile.split(), "--config",
+                      f"results_dir={tmp_path}")
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, flags=re.M))
     assert int(counts["pretrain"]) == pretrain_runs
 
