@@ -14,12 +14,12 @@ from scipy import stats
 from repro.report import make_tables
 from repro.report.__main__ import main as report_main
 from repro.report.claims import (CONTRADICTED, INCONCLUSIVE, LARGER, NOT_CLAIMED, SUPPORTED,
-                                 claim_frame, claim_verdict, claims_frame, claims_notes,
-                                 claims_wide, direction_verdict, pair_key,
+                                 claim_frame, claim_records, claim_verdict, claims_frame,
+                                 claims_notes, claims_wide, direction_verdict, pair_key,
                                  paired_differences, range_verdict, seeds_to_decide)
 from repro.report.reported import CLAIMS_COLUMNS, load_claims
 from repro.report.stats import seeds_for_half_width
-from repro.report.tables import IN_DOMAIN_NOTE
+from repro.report.tables import IN_DOMAIN_NOTE, TABLES, _select
 from repro.results import load_records, make_record, write_record
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -183,6 +183,7 @@ def test_ci_is_the_t_interval_of_the_paired_differences_not_of_the_two_means(tmp
     row = _one(claim_frame(load_records(tmp_path), LINEAR))
     low, high = _scipy_ci(diffs)
     assert (row["ci_low"], row["ci_high"]) == (pytest.approx(low), pytest.approx(high))
+    assert row["ci95"] == pytest.approx((high - low) / 2)
     assert row["verdict"] == SUPPORTED  # [1.76, 4.24]
     # Unpaired, the seed-to-seed spread of the baseline swamps the difference: Welch's interval
     # of the difference of means includes 0, so treating the arms as independent would change
@@ -268,6 +269,66 @@ def test_a_row_no_feasible_number_of_seeds_would_settle_says_so_from_two_pairs(t
     direction = _one(claim_frame(records, FEWSHOT))
     assert direction["reason"].endswith("; at the measured s of Δ 14.14, no number of seeds "
                                         "up to 100,000 would exclude 0")
+
+
+def test_arms_run_on_disjoint_seeds_give_no_pairs_and_list_every_seed_as_unpaired(tmp_path):
+    _linear(tmp_path, "ir", {"uniform": {0: 50.0, 1: 51.0}, "ring": {2: 53.0, 3: 55.0}})
+    row = _one(claim_frame(load_records(tmp_path), LINEAR))
+    assert (row["n_pairs"], row["seeds"], row["unpaired_seeds"]) == (0, "", "0;1;2;3")
+    assert row["reason"] == "n=0: no seed was run with both samplers"
+    assert pd.isna(row["seeds_to_decide"]) and pd.isna(row["ci_low"])
+
+
+def test_seeds_to_decide_from_two_pairs_for_a_small_sized_claim_and_a_unit_mean():
+    """Two pairs are enough to project; a claim of size [0.5, 5] is settled by width (low > 0
+    however small), a claim of [0, 5] only by excluding 0, as a claim of direction."""
+    two = paired_differences({0: 10.0, 1: 10.0}, {0: 10.0, 1: 12.0})  # Δ = 0, 2: mean 1
+    sd = 2 ** 0.5
+    by_width = next(n for n in range(2, 10_000) if stats.t.ppf(0.975, n - 1) * sd / n ** 0.5
+                    < 0.25)
+    by_mean = next(n for n in range(2, 10_000) if stats.t.ppf(0.975, n - 1) * sd / n ** 0.5
+                   < 1.0)
+    assert seeds_to_decide(two, dataclasses.replace(LINEAR, low=0.5)) == by_width
+    assert seeds_to_decide(two, dataclasses.replace(LINEAR, low=0.0)) == by_mean
+    assert seeds_to_decide(two, FEWSHOT) == by_mean
+
+
+def test_claim_records_are_the_claims_stage_metric_and_two_arms_only(tmp_path):
+    _linear(tmp_path, "ir", {"uniform": {0: 50.0}, "ring": {0: 53.0}, "ring_const": {0: 1.0}})
+    _record(tmp_path, "linear_eval", "ir", "ring", 1, {"top5": 90.0})
+    records = load_records(tmp_path)
+    rows = claim_records(records, LINEAR)  # default arms: uniform and ring
+    assert sorted(rows["sampler"]) == ["ring", "uniform"] and set(rows["metric"]) == {"top1"}
+    assert sorted(claim_records(records, LINEAR, "uniform", "ring_const")["sampler"]) == [
+        "ring_const", "uniform"]
+    assert claim_records(records, dataclasses.replace(LINEAR, stage="toy")).empty
+
+
+def test_two_ring_variants_of_one_label_are_each_compared_with_the_baseline(tmp_path):
+    """Records of label ``ring`` with two sets of parameters are two treatments, each its own
+    row, never pooled: the arm is the label without its variant suffix."""
+    _linear(tmp_path, "ir", _arms([50.0, 51.0], [3.0, 4.0]))
+    for seed, top1 in ((0, 45.0), (1, 46.0)):
+        config = {"pretrain": {"model": "ir", "sampler_label": "ring",
+                               "sampler": {"name": "ring", "w_l": 0.5}, "dataset": "cifar10",
+                               "seed": seed, "scale": "default", "epochs": 10},
+                  "linear_eval": {"seed": seed}}
+        record = make_record(stage="linear_eval", model="ir", sampler="ring", dataset="cifar10",
+                             seed=seed, metrics={"top1": top1}, scale="default", config=config,
+                             wall_time_s=1.0, sampler_params={"name": "ring", "w_l": 0.5})
+        write_record(tmp_path / "w05" / f"s{seed}" / "result.json", record)
+    frame = claim_frame(load_records(tmp_path), LINEAR)
+    assert len(frame) == 2 and all(t.startswith("ring [") for t in frame["treatment"])
+    assert sorted(frame["diff_mean"]) == [pytest.approx(-5.0), pytest.approx(3.5)]
+
+
+def test_a_model_without_a_display_label_is_named_by_its_registry_name(tmp_path):
+    _linear(tmp_path, "byol", _arms([50.0, 51.0], [3.0, 4.0]))
+    row = _one(claim_frame(load_records(tmp_path), LINEAR))
+    assert row["reason"].startswith("byol is not among the claim's models (IR, CMC, MoCo)")
+    named = dataclasses.replace(LINEAR, models=("ir", "byol"))
+    assert "tested as ring − uniform of `top1` in [2, 5], models IR, byol." in claims_notes(
+        pd.DataFrame(), [named])[0]
 
 
 def test_each_verdict_from_records(tmp_path):
@@ -380,7 +441,8 @@ def test_an_arm_without_a_partner_says_whether_it_was_run_elsewhere_or_not_at_al
     ir = _one(frame, model="ir")
     assert (ir["n_pairs"], ir["reason"]) == (0, "n=0: no ring run to pair with")
     assert (ir["baseline"], ir["treatment"], ir["unpaired_seeds"]) == ("uniform", "ring", "0;1")
-    assert ir["baseline_setup"] != "" and ir["treatment_setup"] == ""
+    base_setup = _select(load_records(tmp_path), TABLES["table1"])["_setup"]
+    assert ir["baseline_setup"] in set(base_setup) and ir["treatment_setup"] == ""
     assert ir["baseline_mean"] is None or pd.isna(ir["baseline_mean"])
     assert claims_wide(frame.iloc[[list(frame["model"]).index("ir")]]).iloc[0]["baseline"] == "—"
     reasons = set(frame.loc[frame["model"] == "cmc", "reason"])
