@@ -322,10 +322,41 @@ def test_two_ring_variants_of_one_label_are_each_compared_with_the_baseline(tmp_
     assert sorted(frame["diff_mean"]) == [pytest.approx(-5.0), pytest.approx(3.5)]
 
 
+def test_a_treatment_matching_baselines_of_two_configurations_is_not_paired(tmp_path):
+    """Two ``uniform`` sampler configurations with the same experiment otherwise: the ring run
+    could pair with either, so it pairs with neither and says why."""
+    for sampler, params, shift in (("uniform", {"name": "uniform"}, 0.0),
+                                   ("uniform", {"name": "uniform", "tau_plus": 0.1}, 1.0),
+                                   ("ring", {"name": "ring", "w_l": 0.9}, 3.0)):
+        for seed in (0, 1):
+            config = {"pretrain": {"model": "ir", "sampler_label": sampler, "sampler": params,
+                                   "dataset": "cifar10", "seed": seed, "scale": "default",
+                                   "epochs": 10}, "linear_eval": {"seed": seed}}
+            record = make_record(stage="linear_eval", model="ir", sampler=sampler,
+                                 dataset="cifar10", seed=seed, metrics={"top1": 50.0 + shift},
+                                 scale="default", config=config, wall_time_s=1.0,
+                                 sampler_params=params)
+            folder = tmp_path / f"{sampler}{len(params)}" / f"s{seed}"
+            write_record(folder / "result.json", record)
+    row = _one(claim_frame(load_records(tmp_path), LINEAR))
+    assert (row["n_pairs"], row["baseline"], row["treatment"]) == (0, "uniform", "ring")
+    assert row["reason"] == ("n=0: uniform records of 2 configurations match; not paired "
+                             "(never averaged across configurations)")
+    assert (row["unpaired_seeds"], row["treatment_setup"] != "") == ("0;1", True)
+
+
 def test_a_model_without_a_display_label_is_named_by_its_registry_name(tmp_path):
     _linear(tmp_path, "byol", _arms([50.0, 51.0], [3.0, 4.0]))
     row = _one(claim_frame(load_records(tmp_path), LINEAR))
     assert row["reason"].startswith("byol is not among the claim's models (IR, CMC, MoCo)")
+    assert claims_wide(claim_frame(load_records(tmp_path), LINEAR)).iloc[0][
+        "pretrained on"] == "CIFAR10"
+    _linear(tmp_path / "d", "ir", _arms([50.0, 51.0], [3.0, 4.0]), dataset="digits")
+    assert claims_wide(claim_frame(load_records(tmp_path / "d"), LINEAR)).iloc[0][
+        "pretrained on"] == "digits"  # no display label: the dataset's own name
+    unknown_first = claims_notes(pd.DataFrame(), [dataclasses.replace(LINEAR, stage="toy"),
+                                                  LINEAR])
+    assert any(n.startswith("`linear_eval_gain`: the paper measured") for n in unknown_first)
     named = dataclasses.replace(LINEAR, models=("ir", "byol"))
     assert "tested as ring − uniform of `top1` in [2, 5], models IR, byol." in claims_notes(
         pd.DataFrame(), [named])[0]
