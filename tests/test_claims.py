@@ -523,6 +523,19 @@ def test_notes_say_where_the_paper_measured_each_claim_and_which_rows_are_in_dom
     assert not any(n.startswith("in-domain") for n in claims_notes(tidy.iloc[[1]], [LINEAR]))
 
 
+def test_each_verdict_rule_note_lists_exactly_the_claims_it_applies_to():
+    def rules(notes):
+        return [n.split(":")[0] for n in notes if n.startswith("Verdict, claim")]
+
+    assert rules(claims_notes(pd.DataFrame(), [LINEAR, FEWSHOT, DETECTION])) == [
+        "Verdict, claim with a size [low, high] (`linear_eval_gain`",
+        "Verdict, claim of direction only (`fewshot_transfer`, `detection_transfer`)"]
+    assert rules(claims_notes(pd.DataFrame(), [LINEAR])) == [
+        "Verdict, claim with a size [low, high] (`linear_eval_gain`"]
+    assert rules(claims_notes(pd.DataFrame(), [FEWSHOT])) == [
+        "Verdict, claim of direction only (`fewshot_transfer`)"]
+
+
 def test_notes_name_the_configurations_a_claims_arms_were_split_into(tmp_path):
     _linear(tmp_path, "ir", _arms([50.0, 51.0], [3.0, 4.0]))
     _linear(tmp_path, "ir", _arms([50.0, 51.0], [3.0, 4.0]), epochs=20)
@@ -730,6 +743,7 @@ def test_claims_figure_has_one_panel_per_claim_and_scale_and_labels_other_sample
             f"{n})" for n in tidy["n_pairs"]]  # every row of the table, in its order
         assert all(("[ring_const − uniform]" in label) == (treatment == "ring_const")
                    for label in labels)
+        assert treatment != "ring" or not any(" [" in label for label in labels)
     # model, pretraining data, → evaluation data (few-shot, detection with its AP), n
     assert labels == ["IR, CIFAR10 [ring_const − uniform] (n=0)",
                       "IR, STL10 [ring_const − uniform] (n=2)",
