@@ -106,6 +106,13 @@ def test_fp16_needs_cuda_and_only_fp16_gets_a_loss_scaler():
         not uses_channels_last("fp32", torch.device("cuda"))
 
 
+def test_an_unknown_precision_is_refused_naming_the_choices():
+    for call in (lambda: autocast("fp8", CPU), lambda: precision_of({"precision": "fp8"})):
+        with pytest.raises(ValueError) as caught:
+            call()
+        assert str(caught.value) == f"unknown precision 'fp8'; choose one of {list(PRECISIONS)}"
+
+
 def test_fp16_gets_a_cuda_loss_scaler_and_is_refused_on_the_cpu():
     with pytest.raises(ValueError, match="fp16 needs a CUDA device.*use bf16 or fp32 on the CPU"):
         grad_scaler("fp16", CPU)
