@@ -468,6 +468,7 @@ def test_an_arm_without_a_partner_says_whether_it_was_run_elsewhere_or_not_at_al
     _linear(tmp_path, "ir", {"uniform": {0: 50.0, 1: 51.0}})  # no ring run at all
     _linear(tmp_path, "cmc", {"uniform": {0: 50.0, 1: 51.0}})
     _linear(tmp_path, "cmc", {"ring": {0: 53.0, 1: 55.0}}, epochs=20)  # another experiment
+    _linear(tmp_path, "cmc", {"uniform": {0: 50.0}}, epochs=30)  # and a third
     frame = claim_frame(load_records(tmp_path), LINEAR)
     ir = _one(frame, model="ir")
     assert (ir["n_pairs"], ir["reason"]) == (0, "n=0: no ring run to pair with")
@@ -476,8 +477,8 @@ def test_an_arm_without_a_partner_says_whether_it_was_run_elsewhere_or_not_at_al
     assert ir["baseline_setup"] in set(base_setup) and ir["treatment_setup"] == ""
     assert ir["baseline_mean"] is None or pd.isna(ir["baseline_mean"])
     assert claims_wide(frame.iloc[[list(frame["model"]).index("ir")]]).iloc[0]["baseline"] == "—"
-    reasons = set(frame.loc[frame["model"] == "cmc", "reason"])
-    assert reasons == {"n=0: ring was run only in other configurations (beyond the sampler): "
+    reasons = list(frame.loc[frame["model"] == "cmc", "reason"])
+    assert len(reasons) == 3 and set(reasons) == {"n=0: ring was run only in other configurations (beyond the sampler): "
                        "not paired",
                        "n=0: uniform was run only in other configurations (beyond the "
                        "sampler): not paired"}
@@ -559,6 +560,9 @@ def test_baseline_and_treatment_labels_are_arguments(tmp_path):
     assert other["diff_mean"] == pytest.approx(1.25) and other["treatment"] == "ring_50_99"
     with pytest.raises(ValueError, match="nothing to compare"):
         claim_frame(records, LINEAR, baseline="ring", treatment="ring")
+    with pytest.raises(ValueError, match=r"claim 'linear_eval_gain': no table of stage 'toy' "
+                                         r"\(one of \['detection', 'fewshot', 'linear_eval'\]\)"):
+        claim_frame(records, dataclasses.replace(LINEAR, stage="toy"))
 
 
 # ---- transfer: direction-only claims -----------------------------------------------------
