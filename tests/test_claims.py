@@ -478,8 +478,8 @@ def test_an_arm_without_a_partner_says_whether_it_was_run_elsewhere_or_not_at_al
     assert ir["baseline_mean"] is None or pd.isna(ir["baseline_mean"])
     assert claims_wide(frame.iloc[[list(frame["model"]).index("ir")]]).iloc[0]["baseline"] == "—"
     reasons = list(frame.loc[frame["model"] == "cmc", "reason"])
-    assert len(reasons) == 3 and set(reasons) == {"n=0: ring was run only in other configurations (beyond the sampler): "
-                       "not paired",
+    assert len(reasons) == 3 and set(reasons) == {
+        "n=0: ring was run only in other configurations (beyond the sampler): not paired",
                        "n=0: uniform was run only in other configurations (beyond the "
                        "sampler): not paired"}
 
