@@ -480,8 +480,7 @@ def test_an_arm_without_a_partner_says_whether_it_was_run_elsewhere_or_not_at_al
     reasons = list(frame.loc[frame["model"] == "cmc", "reason"])
     assert len(reasons) == 3 and set(reasons) == {
         "n=0: ring was run only in other configurations (beyond the sampler): not paired",
-                       "n=0: uniform was run only in other configurations (beyond the "
-                       "sampler): not paired"}
+        "n=0: uniform was run only in other configurations (beyond the sampler): not paired"}
 
 
 def test_a_model_outside_the_claim_names_the_claims_models_in_the_reason(tmp_path):
