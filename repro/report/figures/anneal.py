@@ -240,8 +240,8 @@ def _no_sweep_note(ax) -> None:
 
 
 def _finish(fig: Figure, records, shown: list, settings, title: str) -> None:
-    """Suptitle (above the panels' titles), tight layout and the config footer of the rows drawn (``shown``; all the
-    records' linear-eval rows when nothing was drawn)."""
+    """Suptitle (above the panels' titles), tight layout and the config footer of the rows
+    drawn (``shown``; all the records' linear-eval rows when nothing was drawn)."""
     import pandas as pd
 
     drawn = pd.concat(shown, ignore_index=True) if shown else records.iloc[0:0]
