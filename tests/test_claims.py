@@ -30,18 +30,21 @@ LINEAR, FEWSHOT, DETECTION = (CLAIMS["linear_eval_gain"], CLAIMS["fewshot_transf
 
 
 def _record(root, stage, model, sampler, seed, metrics, *, dataset="cifar10", eval_dataset=None,
-            scale="default", epochs=10, extra=None):
+            scale="default", epochs=10, extra=None, params=None):
     """A record whose config names its sampler (as the workflow's do), so the two arms of a
-    comparison have different setup hashes; ``epochs`` makes a different experiment."""
-    config = {"pretrain": {"model": model, "sampler_label": sampler, "sampler": {"name": sampler},
+    comparison have different setup hashes; ``epochs`` makes a different experiment, and
+    ``params`` (default ``{"name": sampler}``) another configuration of the same label."""
+    params = params or {"name": sampler}
+    config = {"pretrain": {"model": model, "sampler_label": sampler, "sampler": params,
                            "dataset": dataset, "seed": seed, "scale": scale, "epochs": epochs},
               stage: {"seed": seed}}
     record = make_record(stage=stage, model=model, sampler=sampler, dataset=dataset, seed=seed,
                          metrics=metrics, scale=scale, config=config, wall_time_s=1.0,
-                         sampler_params={"name": sampler}, eval_dataset=eval_dataset,
-                         extra=extra)
+                         sampler_params=params, eval_dataset=eval_dataset, extra=extra)
     where = (extra or {}).get("task") or eval_dataset or dataset
-    folder = root / stage / where / dataset / f"{model}-{sampler}-{scale}-e{epochs}" / f"s{seed}"
+    variant = "-".join(f"{k}{v}" for k, v in sorted(params.items()) if k != "name")
+    folder = (root / stage / where / dataset / f"{model}-{sampler}-{scale}-e{epochs}{variant}"
+              / f"s{seed}")
     write_record(folder / "result.json", record)
 
 
@@ -309,14 +312,8 @@ def test_two_ring_variants_of_one_label_are_each_compared_with_the_baseline(tmp_
     row, never pooled: the arm is the label without its variant suffix."""
     _linear(tmp_path, "ir", _arms([50.0, 51.0], [3.0, 4.0]))
     for seed, top1 in ((0, 45.0), (1, 46.0)):
-        config = {"pretrain": {"model": "ir", "sampler_label": "ring",
-                               "sampler": {"name": "ring", "w_l": 0.5}, "dataset": "cifar10",
-                               "seed": seed, "scale": "default", "epochs": 10},
-                  "linear_eval": {"seed": seed}}
-        record = make_record(stage="linear_eval", model="ir", sampler="ring", dataset="cifar10",
-                             seed=seed, metrics={"top1": top1}, scale="default", config=config,
-                             wall_time_s=1.0, sampler_params={"name": "ring", "w_l": 0.5})
-        write_record(tmp_path / "w05" / f"s{seed}" / "result.json", record)
+        _record(tmp_path, "linear_eval", "ir", "ring", seed, {"top1": top1},
+                params={"name": "ring", "w_l": 0.5})
     frame = claim_frame(load_records(tmp_path), LINEAR)
     assert len(frame) == 2 and all(t.startswith("ring [") for t in frame["treatment"])
     assert sorted(frame["diff_mean"]) == [pytest.approx(-5.0), pytest.approx(3.5)]
@@ -329,15 +326,8 @@ def test_a_treatment_matching_baselines_of_two_configurations_is_not_paired(tmp_
                                    ("uniform", {"name": "uniform", "tau_plus": 0.1}, 1.0),
                                    ("ring", {"name": "ring", "w_l": 0.9}, 3.0)):
         for seed in (0, 1):
-            config = {"pretrain": {"model": "ir", "sampler_label": sampler, "sampler": params,
-                                   "dataset": "cifar10", "seed": seed, "scale": "default",
-                                   "epochs": 10}, "linear_eval": {"seed": seed}}
-            record = make_record(stage="linear_eval", model="ir", sampler=sampler,
-                                 dataset="cifar10", seed=seed, metrics={"top1": 50.0 + shift},
-                                 scale="default", config=config, wall_time_s=1.0,
-                                 sampler_params=params)
-            folder = tmp_path / f"{sampler}{len(params)}" / f"s{seed}"
-            write_record(folder / "result.json", record)
+            _record(tmp_path, "linear_eval", "ir", sampler, seed, {"top1": 50.0 + shift},
+                    params=params)
     row = _one(claim_frame(load_records(tmp_path), LINEAR))
     assert (row["n_pairs"], row["baseline"], row["treatment"]) == (0, "uniform", "ring")
     assert row["reason"] == ("n=0: uniform records of 2 configurations match; not paired "
