@@ -337,10 +337,10 @@ def test_a_treatment_matching_baselines_of_two_configurations_is_not_paired(tmp_
 
 def test_a_model_without_a_display_label_is_named_by_its_registry_name(tmp_path):
     _linear(tmp_path, "byol", _arms([50.0, 51.0], [3.0, 4.0]))
-    row = _one(claim_frame(load_records(tmp_path), LINEAR))
-    assert row["reason"].startswith("byol is not among the claim's models (IR, CMC, MoCo)")
-    assert claims_wide(claim_frame(load_records(tmp_path), LINEAR)).iloc[0][
-        "pretrained on"] == "CIFAR10"
+    frame = claim_frame(load_records(tmp_path), LINEAR)
+    assert _one(frame)["reason"].startswith("byol is not among the claim's models (IR, CMC, "
+                                            "MoCo)")
+    assert claims_wide(frame).iloc[0]["pretrained on"] == "CIFAR10"
     _linear(tmp_path / "d", "ir", _arms([50.0, 51.0], [3.0, 4.0]), dataset="digits")
     assert claims_wide(claim_frame(load_records(tmp_path / "d"), LINEAR)).iloc[0][
         "pretrained on"] == "digits"  # no display label: the dataset's own name
@@ -439,9 +439,9 @@ def test_the_reading_table_writes_each_number_of_the_tidy_row(tmp_path):
     arm means over the pairs, Δ signed, the scipy t interval, "—" where there is none."""
     _linear(tmp_path, "ir", {"uniform": {0: 50.0, 1: 51.0}, "ring": {0: 53.0, 1: 55.0}})
     _linear(tmp_path, "cmc", {"uniform": {0: 60.0}, "ring": {0: 58.5}})
-    wide = claims_wide(claim_frame(load_records(tmp_path), LINEAR))
-    low, high = _scipy_ci([3.0, 4.0])
     tidy = claim_frame(load_records(tmp_path), LINEAR)
+    wide = claims_wide(tidy)
+    low, high = _scipy_ci([3.0, 4.0])
     assert list(tidy["claimed"]) == [True, True] and set(tidy["stage"]) == {"linear_eval"}
     assert list(tidy["direction"]) == ["+", "+"]
     ir = wide[wide["comparison"] == "IR + Ring − IR"].iloc[0]
@@ -459,14 +459,15 @@ def test_an_arm_without_a_partner_says_whether_it_was_run_elsewhere_or_not_at_al
     _linear(tmp_path, "cmc", {"uniform": {0: 50.0, 1: 51.0}})
     _linear(tmp_path, "cmc", {"ring": {0: 53.0, 1: 55.0}}, epochs=20)  # another experiment
     _linear(tmp_path, "cmc", {"uniform": {0: 50.0}}, epochs=30)  # and a third
-    frame = claim_frame(load_records(tmp_path), LINEAR)
+    records = load_records(tmp_path)
+    frame = claim_frame(records, LINEAR)
     ir = _one(frame, model="ir")
     assert (ir["n_pairs"], ir["reason"]) == (0, "n=0: no ring run to pair with")
     assert (ir["baseline"], ir["treatment"], ir["unpaired_seeds"]) == ("uniform", "ring", "0;1")
-    base_setup = _select(load_records(tmp_path), TABLES["table1"])["_setup"]
+    base_setup = _select(records, TABLES["table1"])["_setup"]
     assert ir["baseline_setup"] in set(base_setup) and ir["treatment_setup"] == ""
     assert ir["baseline_mean"] is None or pd.isna(ir["baseline_mean"])
-    assert claims_wide(frame.iloc[[list(frame["model"]).index("ir")]]).iloc[0]["baseline"] == "—"
+    assert claims_wide(frame[frame["model"] == "ir"]).iloc[0]["baseline"] == "—"
     reasons = list(frame.loc[frame["model"] == "cmc", "reason"])
     assert len(reasons) == 3 and set(reasons) == {
         "n=0: ring was run only in other configurations (beyond the sampler): not paired",
