@@ -340,10 +340,11 @@ def expected_flag():
     return f"--expected {shlex.quote(EXPECTED_PATH)}" if EXPECTED_PATH else ""
 
 
-def queue_ablation_planned():
-    """Whether a run of the grid takes a queue size from its sampler label (the label's
-    options for that model, as repro.config.label_options merges them for run_spec)."""
-    return any("queue_size" in (label_options(config, model, label).get("model_options") or {})
+def option_ablation_planned(option):
+    """Whether a run of the grid takes the model option `option` (queue_size, bank_momentum)
+    from its sampler label (the label's options for that model, as
+    repro.config.label_options merges them for run_spec)."""
+    return any(option in (label_options(config, model, label).get("model_options") or {})
                for model in config.get("models") or {}
                for label in sampler_labels(config, model))
 

@@ -4,6 +4,8 @@
 #                                               the paper's claims
 #   snakemake table4_methods                    tables/table4_methods.*: every method side by side
 #   snakemake queue_ablation                    tables/ + figures/queue_ablation.*: ring or queue?
+#   snakemake bank_momentum_ablation            tables/ + figures/bank_momentum_ablation.*: ring
+#                                               or the bank's momentum?
 #   snakemake cost                              tables/cost.*: time and memory per stage
 #   snakemake false_negatives                   tables/ + figures/false_negatives.*: same-class
 #                                               negatives per similarity band
@@ -109,35 +111,46 @@ rule table4_methods:
         " --out {params.tables:q} --only table4 {params.expected} > {log:q} 2>&1"
 
 
-rule queue_ablation:
-    """Is it the ring or the queue? MoCo's sampler x queue size, cells and paired effects
-    (repro/report/queue.py): run with config/queue_ablation.yaml, or any config whose sampler
-    labels give model_options: {queue_size: ...}."""
-    input:
-        records=lambda w: report_records("linear_eval", "pretrain"),
-    conda:
-        CONDA_ENV
-    output:
-        md=f"{TABLES_DIR}/queue_ablation.md",
-        tex=f"{TABLES_DIR}/queue_ablation.tex",
-        csv=report(f"{TABLES_DIR}/queue_ablation.csv", caption=caption("queue_ablation"),
-                   category="Tables"),
-        png=report(f"{FIGURES_DIR}/queue_ablation.png", caption=caption("queue_ablation"),
-                   category="Figures"),
-        pdf=f"{FIGURES_DIR}/queue_ablation.pdf",
-    params:
-        python=lambda w, output: PY,
-        results=lambda w, output: RESULTS,
-        tables=lambda w, output: str(Path(output.md).parent),
-        figures=lambda w, output: str(Path(output.png).parent),
-        expected=lambda w, output: expected_flag(),
-    log:
-        f"{TABLES_DIR}/queue_ablation.log",
-    shell:
-        "({params.python} -m repro.report tables --results {params.results:q}"
-        " --out {params.tables:q} --only queue {params.expected}"
-        " && {params.python} -m repro.report figures --results {params.results:q}"
-        " --out {params.figures:q} --only queue_ablation {params.expected}) > {log:q} 2>&1"
+# The model-option ablations: a sampler crossed with one base-model option, cells and paired
+# effects (repro/report/option_ablation.py; these stems and --only names are its
+# OPTION_ABLATIONS, a test keeps the two equal). Each runs with a config whose sampler labels
+# give model_options: {<option>: ...}: queue_ablation with config/queue_ablation.yaml (is it the
+# ring or MoCo's queue?), bank_momentum_ablation with config/study.yaml + bank_momentum.yaml.
+_OPTION_ABLATIONS = {
+    "queue_ablation": ("queue", "queue_size"),
+    "bank_momentum_ablation": ("bank_momentum", "bank_momentum"),
+}
+
+for _stem, (_name, _option) in _OPTION_ABLATIONS.items():
+
+    rule:
+        name:
+            _stem
+        input:
+            records=lambda w: report_records("linear_eval", "pretrain"),
+        conda:
+            CONDA_ENV
+        output:
+            md=f"{TABLES_DIR}/{_stem}.md",
+            tex=f"{TABLES_DIR}/{_stem}.tex",
+            csv=report(f"{TABLES_DIR}/{_stem}.csv", caption=caption(_stem), category="Tables"),
+            png=report(f"{FIGURES_DIR}/{_stem}.png", caption=caption(_stem), category="Figures"),
+            pdf=f"{FIGURES_DIR}/{_stem}.pdf",
+        params:
+            name=_name,
+            stem=_stem,
+            python=lambda w, output: PY,
+            results=lambda w, output: RESULTS,
+            tables=lambda w, output: str(Path(output.md).parent),
+            figures=lambda w, output: str(Path(output.png).parent),
+            expected=lambda w, output: expected_flag(),
+        log:
+            f"{TABLES_DIR}/{_stem}.log",
+        shell:
+            "({params.python} -m repro.report tables --results {params.results:q}"
+            " --out {params.tables:q} --only {params.name} {params.expected}"
+            " && {params.python} -m repro.report figures --results {params.results:q}"
+            " --out {params.figures:q} --only {params.stem} {params.expected}) > {log:q} 2>&1"
 
 
 rule cost:
@@ -248,5 +261,7 @@ rule report:
         rules.cost.output,
         rules.false_negatives.output,
         [f"{FIGURES_DIR}/{stem}.{ext}" for stem in _FIGURE_INPUTS for ext in ("png", "pdf")],
-        # where a sampler label changes the queue (config/queue_ablation.yaml)
-        rules.queue_ablation.output if queue_ablation_planned() else [],
+        # where a sampler label changes the queue or the bank's momentum (config/
+        # queue_ablation.yaml, config/bank_momentum.yaml)
+        [getattr(rules, stem).output for stem, (_, option) in _OPTION_ABLATIONS.items()
+         if option_ablation_planned(option)],

@@ -570,7 +570,7 @@ def test_every_figure_is_written_as_png_and_pdf_even_without_records(results, tm
     assert sorted(p.name for p in paths) == sorted(
         f"{n}.{ext}" for n in ("loss_curves", "anneal_schedules", "toy_bias_variance",
                                "toy_sphere", "ring_bounds", "methods", "queue_ablation",
-                               "false_negatives", "claims")
+                               "bank_momentum_ablation", "false_negatives", "claims")
         for ext in ("png", "pdf"))
     empty_root = tmp_path / "empty"
     empty_root.mkdir()

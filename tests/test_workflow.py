@@ -283,7 +283,7 @@ def test_default_workflow_end_to_end_writes_every_table_and_figure(tmp_path):
     assert {f"{t}.csv" for t in ("table1_linear_eval", "table2_fewshot", "table3_detection",
                                  "claims", "table4_methods", "cost", "false_negatives")
             } <= inside, sorted(inside)
-    assert {f"{f}.png" for f in FIGURES if f != "queue_ablation"} <= inside, sorted(inside)
+    assert {f"{f}.png" for f in FIGURES if not f.endswith("_ablation")} <= inside, sorted(inside)
     page = "".join(zipfile.ZipFile(report).read(n).decode("utf-8", "replace")
                    for n in names if n.endswith((".html", ".js", ".json")))
     # captions are rendered (the reST and its Jinja: the run's scale is filled in)
@@ -314,23 +314,27 @@ def test_paper_evaluation_jobs_hold_a_gpu_resource_and_default_ones_none(tmp_pat
         assert gpu_of(paper, rule) == {"1"} and gpu_of(default, rule) == {"0"}
 
 
-@pytest.mark.parametrize("configfile, pretrain_runs", [
+@pytest.mark.parametrize("configfile, pretrain_runs, ablations", [
     # 4 samplers x 7 (dataset, model) pairs x 3 seeds: the default's 42 and 42 ablation runs
-    ("config/ablations.yaml", 84),
+    ("config/ablations.yaml", 84, set()),
     # 4 samplers x 7 pairs x 5 seeds, and MoCo's 2 queue-ablation labels x 2 datasets x 5
-    ("config/study.yaml", 160),
+    ("config/study.yaml", 160, {"queue_ablation"}),
     # (6 methods with MoCo + 5 with SimCLR: MoCHi needs a queue) x 2 datasets x 3 seeds: the
     # default's 24 and 42 new runs
-    ("config/hardneg.yaml", 66),
+    ("config/hardneg.yaml", 66, set()),
     # the study's 160 and 3 bank-momentum-0 labels x 3 memory-bank (dataset, model) pairs x 5
-    ("config/study.yaml config/bank_momentum.yaml", 205),
+    ("config/study.yaml config/bank_momentum.yaml", 205,
+     {"queue_ablation", "bank_momentum_ablation"}),
 ])
 @pytest.mark.slow
-def test_ablations_and_study_configs_extend_the_default_grid(tmp_path, configfile, pretrain_runs):
+def test_ablations_and_study_configs_extend_the_default_grid(tmp_path, configfile, pretrain_runs,
+                                                             ablations):
     proc = _snakemake("-n", "--configfile", *configfile.split(), "--config",
                       f"results_dir={tmp_path}")
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout, flags=re.M))
     assert int(counts["pretrain"]) == pretrain_runs
+    # a model-option ablation's table is planned where a sampler label sets its option
+    assert {rule for rule in counts if rule.endswith("_ablation")} == ablations
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@
 import sys
 
 from repro.report.figures import FIGURES, make_figures
+from repro.report.option_ablation import OPTION_ABLATIONS
 from repro.report.reported import load_reported
 from repro.report.stats import Summary, format_delta, format_summary, summarize, t_ci95
 from repro.report.tables import (TABLES, TableSpec, comparison_frame, unknown_reported_rows,
@@ -15,10 +16,10 @@ from repro.report.tables import (TABLES, TableSpec, comparison_frame, unknown_re
 
 CLAIMS = "claims"  # --only name of the claims table (repro.report.claims)
 METHODS = "table4"  # --only name of the methods table (repro.report.methods)
-QUEUE = "queue"  # --only name of the queue ablation table (repro.report.queue)
 COST = "cost"  # --only name of the cost table (repro.report.cost)
 FALSE_NEGATIVES = "false_negatives"  # --only name of repro.report.false_negatives' table
-TABLE_NAMES = (*TABLES, METHODS, CLAIMS, QUEUE, COST, FALSE_NEGATIVES)  # `tables --only`
+# `tables --only`; the model-option ablations (queue, bank_momentum) by their registry names
+TABLE_NAMES = (*TABLES, METHODS, CLAIMS, *OPTION_ABLATIONS, COST, FALSE_NEGATIVES)
 
 __all__ = [
     "FIGURES",
@@ -41,9 +42,10 @@ __all__ = [
 
 def make_tables(results, out_dir, reported_dir="tables/reported", only=None, *,
                 baseline="uniform", treatment="ring", expected=None, benchmarks=None):
-    """Write Tables 1-4, the claims table, the queue ablation, the cost table and the false
-    negatives (or those named in ``only``: ``table1``, ``table2``, ``table3``, ``table4``,
-    ``claims``, ``queue``, ``cost``, ``false_negatives``) from the records under ``results``;
+    """Write Tables 1-4, the claims table, the model-option ablations, the cost table and
+    the false negatives (or those named in ``only``: ``table1``, ``table2``, ``table3``,
+    ``table4``, ``claims``, each ablation of :data:`OPTION_ABLATIONS` (``queue``,
+    ``bank_momentum``), ``cost``, ``false_negatives``) from the records under ``results``;
     returns the written paths. ``baseline`` /
     ``treatment``: the sampler labels the claims table compares. ``benchmarks``: the folder of
     Snakemake's benchmark files the cost table reads (default ``<results>/benchmarks``).
@@ -77,13 +79,14 @@ def make_tables(results, out_dir, reported_dir="tables/reported", only=None, *,
             paths += write_files(tidy, methods_wide(tidy), METHODS_TITLE,
                                  methods_notes(tidy) + extra, out_dir, METHODS_STEM)
             continue
-        if name == QUEUE:
-            from repro.report.queue import (QUEUE_STEM, QUEUE_TITLE, queue_frame, queue_notes,
-                                            queue_wide)
+        if name in OPTION_ABLATIONS:
+            from repro.report.option_ablation import (option_frame, option_notes, option_wide,
+                                                      title_of)
 
-            tidy = queue_frame(records)
-            paths += write_files(tidy, queue_wide(tidy), QUEUE_TITLE, queue_notes(tidy) + extra,
-                                 out_dir, QUEUE_STEM)
+            ablation = OPTION_ABLATIONS[name]
+            tidy = option_frame(records, ablation)
+            paths += write_files(tidy, option_wide(tidy), title_of(ablation),
+                                 option_notes(tidy, ablation) + extra, out_dir, ablation.stem)
             continue
         if name == FALSE_NEGATIVES:
             from repro.report.false_negatives import (FALSE_NEGATIVES_STEM,

@@ -43,7 +43,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         "our runs as mean +- 95% CI over seeds per config scale, beside the paper's reported "
         "numbers and their difference; and the claims table (claims.*): each of the paper's "
         "claims (claims.csv) against the paired seed differences treatment - baseline, with a "
-        "verdict; Table 4 (every method), the queue ablation, the cost per stage "
+        "verdict; Table 4 (every method), the model-option ablations (MoCo's queue size, "
+        "IR's and CMC's bank momentum, each crossed with the sampler), the cost per stage "
         "(cost.*, from Snakemake's benchmark files) and the false negatives (the share of "
         "each similarity band's negatives of the anchor's own class).")
     tables.add_argument("--benchmarks", default=None, metavar="DIR",
@@ -52,7 +53,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     figures = _subcommand(
         sub, "figures", FIGURES,
         "Loss curves, annealing schedules and their effect, the Gaussian toy's bias and "
-        "variance, accuracy against the ring bounds, the methods, the queue ablation, the "
+        "variance, accuracy against the ring bounds, the methods, the model-option ablations, the "
         "false negatives per similarity band, the claims as a forest plot (treatment - "
         "baseline per comparison, 95% CI, the claimed size shaded); PNG and PDF. A figure "
         "without the records it needs says what to run.")

@@ -22,8 +22,9 @@ records and saves the figures (:func:`save_figure`).
   untrained (random-init) accuracy as reference lines.
 
 One module per figure (``loss_curves``, ``anneal``, ``toy``, ``ring_bounds``; the methods
-figure of Table 4 is :func:`repro.report.methods.plot_methods`, the queue ablation's
-:func:`repro.report.queue.plot_queue`, the false negatives'
+figure of Table 4 is :func:`repro.report.methods.plot_methods`, the model-option ablations'
+(:data:`repro.report.option_ablation.OPTION_ABLATIONS`: the queue, the bank's momentum)
+:func:`repro.report.option_ablation.plot_option_ablation`, the false negatives'
 :func:`repro.report.false_negatives.plot_false_negatives`, the claims' forest plot
 :func:`repro.report.claims.plot_claims`), the shared colours, saving,
 footer and reference-line code in ``common``; this package names them (:data:`FIGURES`) and
@@ -57,6 +58,7 @@ from repro.report.figures.common import (  # noqa: F401
     sampler_colors,
     save_figure,
 )
+from repro.report.option_ablation import OPTION_ABLATIONS
 from repro.report.figures.loss_curves import (  # noqa: F401
     LOSS_CAVEAT,
     load_loss_logs,
@@ -106,7 +108,7 @@ __all__ = [
 # ------------------------------------------------------------------------------------------
 
 FIGURES = ("loss_curves", "anneal_schedules", "toy_bias_variance", "toy_sphere", "ring_bounds",
-           "methods", "queue_ablation", "false_negatives", "claims")
+           "methods", *(a.stem for a in OPTION_ABLATIONS.values()), "false_negatives", "claims")
 TOY_CSVS = {"toy_bias_variance": ("gaussian", Path("toy") / "estimates.csv"),
             "toy_sphere": ("sphere", Path("toy") / "sphere" / "estimates.csv")}
 """Each toy figure's family and estimates CSV under the results folder (rules/toy.smk)."""
@@ -128,10 +130,11 @@ def _build(name: str, records, results: Path, settings,
         from repro.report.methods import plot_methods
 
         return plot_methods(records, settings)
-    if name == "queue_ablation":
-        from repro.report.queue import plot_queue
+    ablation = next((a for a in OPTION_ABLATIONS.values() if a.stem == name), None)
+    if ablation is not None:
+        from repro.report.option_ablation import plot_option_ablation
 
-        return plot_queue(records, settings)
+        return plot_option_ablation(records, ablation, settings)
     if name == "false_negatives":
         from repro.report.false_negatives import plot_false_negatives
 
