@@ -58,7 +58,6 @@ from repro.report.figures.common import (  # noqa: F401
     sampler_colors,
     save_figure,
 )
-from repro.report.option_ablation import OPTION_ABLATIONS
 from repro.report.figures.loss_curves import (  # noqa: F401
     LOSS_CAVEAT,
     load_loss_logs,
@@ -79,6 +78,7 @@ from repro.report.figures.ring_bounds import (  # noqa: F401
     plot_ring_bounds,
     ring_bound_panels,
 )
+from repro.report.option_ablation import OPTION_ABLATIONS, plot_option_ablation
 
 __all__ = [
     "FIGURES",
@@ -132,8 +132,6 @@ def _build(name: str, records, results: Path, settings,
         return plot_methods(records, settings)
     ablation = next((a for a in OPTION_ABLATIONS.values() if a.stem == name), None)
     if ablation is not None:
-        from repro.report.option_ablation import plot_option_ablation
-
         return plot_option_ablation(records, ablation, settings)
     if name == "false_negatives":
         from repro.report.false_negatives import plot_false_negatives
