@@ -8,7 +8,8 @@
 import sys
 
 from repro.report.figures import FIGURES, make_figures
-from repro.report.option_ablation import OPTION_ABLATIONS
+from repro.report.option_ablation import (OPTION_ABLATIONS, option_frame, option_notes,
+                                          option_wide, title_of)
 from repro.report.reported import load_reported
 from repro.report.stats import Summary, format_delta, format_summary, summarize, t_ci95
 from repro.report.tables import (TABLES, TableSpec, comparison_frame, unknown_reported_rows,
@@ -80,9 +81,6 @@ def make_tables(results, out_dir, reported_dir="tables/reported", only=None, *,
                                  methods_notes(tidy) + extra, out_dir, METHODS_STEM)
             continue
         if name in OPTION_ABLATIONS:
-            from repro.report.option_ablation import (option_frame, option_notes, option_wide,
-                                                      title_of)
-
             ablation = OPTION_ABLATIONS[name]
             tidy = option_frame(records, ablation)
             paths += write_files(tidy, option_wide(tidy), title_of(ablation),

@@ -32,7 +32,8 @@ from repro.report.claims import _per_seed, direction_verdict, paired_differences
 from repro.report.stats import Summary, format_summary, summarize
 
 __all__ = ["OptionAblation", "OPTION_ABLATIONS", "option_value", "option_records",
-           "option_frame", "option_wide", "option_notes", "plot_option_ablation"]
+           "option_frame", "option_wide", "option_notes", "title_of",
+           "plot_option_ablation"]
 
 METRIC = "top1"
 
