@@ -70,8 +70,9 @@ report-html: install  # Snakemake's report of the last `make reproduce` (same CO
 # testing"): MODULES= chooses dotted modules or packages, MUTATION_JOBS= the parallel workers.
 # Results accumulate in mutants/ (ignored by git); `make mutation-report` prints them again.
 MODULES ?= repro.samplers repro.estimators repro.memory repro.models repro.report.stats \
-	repro.results repro.false_negatives repro.negatives repro.report.claims repro.steplog \
-	repro.precision transfer.fewshot.episodes transfer.detection.convert
+	repro.results repro.false_negatives repro.negatives repro.report.claims \
+	repro.report.option_ablation repro.steplog repro.precision transfer.fewshot.episodes \
+	transfer.detection.convert
 MUTATION_JOBS ?= 1
 $(VENV)/bin/mutmut: | install
 	$(PY) -m pip install --disable-pip-version-check -q -e '.[$(EXTRAS),mutation]'

@@ -26,21 +26,25 @@ ARMS = {("uniform", 256): (90.0, 91.0, 92.5), ("ring", 256): (91.0, 91.5, 94.0),
         ("uniform", 1024): (92.0, 93.5, 94.0), ("ring", 1024): (92.5, 93.0, 94.5)}
 
 
-def _config(params, label, queue, seed, epochs=40):
+def _config(params, label, queue, seed, epochs=40, dataset="digits", key_momentum=0.99):
     return {"pretrain": {"model": "moco", "model_options": {"queue_size": queue,
-                                                            "key_momentum": 0.99},
-                         "sampler": params, "sampler_label": label, "dataset": "digits",
+                                                            "key_momentum": key_momentum},
+                         "sampler": params, "sampler_label": label, "dataset": dataset,
                          "seed": seed, "scale": "default", "pretrain": {"epochs": epochs}},
             "linear_eval": {"epochs": 30}}
 
 
-def _write(root, params, label, queue, seed, value, epochs=40):
-    record = make_record(stage="linear_eval", model="moco", sampler=label, dataset="digits",
-                         eval_dataset="digits", seed=seed, metrics={"top1": value},
-                         scale="default", config=_config(params, label, queue, seed, epochs),
+def _write(root, params, label, queue, seed, value, epochs=40, dataset="digits",
+           key_momentum=0.99):
+    # top-5 beside top-1, as linear evaluation writes both: only top-1 enters the grid
+    record = make_record(stage="linear_eval", model="moco", sampler=label, dataset=dataset,
+                         eval_dataset=dataset, seed=seed,
+                         metrics={"top1": value, "top5": value - 20.0}, scale="default",
+                         config=_config(params, label, queue, seed, epochs, dataset,
+                                        key_momentum),
                          wall_time_s=1.0, sampler_params=params)
-    write_record(root / "linear_eval" / "digits" / f"moco-{label}-{epochs}" / f"seed{seed}" /
-                 "result.json", record)
+    write_record(root / "linear_eval" / dataset / f"moco-{label}-{epochs}-{key_momentum}" /
+                 f"seed{seed}" / "result.json", record)
 
 
 @pytest.fixture()
@@ -278,3 +282,233 @@ def test_every_registered_ablation_has_a_table_a_figure_a_caption_and_a_workflow
     for name, ablation in OPTION_ABLATIONS.items():
         assert name == ablation.name and name in TABLE_NAMES and ablation.stem in FIGURES
         assert (ROOT / "report" / f"{ablation.stem}.rst").is_file()
+
+
+# ---- the grid's edges, the table's text and the figure's data ------------------------------
+
+TIDY_COLUMNS = ["scale", "dataset", "model", "kind", "comparison", "method", "level", "n",
+                "mean", "ci95", "low", "high", "seeds", "verdict"]
+
+
+def test_an_effect_reads_signed_mean_interval_and_n_beside_its_direction(records):
+    tidy = option_frame(records, QUEUE)
+    diffs = _diffs(("uniform", 256), ("uniform", 1024))  # 2.0, 2.5, 1.5: above 0
+    mean, half, _ = t_ci95(diffs)
+    effect = _effect(tidy, "queue 1024 − 256, uniform")
+    assert (effect["low"], effect["high"]) == (pytest.approx(mean - half),
+                                               pytest.approx(mean + half))
+    assert effect["seeds"] == "0 1 2" and effect["method"] == "InfoNCE, uniform"
+    wide = option_wide(tidy, digits=1)
+    assert list(wide.columns) == ["scale", "pretrained on", "model", "what", "top-1 / Δ",
+                                  "Δ's 95% CI"]
+    row = wide[wide["what"] == "queue 1024 − 256, uniform"].iloc[0]
+    assert row["top-1 / Δ"] == f"{mean:+.1f} [{mean - half:+.1f}, {mean + half:+.1f}] (n=3)"
+    assert (row["scale"], row["pretrained on"], row["model"], row["Δ's 95% CI"]) == (
+        "default", "digits", "MoCo", "above 0")
+    cell_mean, cell_half, _ = t_ci95(ARMS[("uniform", 256)])
+    cell = wide.iloc[0]  # the baseline at the smallest queue; a cell has no direction
+    assert (cell["top-1 / Δ"], cell["Δ's 95% CI"]) == (
+        f"{cell_mean:.1f} ± {cell_half:.1f} (n=3)", "")
+    cells = tidy[tidy["kind"] == "cell"]
+    assert set(cells["seeds"]) == {"0 1 2"}
+    sampler = tidy[tidy["kind"] == "sampler"]
+    assert list(sampler["level"]) == [256, 1024]  # a sampler effect names its queue
+    # a model added without a display label keeps its registry name
+    assert set(option_wide(tidy.assign(model="mymodel"))["model"]) == {"mymodel"}
+
+
+def test_arms_sharing_one_seed_or_none_say_so_instead_of_an_interval(tmp_path):
+    for seed, value in ((0, 90.0), (1, 91.0)):
+        _write(tmp_path, UNIFORM, "uniform", 256, seed, value)
+    _write(tmp_path, UNIFORM, "uniform_q1024", 1024, 0, 93.0)
+    _write(tmp_path, RING, "ring", 256, 5, 92.0)  # a seed the baseline never ran
+    tidy = option_frame(load_records(tmp_path), QUEUE)
+    one = _effect(tidy, "queue 1024 − 256, uniform")
+    assert (one["n"], one["mean"], one["verdict"]) == (1, pytest.approx(3.0),
+                                                       "n=1: no interval")
+    none = _effect(tidy, "ring [0.9, 0.99] − uniform, queue 256")
+    assert none["n"] == 0 and none["verdict"] == "n=0: no interval"
+    # the ring has no queue-1024 cell: no comparison that needs it
+    assert not tidy["comparison"].str.contains("1024.*ring|ring.*1024").any()
+    wide = option_wide(tidy).set_index("what")
+    assert wide.loc["queue 1024 − 256, uniform", "top-1 / Δ"] == "+3.00 (n=1)"
+    assert wide.loc["ring [0.9, 0.99] − uniform, queue 256"].to_dict() == {
+        "scale": "default", "pretrained on": "digits", "model": "MoCo",
+        "top-1 / Δ": "no paired seeds", "Δ's 95% CI": "n=0: no interval"}
+    assert wide.loc["uniform, queue 1024", "top-1 / Δ"] == "93.00 (n=1)"
+    assert _effect(tidy, "uniform, queue 256")["seeds"] == "0 1"
+
+
+def test_a_uniform_sampler_with_another_estimator_is_a_treatment_named_with_its_estimator(
+        tmp_path):
+    debiased = {"name": "uniform", "estimator": {"name": "debiased", "tau_plus": 0.1}}
+    for seed in range(2):
+        for queue, suffix in ((256, ""), (1024, "_q1024")):
+            _write(tmp_path, UNIFORM, f"uniform{suffix}", queue, seed, 90.0 + seed)
+            _write(tmp_path, debiased, f"dcl{suffix}", queue, seed, 91.0 + 2 * seed)
+    tidy = option_frame(load_records(tmp_path), QUEUE)
+    assert list(tidy.loc[tidy["kind"] == "cell", "comparison"]) == [
+        "uniform, queue 256", "uniform, queue 1024",
+        "DCL (tau_plus 0.1), uniform, queue 256", "DCL (tau_plus 0.1), uniform, queue 1024"]
+    effect = _effect(tidy, "DCL (tau_plus 0.1), uniform − uniform, queue 256")
+    assert effect["mean"] == pytest.approx(1.5)
+
+
+def test_with_three_values_each_is_compared_to_the_smallest_and_both_at_once_to_the_largest(
+        tmp_path):
+    big = 2 ** 20  # named in full, not as 1.04858e+06
+    value = {("uniform", 256): 90.0, ("uniform", 512): 91.0, ("uniform", big): 93.0,
+             ("ring", 256): 92.0, ("ring", 512): 92.5, ("ring", big): 97.0}
+    for (kind, queue), top1 in value.items():
+        for seed in range(2):
+            _write(tmp_path, RING if kind == "ring" else UNIFORM, f"{kind}_q{queue}", queue,
+                   seed, top1 + seed * (1 + (kind == "ring")))
+    tidy = option_frame(load_records(tmp_path), QUEUE)
+    option = tidy[tidy["kind"] == "option"]
+    assert list(option["comparison"]) == [
+        "queue 512 − 256, uniform", "queue 1048576 − 256, uniform",
+        "queue 512 − 256, ring [0.9, 0.99]", "queue 1048576 − 256, ring [0.9, 0.99]"]
+    assert list(option["mean"]) == pytest.approx([1.0, 3.0, 0.5, 5.0])
+    both = _effect(tidy, "ring [0.9, 0.99] at queue 1048576 − uniform at 256 (both at once")
+    assert both["mean"] == pytest.approx(98.0 - 90.5)  # seed means: 97, 99 and 90, 91
+    assert list(tidy.loc[tidy["kind"] == "sampler", "mean"]) == pytest.approx([2.5, 2.0, 4.5])
+
+
+def test_runs_that_differ_in_another_model_option_are_another_setup(tmp_path):
+    for seed in range(2):
+        _write(tmp_path, UNIFORM, "uniform", 256, seed, 90.0 + seed)
+        _write(tmp_path, RING, "ring_q1024", 1024, seed, 95.0 + seed, key_momentum=0.999)
+    assert option_frame(load_records(tmp_path), QUEUE).empty
+    for seed in range(2):  # the same ring at the baseline's key momentum is compared
+        _write(tmp_path, RING, "ring_q1024", 1024, seed, 93.0 + seed)
+    tidy = option_frame(load_records(tmp_path), QUEUE)
+    assert list(tidy["kind"]) == ["cell", "cell", "both"]
+    assert tidy.iloc[2]["mean"] == pytest.approx(3.0)
+
+
+def test_records_without_the_option_or_a_finite_top1_give_an_empty_table_with_its_columns(
+        records, tmp_path):
+    empty = option_frame(records, BANK)  # MoCo's records: no bank momentum
+    assert empty.empty and list(empty.columns) == TIDY_COLUMNS
+    (ax,) = plot_option_ablation(records, BANK).axes  # says what it asks and what to run
+    assert ax.get_title().startswith("Is it the bank's momentum? Top-1 against bank momentum")
+    assert "config/bank_momentum.yaml" in ax.texts[0].get_text()
+    assert option_frame(records.drop(columns="config"), QUEUE).empty
+    assert list(option_wide(empty).columns) == ["scale", "pretrained on", "model", "what",
+                                                "top-1 / Δ", "Δ's 95% CI"]
+    # a diverged run (NaN top-1) is left out, and the runs after it are still read
+    _write(tmp_path, UNIFORM, "uniform", 256, 3, float("nan"))
+    _write(tmp_path, RING, "ring", 256, 3, float("nan"))
+    # a run whose config does not state the queue is not a level, even in the same setup
+    record = make_record(stage="linear_eval", model="moco", sampler="ring_unstated",
+                         dataset="digits", eval_dataset="digits", seed=0,
+                         metrics={"top1": 10.0}, scale="default",
+                         config=_config(RING, "ring_unstated", 256, 0), wall_time_s=1.0,
+                         sampler_params=RING)
+    del record["config"]["pretrain"]["model_options"]["queue_size"]
+    write_record(tmp_path / "linear_eval" / "digits" / "moco-ring_unstated" / "seed0" /
+                 "result.json", record)
+    tidy = option_frame(load_records(tmp_path), QUEUE)
+    assert list(tidy.loc[tidy["kind"] == "cell", "n"]) == [3, 3, 3, 3]
+    assert 10.0 not in set(tidy["mean"])
+
+
+def test_setups_are_listed_in_order_whatever_the_records_order(records, tmp_path):
+    for (kind, queue), values in ARMS.items():
+        label = kind if queue == 256 else f"{kind}_q{queue}"
+        for seed, value in enumerate(values):
+            _write(tmp_path, RING if kind == "ring" else UNIFORM, label, queue, seed,
+                   value - 50.0, dataset="shapes")
+    shuffled = load_records(tmp_path).iloc[::-1]
+    tidy = option_frame(shuffled, QUEUE)
+    assert list(dict.fromkeys(tidy["dataset"])) == ["digits", "shapes"]
+    assert set(tidy["scale"]) == {"default"}
+    shapes = tidy[(tidy["dataset"] == "shapes") & (tidy["kind"] == "cell")]
+    assert shapes.iloc[0]["mean"] == pytest.approx(sum(ARMS[("uniform", 256)]) / 3 - 50.0)
+
+
+def _errorbars(ax):
+    """(x, y, half-widths) per method line, in drawing order."""
+    out = []
+    for container in ax.containers:
+        line, _, (bars,) = container.lines
+        x, y = (list(v) for v in line.get_data())
+        halves = [(seg[1][1] - seg[0][1]) / 2 for seg in bars.get_segments()]
+        out.append((x, y, halves))
+    return out
+
+
+def test_the_figure_draws_each_cells_mean_interval_and_seeds_per_method(records, tmp_path):
+    figure = plot_option_ablation(records, QUEUE)
+    (ax,) = [a for a in figure.axes if a.get_legend() is not None]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["uniform",
+                                                                   "ring [0.9, 0.99]"]
+    (ux, uy, uh), (rx, ry, rh) = _errorbars(ax)
+    assert ux == pytest.approx([-0.03, 0.97]) and rx == pytest.approx([0.03, 1.03])
+    for (ys, halves), kind in (((uy, uh), "uniform"), ((ry, rh), "ring")):
+        for y, half, queue in zip(ys, halves, (256, 1024)):
+            mean, ci, _ = t_ci95(ARMS[(kind, queue)])
+            assert (y, half) == (pytest.approx(mean), pytest.approx(ci))
+    dots = sorted(tuple(map(float, p)) for c in ax.collections if c.get_offsets().shape[1] == 2
+                  and len(c.get_offsets()) == 3 for p in c.get_offsets())
+    expected = sorted((j + 0.06 * (i - 0.5), v) for i, kind in enumerate(("uniform", "ring"))
+                      for j, queue in enumerate((256, 1024)) for v in ARMS[(kind, queue)])
+    assert dots == [pytest.approx(p) for p in expected]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["256", "1024"]
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == (
+        QUEUE.axis, "linear-eval top-1 (%)", "MoCo on digits (default)")
+    assert figure._suptitle.get_text().replace("\n", " ").startswith(
+        "Is it the ring or the queue? Top-1 against queue size (mean, 95% CI")
+    # the released pairing: each method drawn only where it ran
+    released = tmp_path / "released"
+    for seed, (low, high) in enumerate([(90.0, 92.0), (91.0, 91.5)]):
+        _write(released, UNIFORM, "uniform", 256, seed, low)
+        _write(released, RING, "ring", 1024, seed, high)
+    (ax,) = plot_option_ablation(load_records(released), QUEUE).axes[:1]
+    (ux, uy, _), (rx, ry, _) = _errorbars(ax)
+    assert (ux, uy) == (pytest.approx([-0.03]), pytest.approx([90.5]))
+    assert (rx, ry) == (pytest.approx([1.03]), pytest.approx([91.75]))
+
+
+def test_the_figure_has_a_panel_per_setup_in_order_and_a_footer_of_what_it_draws(records,
+                                                                                   tmp_path):
+    from repro.report.figures.common import config_footer, run_settings
+
+    for (kind, queue), values in ARMS.items():  # the same grid pretrained on shapes
+        label = kind if queue == 256 else f"{kind}_q{queue}"
+        for seed, value in enumerate(values):
+            _write(tmp_path, RING if kind == "ring" else UNIFORM, label, queue, seed,
+                   value - 50.0, dataset="shapes")
+    # runs the figure does not draw: another model, another stage, a dataset without the grid
+    extra = (("linear_eval", "ir", "digits", 7), ("pretrain", "moco", "digits", 8),
+             ("linear_eval", "moco", "cifar10", 9))
+    for stage, model, dataset, seed in extra:
+        write_record(tmp_path / stage / dataset / f"{model}-x" / f"seed{seed}" / "result.json",
+                     make_record(stage=stage, model=model, sampler="uniform", dataset=dataset,
+                                 eval_dataset=dataset, seed=seed, metrics={"top1": 50.0},
+                                 scale="default", config={}, wall_time_s=1.0,
+                                 sampler_params=UNIFORM))
+    loaded = load_records(tmp_path)
+    figure = plot_option_ablation(loaded.iloc[::-1], QUEUE)
+    assert [a.get_title() for a in figure.axes] == ["MoCo on digits (default)",
+                                                    "MoCo on shapes (default)"]
+    shown = loaded[(loaded["stage"] == "linear_eval") & (loaded["model"] == "moco")
+                   & loaded["dataset"].isin(["digits", "shapes"])]
+    footer = figure.texts[-1].get_text()
+    assert footer == config_footer(shown.iloc[::-1], run_settings(loaded))
+    assert "seeds 0,1,2 (n=3 per run)" in footer
+    given = run_settings(loaded).assign(epochs=77)  # settings passed in are the ones shown
+    assert "77 epochs" in plot_option_ablation(loaded, QUEUE, given).texts[-1].get_text()
+    unlabelled = plot_option_ablation(loaded.assign(model="mymodel"), QUEUE)
+    assert unlabelled.axes[0].get_title() == "mymodel on digits (default)"
+
+
+def test_a_cell_with_one_seed_is_drawn_without_a_bar(tmp_path):
+    for seed, value in ((0, 90.0), (1, 91.0)):
+        _write(tmp_path, UNIFORM, "uniform", 256, seed, value)
+    _write(tmp_path, UNIFORM, "uniform_q1024", 1024, 0, 93.0)
+    _write(tmp_path, RING, "ring", 256, 0, 92.0)
+    (ax,) = plot_option_ablation(load_records(tmp_path), QUEUE).axes
+    (_, uy, uh), (rx, ry, rh) = _errorbars(ax)
+    assert uy == pytest.approx([90.5, 93.0]) and uh == pytest.approx([t_ci95([90, 91])[1], 0.0])
+    assert (rx, ry, rh) == (pytest.approx([0.03]), pytest.approx([92.0]), pytest.approx([0.0]))

@@ -100,8 +100,9 @@ def option_value(config: Any, option: str) -> Optional[float]:
 
 
 def _value_text(value: float) -> str:
-    """``256``, ``0.9``, ``0`` (a float that is an integer loses its ``.0``)."""
-    return format(value, "g")
+    """``256``, ``1048576``, ``0.9``, ``0``: as the config wrote it, an integral float without
+    its ``.0`` (``format(v, "g")`` would round 2**20 to ``1.04858e+06``)."""
+    return str(int(value)) if float(value).is_integer() else str(float(value))
 
 
 def _setup_without_sampler_and(config: Any, option: str) -> str:
