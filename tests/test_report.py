@@ -672,3 +672,94 @@ def test_a_failing_report_says_that_its_previous_outputs_are_gone(tmp_path, caps
     err = capsys.readouterr().err
     assert code == 2 and "not a readable CSV" in err
     assert "previous tables were removed when it started" in err and "Traceback" not in err
+
+
+# ---- the table's edges: learning notes, paper cells, columns, labels --------------------
+
+
+def test_learning_notes_follow_the_table_order_and_a_gain_of_exactly_the_margin_clears(
+        tmp_path):
+    from repro.report.tables import learning_notes
+
+    # IR on CIFAR10 has no untrained row and comes first in the table: no note, and the
+    # digits notes still follow
+    _write(tmp_path, "linear_eval", "ir", "uniform", "cifar10", 0, {"top1": 70.0})
+    # IR on digits: one untrained seed at 80; NCE exactly +5, Ring +10: both clear
+    _write(tmp_path, "linear_eval", "ir", "untrained", "digits", 0, {"top1": 80.0})
+    _write(tmp_path, "linear_eval", "ir", "uniform", "digits", 0, {"top1": 85.0})
+    _write(tmp_path, "linear_eval", "ir", "ring", "digits", 0, {"top1": 90.0})
+    # CMC on CIFAR10: a labelled dataset, named as the table names it
+    _write(tmp_path, "linear_eval", "cmc", "untrained", "cifar10", 0, {"top1": 40.0})
+    _write(tmp_path, "linear_eval", "cmc", "uniform", "cifar10", 0, {"top1": 60.0})
+    # CMC on digits: both trained cells short of the margin
+    _write(tmp_path, "linear_eval", "cmc", "untrained", "digits", 0, {"top1": 70.0})
+    _write(tmp_path, "linear_eval", "cmc", "uniform", "digits", 0, {"top1": 71.0})
+    _write(tmp_path, "linear_eval", "cmc", "ring", "digits", 0, {"top1": 72.5})
+    tidy = comparison_frame(load_records(tmp_path), _reported(tmp_path, []), TABLES["table1"])
+    assert learning_notes(tidy) == [
+        "vs untrained, CMC on CIFAR10 (scale=default): untrained 40.00; CMC +20.00 (all clear "
+        "+5).",
+        "vs untrained, IR on digits (scale=default): untrained 80.00; IR +5.00, IR + Ring "
+        "+10.00 (all clear +5).",
+        "vs untrained, CMC on digits (scale=default): untrained 70.00; CMC +1.00, CMC + Ring "
+        "+2.50 (below +5: CMC, CMC + Ring)."]
+
+
+def test_paper_cells_carry_their_source_and_a_table_keeps_only_its_metrics(records, tmp_path):
+    reported = _reported(tmp_path, [
+        ["ir", "uniform", "cifar100", "top5", 95.0, "Table 9", "v9", ""],  # not table 1's
+        ["ir", "uniform", "cifar10", "top1", 79.0, "Table 1", "arXiv:2010.02037v1", ""],
+        ["cmc", "uniform", "stl10", "top1", 80.0, "Table 1", "arXiv:2010.02037v1", ""]])
+    tidy = comparison_frame(records, reported, TABLES["table1"])
+    assert "top5" not in set(tidy["metric"])
+    ran = _cell(tidy, task="cifar10", model="ir", sampler="uniform", scale="default")
+    assert ran["paper_source"] == "Table 1 arXiv:2010.02037v1"
+    paper_only = _cell(tidy, task="stl10", model="cmc", sampler="uniform")
+    assert (paper_only["metric"], paper_only["scale"], paper_only["n_seeds"],
+            paper_only["paper"], paper_only["paper_source"]) == (
+        "top1", "", 0, 80.0, "Table 1 arXiv:2010.02037v1")
+    assert _cell(tidy, task="shapes", model="moco", sampler="uniform")["paper_source"] == ""
+
+
+def test_wide_table_puts_the_paper_scale_last_and_fills_what_a_scale_did_not_run(records,
+                                                                                 tmp_path):
+    more = tmp_path / "more"
+    _write(more, "linear_eval", "ir", "uniform", "cifar10", 0, {"top1": 81.0}, scale="study")
+    both = pd.concat([records, load_records(more)], ignore_index=True)
+    reported = _reported(tmp_path, [["ir", "uniform", "cifar10", "top1", 79.0, "Table 1",
+                                     "arXiv:2010.02037v1", ""]])
+    wide = wide_frame(comparison_frame(both, reported, TABLES["table1"]), TABLES["table1"],
+                      digits=1, pm="+/-")
+    assert list(wide.columns)[4:] == [
+        "ours (scale=default)", "Δ ours − paper (scale=default)", "ours (scale=study)",
+        "Δ ours − paper (scale=study)", "ours (scale=paper)", "Δ ours − paper (scale=paper)"]
+    row = wide[(wide["dataset"] == "CIFAR10") & (wide["method"] == "IR")].iloc[0]
+    assert (row["pretrained on"], row["ours (scale=default)"],
+            row["Δ ours − paper (scale=default)"], row["ours (scale=paper)"],
+            row["Δ ours − paper (scale=paper)"]) == ("CIFAR10", "81.0 +/- 2.5 (n=3)", "+2.0",
+                                                     "not run", "—")
+    shapes = wide[(wide["dataset"] == "shapes") & (wide["method"] == "MoCo")].iloc[0]
+    assert shapes["pretrained on"] == "shapes"  # a dataset without a display label
+
+
+def test_a_table_without_runs_or_paper_numbers_says_so_in_its_columns(records, tmp_path):
+    spec = TABLES["table1"]
+    pretrain_only = records[records["stage"] == "pretrain"]  # nothing table 1 shows
+    reported = _reported(tmp_path, [["cmc", "uniform", "stl10", "top1", 80.0, "Table 1",
+                                     "arXiv:2010.02037v1", ""]])
+    wide = wide_frame(comparison_frame(pretrain_only, reported, spec), spec)
+    assert list(wide.columns) == ["dataset", "pretrained on", "method", "paper (reported)",
+                                  "ours (no runs found)"]
+    assert list(wide["ours (no runs found)"]) == ["not run"]
+    without_numbers = wide_frame(comparison_frame(records, _reported(tmp_path, []), spec), spec)
+    assert not any(c.startswith(("Δ", "paper")) for c in without_numbers.columns)
+    assert "ours (scale=default)" in without_numbers.columns
+
+
+def test_method_labels_keep_a_configs_suffix_and_an_unlabelled_models_name():
+    from repro.report.tables import method_label
+
+    assert method_label("cmc", "ring (config 3fa9)") == "CMC + Ring (config 3fa9)"
+    assert method_label("mymodel", "uniform") == "mymodel"
+    assert method_label("ir", "untrained") == "IR, untrained"
+    assert method_label("moco", "ring_const") == "MoCo + ring_const"
