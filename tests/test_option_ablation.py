@@ -47,12 +47,19 @@ def _write(root, params, label, queue, seed, value, epochs=40, dataset="digits",
                  f"seed{seed}" / "result.json", record)
 
 
-@pytest.fixture()
-def records(tmp_path):
+def _write_arms(root, dataset="digits", shift=0.0):
+    """The ARMS grid as records (uniform and ring at queues 256 and 1024, seeds 0-2), each
+    top-1 moved by ``shift``."""
     for (kind, queue), values in ARMS.items():
         label = kind if queue == 256 else f"{kind}_q{queue}"
         for seed, value in enumerate(values):
-            _write(tmp_path, RING if kind == "ring" else UNIFORM, label, queue, seed, value)
+            _write(root, RING if kind == "ring" else UNIFORM, label, queue, seed,
+                   value + shift, dataset=dataset)
+
+
+@pytest.fixture()
+def records(tmp_path):
+    _write_arms(tmp_path)
     return load_records(tmp_path)
 
 
@@ -414,11 +421,7 @@ def test_records_without_the_option_or_a_finite_top1_give_an_empty_table_with_it
 
 
 def test_setups_are_listed_in_order_whatever_the_records_order(records, tmp_path):
-    for (kind, queue), values in ARMS.items():
-        label = kind if queue == 256 else f"{kind}_q{queue}"
-        for seed, value in enumerate(values):
-            _write(tmp_path, RING if kind == "ring" else UNIFORM, label, queue, seed,
-                   value - 50.0, dataset="shapes")
+    _write_arms(tmp_path, "shapes", -50.0)
     shuffled = load_records(tmp_path).iloc[::-1]
     tidy = option_frame(shuffled, QUEUE)
     assert list(dict.fromkeys(tidy["dataset"])) == ["digits", "shapes"]
@@ -474,11 +477,7 @@ def test_the_figure_has_a_panel_per_setup_in_order_and_a_footer_of_what_it_draws
                                                                                    tmp_path):
     from repro.report.figures.common import config_footer, run_settings
 
-    for (kind, queue), values in ARMS.items():  # the same grid pretrained on shapes
-        label = kind if queue == 256 else f"{kind}_q{queue}"
-        for seed, value in enumerate(values):
-            _write(tmp_path, RING if kind == "ring" else UNIFORM, label, queue, seed,
-                   value - 50.0, dataset="shapes")
+    _write_arms(tmp_path, "shapes", -50.0)  # the same grid pretrained on shapes
     # runs the figure does not draw: another model, another stage, a dataset without the grid
     extra = (("linear_eval", "ir", "digits", 7), ("pretrain", "moco", "digits", 8),
              ("linear_eval", "moco", "cifar10", 9))
