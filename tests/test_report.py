@@ -763,3 +763,29 @@ def test_method_labels_keep_a_configs_suffix_and_an_unlabelled_models_name():
     assert method_label("mymodel", "uniform") == "mymodel"
     assert method_label("ir", "untrained") == "IR, untrained"
     assert method_label("moco", "ring_const") == "MoCo + ring_const"
+
+
+def test_table_notes_name_the_reported_file_the_sources_and_what_the_paper_measured(records,
+                                                                                    tmp_path):
+    from repro.report.tables import _notes
+
+    spec = TABLES["table1"]
+    reported = _reported(tmp_path, [["ir", "uniform", "cifar10", "top1", 79.0, "Table 1",
+                                     "arXiv:2010.02037v1", ""]])
+    notes = _notes(comparison_frame(records, reported, spec), reported, spec)
+    assert notes[-1] == "Sources: Table 1 arXiv:2010.02037v1."
+    assert sum("tables/reported/table1_linear_eval.csv; `not transcribed` = the paper reports"
+               in n for n in notes) == 1
+    empty = _reported(tmp_path, [])
+    bare = _notes(comparison_frame(records, empty, spec), empty, spec)
+    assert sum(n.startswith("No paper number of these cells is in "
+                            "tables/reported/table1_linear_eval.csv") for n in bare) == 1
+    assert not any(n.startswith("Sources") or "pretrained on imagenet" in n for n in bare)
+    detection = TABLES["table3"]
+    det = _notes(comparison_frame(records, empty, detection), empty, detection)
+    assert sum("encoders pretrained on imagenet; runs pretrained on other data have none" in n
+               for n in det) == 1
+    assert sum(n.startswith("The paper measured voc_det on voc2007_test, coco_mask on "
+                            "coco2017_val, coco_kpt on coco2017_val; a run on other data")
+               for n in det) == 1
+    assert sum(n.startswith("task: the paper's task (record `extra.task`)") for n in det) == 1
