@@ -48,6 +48,10 @@ def _detection(root, task, sampler, metrics, *, data="generated", scale="default
                   eval_dataset=eval_dataset, extra=extra)
 
 
+# one transcribed paper cell (IR, NCE, CIFAR10 top-1) as a reported CSV row
+IR_CIFAR10_PAPER = ["ir", "uniform", "cifar10", "top1", 79.0, "Table 1", "arXiv:2010.02037v1", ""]
+
+
 def _reported(tmp_path, rows):
     path = tmp_path / "reported.csv"
     frame = pd.DataFrame(rows, columns=list(REPORTED_COLUMNS))
@@ -188,8 +192,7 @@ def _cell(tidy, **match):
 
 
 def test_table1_cell_is_mean_and_t_ci_over_seeds_beside_the_paper_number(records, tmp_path):
-    reported = _reported(tmp_path, [["ir", "uniform", "cifar10", "top1", 79.0, "Table 1",
-                                     "arXiv:2010.02037v1", ""]])
+    reported = _reported(tmp_path, [IR_CIFAR10_PAPER])
     tidy = comparison_frame(records, reported, TABLES["table1"])
     cell = _cell(tidy, task="cifar10", model="ir", sampler="uniform", scale="default")
     assert cell["n_seeds"] == 3 and cell["mean"] == pytest.approx(81.0)
@@ -708,7 +711,7 @@ def test_learning_notes_follow_the_table_order_and_a_gain_of_exactly_the_margin_
 def test_paper_cells_carry_their_source_and_a_table_keeps_only_its_metrics(records, tmp_path):
     reported = _reported(tmp_path, [
         ["ir", "uniform", "cifar100", "top5", 95.0, "Table 9", "v9", ""],  # not table 1's
-        ["ir", "uniform", "cifar10", "top1", 79.0, "Table 1", "arXiv:2010.02037v1", ""],
+        IR_CIFAR10_PAPER,
         ["cmc", "uniform", "stl10", "top1", 80.0, "Table 1", "arXiv:2010.02037v1", ""]])
     tidy = comparison_frame(records, reported, TABLES["table1"])
     assert "top5" not in set(tidy["metric"])
@@ -726,8 +729,7 @@ def test_wide_table_puts_the_paper_scale_last_and_fills_what_a_scale_did_not_run
     more = tmp_path / "more"
     _write(more, "linear_eval", "ir", "uniform", "cifar10", 0, {"top1": 81.0}, scale="study")
     both = pd.concat([records, load_records(more)], ignore_index=True)
-    reported = _reported(tmp_path, [["ir", "uniform", "cifar10", "top1", 79.0, "Table 1",
-                                     "arXiv:2010.02037v1", ""]])
+    reported = _reported(tmp_path, [IR_CIFAR10_PAPER])
     wide = wide_frame(comparison_frame(both, reported, TABLES["table1"]), TABLES["table1"],
                       digits=1, pm="+/-")
     assert list(wide.columns)[4:] == [
@@ -770,8 +772,7 @@ def test_table_notes_name_the_reported_file_the_sources_and_what_the_paper_measu
     from repro.report.tables import _notes
 
     spec = TABLES["table1"]
-    reported = _reported(tmp_path, [["ir", "uniform", "cifar10", "top1", 79.0, "Table 1",
-                                     "arXiv:2010.02037v1", ""]])
+    reported = _reported(tmp_path, [IR_CIFAR10_PAPER])
     notes = _notes(comparison_frame(records, reported, spec), reported, spec)
     assert notes[-1] == "Sources: Table 1 arXiv:2010.02037v1."
     assert sum("tables/reported/table1_linear_eval.csv; `not transcribed` = the paper reports"
