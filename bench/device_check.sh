@@ -12,11 +12,16 @@
 # output and exit status in OUT:
 #   1. pytest -m gpu                          -> pytest_gpu.txt, pytest_gpu.xml
 #   2. bench/run.py --device cuda (paper-shape rows, --peers when lightly is installed)
-#                                             -> bench.md, bench.json
+#                                             -> bench.md, bench.json (rewritten after each
+#                                                benchmark group: a stopped bench keeps what it
+#                                                measured), bench.log
 #   3. one paper.yaml epoch per base model (ring) through Snakemake with --resources gpu=1 on a
 #      generated CIFAR-10 (50,000 32x32 images in CIFAR-10's python pickle layout, read by
 #      repro.data's real reader)             -> data/, epoch.yaml, results/, snakemake.txt
-#   summary.json: each piece's exit status and seconds, each model's epoch time and images/s.
+#   4. the same epochs with pretrain.augment: batch (the views made on the GPU)
+#                                             -> epoch_batch.yaml, results_batch/, snakemake_batch.txt
+#   summary.json: each piece's exit status and seconds, each model's epoch time and images/s
+#   (epochs: paper.yaml's PIL loader; epochs_batch: augment: batch).
 # Exit status: 0 when every piece passed, else 1 (the others still ran).
 set -u -o pipefail
 cd "$(dirname "$0")/.."
@@ -50,23 +55,23 @@ if torch.cuda.is_available():
 PY
 
 # 1. the GPU tests (skipped without CUDA)
-piece pytest_gpu 120 "$out/pytest_gpu.txt" \
+piece pytest_gpu 60 "$out/pytest_gpu.txt" \
   env OMP_NUM_THREADS=1 "$py" -m pytest -m gpu -q -p no:cacheprovider --junitxml "$out/pytest_gpu.xml" tests/test_gpu.py
 
 # 2. the bench: paper-shape rows on CUDA, tiny on the CPU
 peers=""
 "$py" -c "import lightly" 2>/dev/null && peers="--peers"
 if [ "$tiny" = 1 ]; then
-  piece bench 300 "$out/bench.md" "$py" bench/run.py --quick --device cpu --repeats 2 --threads 1 \
-    $peers --json "$out/bench.json"
+  piece bench 300 "$out/bench.log" "$py" bench/run.py --quick --device cpu --repeats 2 --threads 1 \
+    $peers --json "$out/bench.json" --markdown "$out/bench.md"
 else
-  piece bench 270 "$out/bench.md" "$py" bench/run.py --device cuda --repeats 5 --paper-shapes \
-    $peers --json "$out/bench.json"
+  piece bench 180 "$out/bench.log" "$py" bench/run.py --device cuda --repeats 5 --paper-shapes \
+    $peers --json "$out/bench.json" --markdown "$out/bench.md"
 fi
 
 # 3. one paper-config epoch per base model, through Snakemake, on a generated CIFAR-10
 if [ "$tiny" = 1 ]; then train=500; test=50; else train=50000; test=10000; fi
-piece make_data 60 "$out/make_data.txt" "$py" bench/cifar_shaped.py "$out/data" --train $train --test $test
+piece make_data 30 "$out/make_data.txt" "$py" bench/cifar_shaped.py "$out/data" --train $train --test $test
 cat > "$out/epoch.yaml" <<YAML
 # on top of config/paper.yaml: one epoch of each base model with the ring on the generated CIFAR-10
 results_dir: $out/results
@@ -91,12 +96,19 @@ models:
   simclr: {}
 YAML
 fi
-targets=()
+targets=(); targets_batch=()
 for model in ir cmc moco simclr; do
   targets+=("$out/results/pretrain/cifar10/$model-ring/seed0/result.json")
+  targets_batch+=("$out/results_batch/pretrain/cifar10/$model-ring/seed0/result.json")
 done
-piece paper_epochs 240 "$out/snakemake.txt" "$sm" --cores all --resources gpu=1 \
+piece paper_epochs 120 "$out/snakemake.txt" "$sm" --cores all --resources gpu=1 \
   --show-failed-logs "${targets[@]}" --configfile config/paper.yaml "$out/epoch.yaml"
+
+# 4. the same epochs with the views made on the device (pretrain.augment: batch), own folder
+printf 'results_dir: %s/results_batch\npretrain: {augment: batch}\n' "$out" > "$out/epoch_batch.yaml"
+piece batch_epochs 90 "$out/snakemake_batch.txt" "$sm" --cores all --resources gpu=1 \
+  --show-failed-logs "${targets_batch[@]}" \
+  --configfile config/paper.yaml "$out/epoch.yaml" "$out/epoch_batch.yaml"
 
 "$py" - "$out" <<'PY'
 import csv, json, sys
@@ -105,18 +117,21 @@ out = Path(sys.argv[1])
 with open(out / "status.tsv") as fh:
     pieces = {r["piece"]: {"exit": int(r["exit"]), "seconds": int(r["seconds"])}
               for r in csv.DictReader(fh, delimiter="\t")}
-epochs = {}
-for model in ("ir", "cmc", "moco", "simclr"):
-    path = out / "results" / "pretrain" / "cifar10" / f"{model}-ring" / "seed0" / "result.json"
-    if path.exists():
-        record = json.loads(path.read_text())
-        extra, wall = record["extra"], record["wall_time_s"]
-        images = extra["steps"] * record["config"]["pretrain"]["batch_size"]
-        epochs[model] = {"epoch_s": round(wall, 2), "images_per_s": round(images / wall, 1),
-                         "final_loss": record["metrics"]["final_loss"],
-                         "device": extra["device"],
-                         "precision": record["config"]["pretrain"].get("precision", "fp32")}
-summary = {"pieces": pieces, "epochs": epochs,
+def epochs(results):
+    found = {}
+    for model in ("ir", "cmc", "moco", "simclr"):
+        path = out / results / "pretrain" / "cifar10" / f"{model}-ring" / "seed0" / "result.json"
+        if path.exists():
+            record = json.loads(path.read_text())
+            extra, wall, pretrain = record["extra"], record["wall_time_s"], record["config"]["pretrain"]
+            found[model] = {"epoch_s": round(wall, 2),
+                            "images_per_s": round(extra["steps"] * pretrain["batch_size"] / wall, 1),
+                            "final_loss": record["metrics"]["final_loss"],
+                            "device": extra["device"],
+                            "precision": pretrain.get("precision", "fp32"),
+                            "augment": pretrain.get("augment", "pil")}
+    return found
+summary = {"pieces": pieces, "epochs": epochs("results"), "epochs_batch": epochs("results_batch"),
            "total_s": sum(p["seconds"] for p in pieces.values())}
 (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
 print(json.dumps(summary, indent=1))

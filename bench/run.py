@@ -3,6 +3,7 @@
     python bench/run.py                 # paper-like sizes (GPU if there is one)
     python bench/run.py --quick         # tiny sizes: a smoke test, seconds on a CPU
     python bench/run.py --json out.json # also save the measured numbers
+    python bench/run.py --markdown out.md  # also save the table (both rewritten per group)
     python bench/run.py --threads 1     # torch intra-op threads (default: one per CPU core)
 
 How a ratio is measured: after warm-up, every function of a benchmark group is timed once per
@@ -47,8 +48,10 @@ Rows:
   model's step in images/s (fp32 and bf16 uniform, bf16 ring), ring / uniform and backbone /
   step in bf16 (goals <= 1.05, >= 0.85), the bf16 speed-up (fp32 step / bf16 step), peak
   CUDA memory, paper.yaml's DataLoader (PIL views, its workers) against the fastest step
-  (goal >= 1.5), and the projected hours of the paper's CIFAR10/100 + STL10 grid from the
-  measured images/s (the slower of step and loader, per model, sampler and size; goal <= 12).
+  (goal >= 1.5), BatchAugment's images/s at the same batch, and the projected hours of the
+  paper's CIFAR10/100 + STL10 grid from the measured images/s, once per augmentation path
+  (``pil``: the slower of step and loader; ``batch``: the step and its two on-device views in
+  series; per model, sampler and size; goal <= 12).
 * ``--peers``: our uniform MoCo v2 / SimCLR step over the same step written with lightly's
   modules (heads, ``NTXentLoss``, ``update_momentum``) on the same backbone and batch (goal
   <= 1.0; ``pip install -e .[bench]``).
@@ -759,6 +762,29 @@ def grid_gpu_hours(images_per_s: dict[tuple[str, str, int], float],
     return seconds / 3600
 
 
+def serial_images_per_s(step_ips: float, augment_ips: float, views: int = 2) -> float:
+    """Images/s of a step that first makes its ``views`` views on the same device
+    (``pretrain.augment: batch``: two :class:`BatchAugment` draws, then the step, one after
+    the other on one stream): ``1 / (1 / step_ips + views / augment_ips)``."""
+    return 1.0 / (1.0 / step_ips + views / augment_ips)
+
+
+def batch_augment_times(s: dict[str, Any], device: torch.device, repeats: int, warmup: int,
+                        rng: random.Random) -> dict[int, list[float]]:
+    """Seconds per call of :class:`BatchAugment` on one uint8 batch of ``s["batch"]`` noise
+    images, per image side of ``s["images"]`` (CIFAR10's spec at the first, STL10's at the
+    second), on ``device``."""
+    fns: dict[Hashable, Callable[[], Any]] = {}
+    for image, dataset in zip(s["images"], ("cifar10", "stl10")):
+        spec = get_spec(dataset)
+        gen = torch.Generator(device=device).manual_seed(SEED)
+        batch = torch.randint(0, 256, (s["batch"], 3, image, image), dtype=torch.uint8,
+                              generator=torch.Generator().manual_seed(SEED)).to(device)
+        augment = BatchAugment(spec)
+        fns[image] = (lambda a=augment, b=batch, g=gen: a(b, g))
+    return interleaved_times(fns, device, repeats, warmup, rng)
+
+
 def _value_row(name: str, value: float, unit: str, baseline: str, note: str = "",
                goal: str = "", ok: str = "") -> dict[str, Any]:
     return {"benchmark": name, "measured": f"{value:.2f} {unit}", "baseline": baseline,
@@ -818,16 +844,27 @@ def bench_paper_shapes(device: torch.device, quick: bool, repeats: int, warmup: 
                 for image in s["images"] for name in models for what in ("uniform", "ring")}
     sides = dict(zip((32, 96), s["images"]))  # the sizes measured for the paper's 32 / 96 px
     paper = device.type == "cuda" and not quick and all(k == v for k, v in sides.items())
+    augment_times = batch_augment_times(s, device, repeats, warmup, rng)
+    augment_ips = {image: b / statistics.median(t) for image, t in augment_times.items()}
+    for image, dataset in zip(s["images"], ("cifar10", "stl10")):
+        rows.append(throughput_row(f"BatchAugment images/s (one view), {dataset}, {image}px", b,
+                                   augment_times[image], f"batch {b}, uint8 on {device}",
+                                   "pretrain.augment: batch; a step draws two views"))
     if tuple(models) == MODELS:
-        effective = {k: min(v, loader_ips[k[2]]) for k, v in step_ips.items()}
-        hours = grid_gpu_hours(effective, sides=sides)
-        rows.append(_value_row(
-            "projected GPU-hours, paper CIFAR10/100 + STL10 grid", hours, "h",
-            "4 models x 2 samplers x 3 datasets x 3 seeds x 200 epochs",
-            f"{bf}, min(step, loader) images/s per model, sampler and size; STL10 train split "
-            f"5,000 images", f"<= {GRID_GOAL_HOURS:g} h",
-            ("yes" if hours <= GRID_GOAL_HOURS else "NO") if paper
-            else "n/a (not paper shapes)"))
+        grid = "4 models x 2 samplers x 3 datasets x 3 seeds x 200 epochs"
+        for label, effective, how in (
+                ("augment: pil", {k: min(v, loader_ips[k[2]]) for k, v in step_ips.items()},
+                 f"min(step, loader with {s['workers']} workers)"),
+                ("augment: batch",
+                 {k: serial_images_per_s(v, augment_ips[k[2]]) for k, v in step_ips.items()},
+                 "step and two BatchAugment views in series")):
+            hours = grid_gpu_hours(effective, sides=sides)
+            rows.append(_value_row(
+                f"projected GPU-hours, paper CIFAR10/100 + STL10 grid, {label}", hours, "h",
+                grid, f"{bf}, {how} images/s per model, sampler and size; STL10 train split "
+                f"5,000 images", f"<= {GRID_GOAL_HOURS:g} h",
+                ("yes" if hours <= GRID_GOAL_HOURS else "NO") if paper
+                else "n/a (not paper shapes)"))
     return rows
 
 
@@ -923,11 +960,15 @@ def _device(name: str) -> torch.device:
 
 def run(quick: bool = False, device: str = "auto", repeats: Optional[int] = None,
         models: tuple[str, ...] = MODELS, threads: Optional[int] = None,
-        paper_rows: Optional[bool] = None, peers: bool = False) -> dict[str, Any]:
-    """Every benchmark; returns ``{"machine", "warning", "settings", "rows"}``.
+        paper_rows: Optional[bool] = None, peers: bool = False,
+        on_group: Optional[Callable[[dict[str, Any]], None]] = None) -> dict[str, Any]:
+    """Every benchmark; returns ``{"machine", "warning", "settings", "rows", "complete"}``.
 
     ``paper_rows``: the paper-shape rows (:func:`bench_paper_shapes`; default: on CUDA and with
-    ``quick``); ``peers``: ours / lightly's step (:func:`bench_peers`, needs ``lightly``)."""
+    ``quick``); ``peers``: ours / lightly's step (:func:`bench_peers`, needs ``lightly``).
+    ``on_group``: called with the result so far (``complete`` False until the last group)
+    after each benchmark group, so that a run stopped part-way (a device lease's time limit)
+    still leaves the groups it finished."""
     load = os.getloadavg()[0]  # before this script adds its own load
     threads = threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
@@ -935,23 +976,30 @@ def run(quick: bool = False, device: str = "auto", repeats: Optional[int] = None
     repeats = repeats or (3 if quick else 10)
     warmup = 1 if quick else 2
     rng = random.Random(SEED)
-    rows = bench_selection(dev, quick, repeats, warmup, rng)
-    rows += bench_dense_vs_gathered(dev, quick, repeats, warmup, rng)
-    rows += bench_augment(quick, repeats, warmup, rng)
-    rows += bench_batch_augment(dev, quick, repeats, warmup, rng)
-    rows += bench_models(dev, quick, repeats, warmup, rng, models)
+    groups: list[Callable[[], list[dict[str, Any]]]] = [
+        lambda: bench_selection(dev, quick, repeats, warmup, rng),
+        lambda: bench_dense_vs_gathered(dev, quick, repeats, warmup, rng),
+        lambda: bench_augment(quick, repeats, warmup, rng),
+        lambda: bench_batch_augment(dev, quick, repeats, warmup, rng),
+        lambda: bench_models(dev, quick, repeats, warmup, rng, models)]
     if paper_rows if paper_rows is not None else (quick or dev.type == "cuda"):
-        rows += bench_paper_shapes(dev, quick, repeats, warmup, rng, models)
+        groups.append(lambda: bench_paper_shapes(dev, quick, repeats, warmup, rng, models))
     if peers:
-        rows += bench_peers(dev, quick, repeats, warmup, rng)
-    return {"machine": machine_info(dev, load),
-            "warning": load_warning(load, os.cpu_count() or 1),
-            "settings": {"quick": quick, "repeats": repeats, "warmup": warmup,
-                         "torch_threads": threads, "ring": RING, "methods": METHODS,
-                         "progress_points": list(PROGRESS_POINTS),
-                         "models": _model_settings(dev, quick),
-                         "paper_shapes": paper_shapes(dev, quick)},
-            "rows": rows}
+        groups.append(lambda: bench_peers(dev, quick, repeats, warmup, rng))
+    result = {"machine": machine_info(dev, load),
+              "warning": load_warning(load, os.cpu_count() or 1),
+              "settings": {"quick": quick, "repeats": repeats, "warmup": warmup,
+                           "torch_threads": threads, "ring": RING, "methods": METHODS,
+                           "progress_points": list(PROGRESS_POINTS),
+                           "models": _model_settings(dev, quick),
+                           "paper_shapes": paper_shapes(dev, quick)},
+              "rows": [], "complete": False}
+    for i, group in enumerate(groups):
+        result["rows"] += group()
+        result["complete"] = i == len(groups) - 1
+        if on_group is not None:
+            on_group(result)
+    return result
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -965,7 +1013,10 @@ def format_table(result: dict[str, Any]) -> str:
         f"{m['torch_threads']} (--threads); device {m['device']}"
         + (f" = {m['gpu']}" if "gpu" in m else "") + f"; torch {m['torch']}\n"
         f"settings: {json.dumps(result['settings'])}\n"
-        "ratio = median of per-round paired ratios; IQR = their interquartile range\n")
+        "ratio = median of per-round paired ratios; IQR = their interquartile range\n"
+        + ("" if result.get("complete", True) else
+           "PARTIAL: the run stopped before its last benchmark group; these rows are the "
+           "groups it finished\n"))
     columns = ["benchmark", "measured", "baseline", "ratio", "IQR", "goal", "ok", "note"]
     table = []
     for r in result["rows"]:
@@ -986,6 +1037,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="torch intra-op threads (default: the CPU count)")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser.add_argument("--markdown", default=None,
+                        help="also write the table to this file (both files are rewritten after "
+                             "each benchmark group: a stopped run keeps what it measured)")
     parser.add_argument("--paper-shapes", dest="paper_rows", action="store_true", default=None,
                         help="add the paper-shape rows (default: on CUDA and with --quick)")
     parser.add_argument("--no-paper-shapes", dest="paper_rows", action="store_false")
@@ -997,13 +1051,21 @@ def main(argv: Optional[list[str]] = None) -> int:
         parser.error("--repeats must be at least 1")
     if args.threads is not None and args.threads < 1:
         parser.error("--threads must be at least 1")
-    result = run(args.quick, args.device, args.repeats, tuple(args.models), args.threads,
-                 args.paper_rows, args.peers)
-    print(format_table(result))
-    if args.json:
-        from repro.io import atomic_write_json
+    from repro.io import atomic_write_json, atomic_write_text
 
-        atomic_write_json(args.json, result)
+    def on_group(partial: dict[str, Any]) -> None:
+        # a run stopped part-way still leaves every group it finished: the JSON (``complete``
+        # false) and the markdown table are rewritten after each group
+        print(f"bench: {len(partial['rows'])} rows measured"
+              + ("" if partial["complete"] else " so far"), file=sys.stderr, flush=True)
+        if args.json:
+            atomic_write_json(args.json, partial)
+        if args.markdown:
+            atomic_write_text(args.markdown, format_table(partial) + "\n")
+
+    result = run(args.quick, args.device, args.repeats, tuple(args.models), args.threads,
+                 args.paper_rows, args.peers, on_group=on_group)
+    print(format_table(result))
     return 0
 
 

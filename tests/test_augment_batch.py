@@ -322,6 +322,21 @@ def test_wrong_input_or_generator_device_is_refused():
                 torch.Generator(device="cuda").manual_seed(0))
 
 
+
+def test_cuda_without_an_index_is_the_current_cuda_device(monkeypatch):
+    """``torch.Generator(device="cuda").device`` is ``cuda`` while a tensor's is ``cuda:0``:
+    the generator check must take them as one device (the H200 device check found it) and
+    still refuse another GPU or the CPU. Device objects need no GPU; the current device is
+    pinned."""
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    cuda, cuda0, cuda1, cpu = (torch.device(d) for d in ("cuda", "cuda:0", "cuda:1", "cpu"))
+    assert BA.same_device(cuda, cuda0) and BA.same_device(cuda0, cuda)
+    assert BA.same_device(cuda0, cuda0) and BA.same_device(cpu, cpu)
+    assert not BA.same_device(cuda, cuda1) and not BA.same_device(cuda1, cuda0)
+    assert not BA.same_device(cpu, cuda0) and not BA.same_device(cuda, cpu)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    assert BA.same_device(cuda, cuda1) and not BA.same_device(cuda, cuda0)
+
 # ---------------------------------------------------------------- raw images for the loader
 
 class _PilImages(Dataset):

@@ -4,6 +4,7 @@ own quick bench: tests/test_device_check.py). No timing asserts: speed is judged
 bench's table, not here."""
 
 import importlib.util
+import json
 import math
 from pathlib import Path
 
@@ -60,6 +61,41 @@ def test_a_model_that_fails_to_build_is_an_error_not_a_skipped_row(monkeypatch):
                            ("ir",))
 
 
+def test_a_bench_stopped_part_way_keeps_the_groups_it_finished(monkeypatch, tmp_path):
+    """The JSON and markdown files are rewritten after each benchmark group: when a later
+    group fails (or a device lease's limit kills the run), the finished rows stay, marked
+    partial; a finished run's files say complete."""
+    bench = _bench_module()
+
+    def group(name):
+        return lambda *args, **kwargs: [bench._value_row(name, 1.5, "x", "base")]
+
+    def stopped(*args, **kwargs):
+        raise RuntimeError("stopped on purpose")
+
+    for fn in ("bench_selection", "bench_dense_vs_gathered", "bench_augment",
+               "bench_batch_augment"):
+        monkeypatch.setattr(bench, fn, group(fn))
+    monkeypatch.setattr(bench, "bench_models", stopped)
+    out_json, out_md = tmp_path / "bench.json", tmp_path / "bench.md"
+    args = ["--quick", "--device", "cpu", "--threads", "1", "--no-paper-shapes",
+            "--json", str(out_json), "--markdown", str(out_md)]
+    with pytest.raises(RuntimeError, match="stopped on purpose"):
+        bench.main(args)
+    partial = json.loads(out_json.read_text())
+    assert partial["complete"] is False
+    assert [r["benchmark"] for r in partial["rows"]] == [
+        "bench_selection", "bench_dense_vs_gathered", "bench_augment", "bench_batch_augment"]
+    text = out_md.read_text()
+    assert "PARTIAL" in text and "| bench_batch_augment" in text
+
+    monkeypatch.setattr(bench, "bench_models", group("bench_models"))
+    assert bench.main(args) == 0
+    done = json.loads(out_json.read_text())
+    assert done["complete"] is True and len(done["rows"]) == 5
+    assert "PARTIAL" not in out_md.read_text() and "| bench_models" in out_md.read_text()
+
+
 def test_grid_hours_are_seeds_epochs_and_images_over_throughput_summed_over_the_grid():
     bench = _bench_module()
     flat = {(m, smp, side): 1000.0 for m in bench.MODELS for smp in ("uniform", "ring")
@@ -73,6 +109,14 @@ def test_grid_hours_are_seeds_epochs_and_images_over_throughput_summed_over_the_
     small = {(m, smp, side): 1000.0 for m in bench.MODELS for smp in ("uniform", "ring")
              for side in (16, 24)}
     assert bench.grid_gpu_hours(small, sides={32: 16, 96: 24}) == bench.grid_gpu_hours(flat)
+
+
+def test_serial_throughput_adds_the_per_image_times_of_the_step_and_each_view():
+    bench = _bench_module()
+    # 1 ms per image for the step, 0.25 ms per view: 1.5 ms per image
+    assert bench.serial_images_per_s(1000.0, 4000.0) == pytest.approx(1000 / 1.5)
+    assert bench.serial_images_per_s(1000.0, 4000.0, views=1) == pytest.approx(1000 / 1.25)
+    assert bench.serial_images_per_s(1000.0, math.inf) == pytest.approx(1000.0)
 
 
 def test_paper_shapes_are_the_paper_sizes_on_cuda_and_paper_yaml_workers():

@@ -65,14 +65,18 @@ def test_device_check_runs_every_piece_at_tiny_size_on_the_cpu(tiny_check):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert {k: v["exit"] for k, v in summary["pieces"].items()} == {
-        "pytest_gpu": 0, "bench": 0, "make_data": 0, "paper_epochs": 0}
-    assert sorted(summary["epochs"]) == ["cmc", "ir", "moco", "simclr"]
-    for model, epoch in summary["epochs"].items():
-        assert epoch["precision"] == "bf16" and epoch["device"] == "cpu"  # paper.yaml's
-        assert epoch["images_per_s"] > 0 and np.isfinite(epoch["final_loss"])
-        record = json.loads((out / "results" / "pretrain" / "cifar10" / f"{model}-ring" /
-                             "seed0" / "result.json").read_text())
-        assert record["extra"]["dataset_size"] == 500  # the generated train split, read back
+        "pytest_gpu": 0, "bench": 0, "make_data": 0, "paper_epochs": 0, "batch_epochs": 0}
+    for key, results, augment in (("epochs", "results", "pil"),
+                                  ("epochs_batch", "results_batch", "batch")):
+        assert sorted(summary[key]) == ["cmc", "ir", "moco", "simclr"]
+        for model, epoch in summary[key].items():
+            assert epoch["precision"] == "bf16" and epoch["device"] == "cpu"  # paper.yaml's
+            assert epoch["augment"] == augment
+            assert epoch["images_per_s"] > 0 and np.isfinite(epoch["final_loss"])
+            record = json.loads((out / results / "pretrain" / "cifar10" / f"{model}-ring" /
+                                 "seed0" / "result.json").read_text())
+            assert record["extra"]["dataset_size"] == 500  # the generated split, read back
+            assert record["config"]["pretrain"].get("augment", "pil") == augment
     rows = json.loads((out / "bench.json").read_text())["rows"]
     assert any(r["benchmark"].startswith("projected GPU-hours") for r in rows)
 
@@ -117,5 +121,10 @@ def test_the_checks_quick_bench_measures_every_row_for_every_model(tiny_check):
             assert f"{model}: bf16 speed-up (fp32 step / bf16 step), {image}px" in names
     assert sum(n.startswith("DataLoader images/s") for n in names) == 2
     assert sum(n.startswith("DataLoader throughput / fastest bf16 step") for n in names) == 2
-    grid = next(r for r in rows if r["benchmark"].startswith("projected GPU-hours"))
-    assert grid["value"] > 0 and grid["ok"] == "n/a (not paper shapes)"
+    for image, dataset in zip(sizes, ("cifar10", "stl10")):
+        assert f"BatchAugment images/s (one view), {dataset}, {image}px" in names
+    grids = {r["benchmark"].rsplit(", ", 1)[1]: r for r in rows
+             if r["benchmark"].startswith("projected GPU-hours")}
+    assert sorted(grids) == ["augment: batch", "augment: pil"]
+    for grid in grids.values():
+        assert grid["value"] > 0 and grid["ok"] == "n/a (not paper shapes)"

@@ -147,3 +147,17 @@ def test_records_name_the_gpus_and_count_their_peak_memory():
     gpu_peak = torch.cuda.max_memory_allocated() / 2**20
     assert gpu_peak >= 300 and peak_memory_mb() >= gpu_peak - 0.05  # rounded to 0.1 MiB
     del held
+
+
+def test_batch_augment_takes_a_generator_made_on_plain_cuda():
+    """A generator made with ``device="cuda"`` reports ``cuda``, the images ``cuda:0``: the
+    same device, accepted (the first H200 device check stopped here); one seed draws the same
+    batch twice."""
+    from repro.data import get_spec
+    from repro.data.batch_augment import BatchAugment
+
+    aug = BatchAugment(get_spec("cifar10"))
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, device=CUDA)
+    a = aug(images, torch.Generator(device="cuda").manual_seed(0))
+    b = aug(images, torch.Generator(device="cuda").manual_seed(0))
+    assert a.device.type == "cuda" and torch.equal(a, b)

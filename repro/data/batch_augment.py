@@ -445,6 +445,17 @@ def apply_params(images: Tensor, params: AugmentParams, spec: DatasetSpec) -> Te
     return x
 
 
+def same_device(a: torch.device, b: torch.device) -> bool:
+    """Whether ``a`` and ``b`` name one device: ``cuda`` without an index is the current CUDA
+    device (``torch.Generator(device="cuda").device`` says ``cuda``, a tensor's says
+    ``cuda:0``)."""
+    def resolved(d: torch.device) -> tuple[str, Optional[int]]:
+        if d.type == "cuda" and d.index is None:
+            return d.type, torch.cuda.current_device()
+        return d.type, d.index
+    return resolved(a) == resolved(b)
+
+
 class BatchAugment:
     """The pretraining augmentation of ``spec`` on whole batches (see the module docstring).
 
@@ -468,7 +479,7 @@ class BatchAugment:
 
     def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
         _check_batch(images)
-        if generator.device != images.device:
+        if not same_device(generator.device, images.device):
             raise ValueError(f"the generator is on {generator.device}, the images on "
                              f"{images.device}: pass a generator on the images' device")
         n, _, height, width = images.shape
