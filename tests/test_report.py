@@ -773,20 +773,245 @@ def test_table_notes_name_the_reported_file_the_sources_and_what_the_paper_measu
 
     spec = TABLES["table1"]
     reported = _reported(tmp_path, [IR_CIFAR10_PAPER])
-    notes = _notes(comparison_frame(records, reported, spec), reported, spec)
+    notes = _notes(comparison_frame(records, reported, spec), spec)
     assert notes[-1] == "Sources: Table 1 arXiv:2010.02037v1."
     assert sum("tables/reported/table1_linear_eval.csv; `not transcribed` = the paper reports"
                in n for n in notes) == 1
     empty = _reported(tmp_path, [])
-    bare = _notes(comparison_frame(records, empty, spec), empty, spec)
+    bare = _notes(comparison_frame(records, empty, spec), spec)
     assert sum(n.startswith("No paper number of these cells is in "
                             "tables/reported/table1_linear_eval.csv") for n in bare) == 1
     assert not any(n.startswith("Sources") or "pretrained on imagenet" in n for n in bare)
     detection = TABLES["table3"]
-    det = _notes(comparison_frame(records, empty, detection), empty, detection)
+    det = _notes(comparison_frame(records, empty, detection), detection)
     assert sum("encoders pretrained on imagenet; runs pretrained on other data have none" in n
                for n in det) == 1
     assert sum(n.startswith("The paper measured voc_det on voc2007_test, coco_mask on "
                             "coco2017_val, coco_kpt on coco2017_val; a run on other data")
                for n in det) == 1
     assert sum(n.startswith("task: the paper's task (record `extra.task`)") for n in det) == 1
+
+
+# ---- the notes' builders and the renderers, on hand-made frames ------------------------------
+
+
+def test_markdown_document_keeps_cells_verbatim_in_a_pipe_table_and_lists_every_note():
+    from repro.report.tables import render_markdown
+
+    wide = pd.DataFrame([["0.50", "a_b"], ["1.0", "—"]], columns=["x_1", "ours ± Δ"])
+    md = render_markdown(wide, "T", ["n1", "n2"])
+    assert md.startswith("## T\n\n| x_1 ")
+    assert md.endswith("|\n\n- n1\n- n2\n")
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    assert len(table) == 4  # header, rule, two rows: a pipe table
+    assert set(table[1]) <= set("|:-")
+    assert "| 0.50 " in table[2] and "| 1.0 " in table[3]  # numbers as given, not re-parsed
+
+
+def test_latex_document_escapes_cells_headers_notes_and_caption_and_closes_the_table():
+    wide = pd.DataFrame([["0.50", "a_b 5% {x}"], ["1.0", "—"]], columns=["x_1", "ours ± Δ"])
+    tex = render_latex(wide, "Table 3: T_x & y", ["n_1 50%", "n2"])
+    assert tex.startswith("% n\\_1 50\\%\n% n2\n\\begin{table}[t]\n")
+    assert "\\caption{T\\_x \\& y}" in tex
+    assert "a\\_b 5\\% \\{x\\}" in tex and "---" in tex and "—" not in tex
+    assert "x\\_1" in tex and "ours $\\pm$ $\\Delta$" in tex
+    assert "0.50" in tex and "1.0" in tex  # numbers as given, not re-parsed
+    assert tex.endswith("\\end{tabular}\n\\end{table}\n")
+
+
+def test_write_files_makes_missing_folders_and_a_csv_without_an_index_column(tmp_path):
+    from repro.report.tables import write_files
+
+    tidy = pd.DataFrame({"task": ["digits"], "mean": [55.123456]})
+    wide = pd.DataFrame([["digits", "55.12"]], columns=["dataset", "ours"])
+    paths = write_files(tidy, wide, "T", ["n"], tmp_path / "a" / "b", "stem")
+    assert [p.name for p in paths] == ["stem.md", "stem.tex", "stem.csv"]
+    assert all(p.is_file() for p in paths)
+    assert paths[2].read_text().splitlines() == ["task,mean", "digits,55.1235"]
+
+
+def _detection_rows(rows):
+    return pd.DataFrame(rows, columns=["task", "evaluated_on", "scale", "extra", "pretrained_on"])
+
+
+def test_detection_budget_notes_name_each_budget_once_per_task_data_and_scale():
+    from repro.report.tables import _budget_notes
+
+    full = {"iterations": 20, "architecture": "Mask R-CNN", "batch_size": 4,
+            "train_images": 100}
+    frame = _detection_rows([
+        ("voc_det", "voc2007_test", "paper", {"backend": "torchvision"}, "imagenet"),  # no budget
+        ("voc_det", "voc2007_test", "paper", float("nan"), "imagenet"),  # no extra at all
+        ("voc_det", "voc2007_test", "paper", full, "imagenet"),
+        ("voc_det", "voc2007_test", "paper", {**full, "batch_size": None}, "imagenet"),
+        ("voc_det", "voc2007_test", "paper", full, "imagenet"),  # the same budget again
+        ("my_task", "", "default", {"iterations": 10}, "shapes"),
+    ])
+    assert _budget_notes(frame, TABLES["table3"]) == [
+        "VOC detection on voc2007_test (scale=paper): Mask R-CNN fine-tuned 20 iterations, "
+        "batch 4, 100 training images; Mask R-CNN fine-tuned 20 iterations, 100 training "
+        "images.",
+        "my_task on my_task (scale=default): fine-tuned 10 iterations.",
+    ]
+
+
+def test_fewshot_in_domain_note_lists_every_source_that_is_its_own_pretraining_data():
+    from repro.report.tables import IN_DOMAIN_NOTE, _budget_notes
+
+    frame = pd.DataFrame({"task": ["shapes", "digits", "omniglot", "shapes"],
+                          "pretrained_on": ["shapes", "digits", "shapes", "shapes"]})
+    assert _budget_notes(frame, TABLES["table2"]) == [f"digits, shapes: {IN_DOMAIN_NOTE}."]
+    assert _budget_notes(frame.iloc[2:3], TABLES["table2"]) == []
+
+
+def _split_frame(rows, with_config=True):
+    frame = pd.DataFrame(rows, columns=["task", "pretrained_on", "model", "scale", "sampler",
+                                        "_setup", "config"])
+    return frame if with_config else frame.drop(columns="config")
+
+
+def test_config_split_notes_list_at_most_six_differing_settings_per_configuration():
+    from repro.report.tables import config_split_notes
+
+    base = {"seed": 0, "pretrain": {"threads": 1, "epochs": 1, "lr": 0.1},
+            **{f"k{i}": 0 for i in range(7)}}
+    other = {"seed": 1, "pretrain": {"threads": 8, "epochs": 2, "lr": 0.1},
+             **{f"k{i}": 1 for i in range(7)}}
+    frame = _split_frame([
+        ("simclr_data", "shapes", "simclr", "default", "ring (config abcdef)", "abcdef12", base),
+        ("simclr_data", "shapes", "simclr", "default", "ring (config 123456)", "12345678", other),
+        ("cifar10", "cifar10", "ir", "paper", "uniform (config aaaaaa)", "aaaaaa99", base),
+        ("cifar10", "cifar10", "ir", "paper", "uniform (config bbbbbb)", "bbbbbb99", base),
+    ])
+    notes = config_split_notes(frame)
+    # the seed and run-local keys (threads) are not differences; equal settings (lr) neither;
+    # of the seven that differ, the first six in sorted order
+    assert notes == [
+        "SimCLR + Ring on simclr_data (scale=default): records of 2 configurations, shown apart "
+        "rather than averaged (config abcdef: k0=0, k1=0, k2=0, k3=0, k4=0, k5=0; "
+        "config 123456: k0=1, k1=1, k2=1, k3=1, k4=1, k5=1).",
+        "IR on CIFAR10 (scale=paper): records of 2 configurations, shown apart rather than "
+        "averaged (configurations not recorded).",
+    ]
+    unrecorded = config_split_notes(_split_frame(frame.values.tolist(), with_config=False))
+    assert [n.split(" (", 1)[0] for n in unrecorded] == ["SimCLR + Ring on simclr_data",
+                                                         "IR on CIFAR10"]
+    assert all(n.endswith("(configurations not recorded).") for n in unrecorded)
+
+
+def test_idle_note_names_the_axes_and_labels_the_cells_it_folds():
+    from repro.report.tables import _idle_note
+
+    tidy = pd.DataFrame({"model": ["ir", "mymodel", "moco"], "sampler": ["ring", "uniform", "ring"],
+                         "metric": ["top1", "top1", "bbox_AP"],
+                         "task": ["cifar10", "mydata", "voc_det"], "n_seeds": [0, 0, 2],
+                         "paper_status": ["not transcribed"] * 3})
+    assert _idle_note(tidy, TABLES["table1"]) == (
+        "Not shown: 2 paper cell(s) with neither a transcribed number nor a run in any scale "
+        "(model × sampler × dataset): {IR} × {ring} × {CIFAR10}; "
+        "{mymodel} × {uniform} × {mydata}.")
+    note = _idle_note(tidy, TABLES["table3"])
+    assert "(model × sampler × metric × task): " in note
+    assert "{IR} × {ring} × {top1} × {CIFAR10}" in note
+    assert _idle_note(tidy[tidy["n_seeds"] > 0], TABLES["table1"]) is None
+
+
+def test_only_linear_evaluation_tables_compare_with_the_untrained_network_and_sources_close():
+    from repro.config import UNTRAINED
+    from repro.report.tables import _notes
+
+    tidy = pd.DataFrame({"task": ["cifar10"] * 2, "pretrained_on": ["cifar10"] * 2,
+                         "model": ["ir"] * 2, "scale": ["default"] * 2,
+                         "sampler": [UNTRAINED, "ring"], "metric": ["top1"] * 2,
+                         "mean": [20.0, 30.0], "n_seeds": [1, 1],
+                         "paper_status": ["no paper cell"] * 2,
+                         "paper_source": ["Table 1, b", "Table 1, a"]})
+    linear = _notes(tidy, TABLES["table1"])
+    assert sum(n.startswith("vs untrained, IR on CIFAR10") for n in linear) == 1
+    assert linear[-1] == "Sources: Table 1, a; Table 1, b."
+    fewshot = _notes(tidy, TABLES["table2"])
+    assert not any(n.startswith("vs untrained") for n in fewshot)
+    no_sources = _notes(tidy.drop(columns="paper_source"), TABLES["table1"])
+    assert not any(n.startswith("Sources:") for n in no_sources)
+
+
+def test_reported_rows_that_match_no_run_are_named_with_their_file_line():
+    from repro.report.tables import unknown_reported_rows
+
+    table1 = _reported_frame([IR_CIFAR10_PAPER,
+                              ["ir", "uniform", "cifar10", "top5", 90.0, "Table 1", "", ""],
+                              ["byol", "uniform", "cifar-10", "top1", 1.0, "Table 1", "", ""]])
+    found = unknown_reported_rows(table1, TABLES["table1"])
+    assert [line.split(": ", 1)[0] for line in found] == [
+        "tables/reported/table1_linear_eval.csv line 3",
+        "tables/reported/table1_linear_eval.csv line 4",
+        "tables/reported/table1_linear_eval.csv line 4"]
+    assert "metric 'top5' is none of ['top1']" in found[0]
+    assert "model 'byol'" in found[1] and "eval_dataset 'cifar-10'" in found[2]
+    # a table without a metrics filter checks its metric order instead
+    table3 = _reported_frame([["moco", "ring", "voc_det", "bbox_AP", 50.0, "Table 3", "", ""],
+                              ["moco", "ring", "voc_det", "mAP", 50.0, "Table 3", "", ""]])
+    found = unknown_reported_rows(table3, TABLES["table3"])
+    assert len(found) == 1 and found[0].startswith(
+        "tables/reported/table3_detection.csv line 3: metric 'mAP'")
+
+
+def _reported_frame(rows):
+    return pd.DataFrame(rows, columns=list(REPORTED_COLUMNS))
+
+
+def test_rows_without_a_setup_hash_form_one_setup_named_unknown():
+    from repro.report.tables import split_by_setup
+
+    frame = pd.DataFrame({"sampler": ["ring", "ring", "ring", "uniform"],
+                          "metric": ["top1", "top1", float("nan"), float("nan")],
+                          "setup_hash": ["abcdef123", float("nan"), "abcdef123", "999999"]})
+    assert split_by_setup(frame, ["metric"]) == [
+        "ring (config abcdef)", "ring (config unknown)", "ring (config abcdef)",
+        "uniform (config 999999)"]  # a NaN cell key is a cell too
+    assert split_by_setup(frame.drop(columns="setup_hash"), ["metric"]) == list(frame["sampler"])
+
+
+def test_records_without_extra_or_sampler_parameters_still_select_by_their_datasets():
+    from repro.report.tables import _select
+
+    records = pd.DataFrame({"stage": ["linear_eval"] * 2, "metric": ["top1"] * 2,
+                            "eval_dataset": [None, "digits_test"], "dataset": ["digits"] * 2,
+                            "model": ["ir"] * 2, "sampler": ["ring"] * 2,
+                            "scale": ["default"] * 2, "setup_hash": ["abc123"] * 2})
+    frame = _select(records, TABLES["table1"])
+    assert list(frame["task"]) == ["digits", "digits_test"]
+    assert list(frame["pretrained_on"]) == ["digits", "digits"]
+    assert list(frame["sampler"]) == ["ring", "ring"]
+
+
+def test_task_and_data_read_the_task_field_else_the_evaluation_else_the_pretraining_data():
+    from repro.report.tables import _extra_field, _task_and_data
+
+    assert _task_and_data("coco2017_val", "imagenet", {"task": "coco_mask"}, "task") == (
+        "coco_mask", "coco2017_val")
+    assert _task_and_data("", "imagenet", {"task": "voc_det"}, "task") == ("voc_det", "")
+    assert _task_and_data("coco2017_val", "imagenet", {}, "task") == ("coco2017_val", "")
+    assert _task_and_data(float("nan"), "imagenet", None, "task") == ("imagenet", "")
+    assert _task_and_data(None, "imagenet", {"task": "voc_det"}, None) == ("imagenet", "")
+    assert _extra_field(None, "task") == "" and _extra_field("task", "task") == ""
+    assert _extra_field({"task": None}, "task") == ""
+
+
+def test_sampler_variants_are_keyed_and_labelled_by_their_ring_parameters_in_sorted_order():
+    from repro.report.tables import _params_key, _variant_suffix
+
+    key = _params_key({"name": "ring", "w_u": 0.99, "w_l": 0.9, "schedule": "linear"})
+    assert key == '{"schedule": "linear", "w_l": 0.9, "w_u": 0.99}'
+    assert _variant_suffix(key) == "schedule=linear, w_l=0.9, w_u=0.99"
+    assert _params_key(None) == "" and _variant_suffix("") == ""
+
+
+def test_flattened_config_keys_are_dotted_paths_and_ranks_put_unknown_values_last():
+    from repro.report.tables import _flatten, _rank
+
+    assert _flatten({"pretrain": {"epochX": 1, "lr": {"base": 0.1}}, "seed": 0}) == {
+        "pretrain.epochX": 1, "pretrain.lr.base": 0.1, "seed": 0}
+    assert _flatten(3) == {"": 3}
+    assert _rank("ring", ("uniform", "ring")) == (1, "")
+    assert _rank("mochi", ("uniform", "ring")) == (2, "mochi")

@@ -607,7 +607,7 @@ def unknown_reported_rows(reported, spec: TableSpec) -> list[str]:
     return found
 
 
-def _notes(tidy, reported, spec: TableSpec, records=None) -> list[str]:
+def _notes(tidy, spec: TableSpec, records=None) -> list[str]:
     notes = [
         "Cells: mean ± 95% CI across seeds (Student t), with the number of seeds n; a single "
         "seed shows the protocol's own 95% CI if it has one, else no interval.",
@@ -716,5 +716,5 @@ def write_table(records, reported, spec: TableSpec, out_dir: str | os.PathLike,
     :data:`CSV_DECIMALS` places), ``extra_notes`` after the table's own; returns the paths."""
     tidy = comparison_frame(records, reported, spec)
     return write_files(tidy, wide_frame(tidy, spec), spec.title,
-                       [*_notes(tidy, reported, spec, records), *extra_notes], out_dir,
+                       [*_notes(tidy, spec, records), *extra_notes], out_dir,
                        spec.name)
