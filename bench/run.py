@@ -48,7 +48,8 @@ Rows:
   model's step in images/s (fp32 and bf16 uniform, bf16 ring), ring / uniform and backbone /
   step in bf16 (goals <= 1.05, >= 0.85), the bf16 speed-up (fp32 step / bf16 step), peak
   CUDA memory, paper.yaml's DataLoader (PIL views, its workers) against the fastest step
-  (goal >= 1.5), BatchAugment's images/s at the same batch, and the projected hours of the
+  (goal >= 1.5), BatchAugment's images/s at the same batch (and its sync-free path / its
+  indexed path, goal < 1 on an accelerator), and the projected hours of the
   paper's CIFAR10/100 + STL10 grid from the measured images/s, once per augmentation path
   (``pil``: the slower of step and loader; ``batch``: the step and its two on-device views in
   series; per model, sampler and size; goal <= 12).
@@ -770,18 +771,27 @@ def serial_images_per_s(step_ips: float, augment_ips: float, views: int = 2) -> 
 
 
 def batch_augment_times(s: dict[str, Any], device: torch.device, repeats: int, warmup: int,
-                        rng: random.Random) -> dict[int, list[float]]:
+                        rng: random.Random) -> dict[tuple[int, str], list[float]]:
     """Seconds per call of :class:`BatchAugment` on one uint8 batch of ``s["batch"]`` noise
     images, per image side of ``s["images"]`` (CIFAR10's spec at the first, STL10's at the
-    second), on ``device``."""
+    second), on ``device``, keyed ``(side, path)``: ``sync-free`` (masks; the default on an
+    accelerator) and ``indexed`` (subsets; the default on the CPU), timed interleaved."""
+    from repro.data.batch_augment import apply_params, normalize
+
     fns: dict[Hashable, Callable[[], Any]] = {}
     for image, dataset in zip(s["images"], ("cifar10", "stl10")):
         spec = get_spec(dataset)
-        gen = torch.Generator(device=device).manual_seed(SEED)
         batch = torch.randint(0, 256, (s["batch"], 3, image, image), dtype=torch.uint8,
                               generator=torch.Generator().manual_seed(SEED)).to(device)
         augment = BatchAugment(spec)
-        fns[image] = (lambda a=augment, b=batch, g=gen: a(b, g))
+        for path in ("sync-free", "indexed"):
+            gen = torch.Generator(device=device).manual_seed(SEED)
+
+            def call(a=augment, b=batch, g=gen, free=path == "sync-free") -> Any:
+                params = a.sample(len(b), b.shape[2], b.shape[3], g)
+                return normalize(apply_params(b, params, a.spec, sync_free=free),
+                                 a.spec.mean, a.spec.std)
+            fns[(image, path)] = call
     return interleaved_times(fns, device, repeats, warmup, rng)
 
 
@@ -845,11 +855,19 @@ def bench_paper_shapes(device: torch.device, quick: bool, repeats: int, warmup: 
     sides = dict(zip((32, 96), s["images"]))  # the sizes measured for the paper's 32 / 96 px
     paper = device.type == "cuda" and not quick and all(k == v for k, v in sides.items())
     augment_times = batch_augment_times(s, device, repeats, warmup, rng)
-    augment_ips = {image: b / statistics.median(t) for image, t in augment_times.items()}
+    default_path = "indexed" if device.type == "cpu" else "sync-free"  # what training runs
+    augment_ips = {image: b / statistics.median(augment_times[(image, default_path)])
+                   for image in s["images"]}
     for image, dataset in zip(s["images"], ("cifar10", "stl10")):
         rows.append(throughput_row(f"BatchAugment images/s (one view), {dataset}, {image}px", b,
-                                   augment_times[image], f"batch {b}, uint8 on {device}",
-                                   "pretrain.augment: batch; a step draws two views"))
+                                   augment_times[(image, default_path)],
+                                   f"batch {b}, uint8 on {device}",
+                                   f"pretrain.augment: batch ({default_path} path, this "
+                                   f"device's); a step draws two views"))
+        rows.append(ratio_row(f"BatchAugment sync-free / indexed path, {dataset}, {image}px",
+                              ("sync-free", augment_times[(image, "sync-free")]),
+                              ("indexed", augment_times[(image, "indexed")]), ("<", 1.0),
+                              note="goal on an accelerator; the CPU takes the indexed path"))
     if tuple(models) == MODELS:
         grid = "4 models x 2 samplers x 3 datasets x 3 seeds x 200 epochs"
         for label, effective, how in (

@@ -234,7 +234,8 @@ def test_per_image_coins_hit_their_rates_and_the_spec_switches_blur_and_flip(nam
     assert _binomial_ok(both, 0.8 * 0.2, n)
 
 
-def test_the_applied_pipeline_follows_the_coins():
+@pytest.mark.parametrize("sync_free", [False, True], ids=["indexed", "sync-free"])
+def test_the_applied_pipeline_follows_the_coins(sync_free):
     spec = dataclasses.replace(get_spec("imagenet"), image_size=16)
     x = _uint8_images(4, 16, 16, 10)
     n = len(x)
@@ -243,13 +244,13 @@ def test_the_applied_pipeline_follows_the_coins():
         factors=torch.tensor([[1.3, 0.7, 1.2, 0.1]] * n), order=torch.arange(4).expand(n, 4),
         gray=torch.zeros(n, dtype=torch.bool), blur=torch.zeros(n, dtype=torch.bool),
         sigma=torch.ones(n), flip=torch.zeros(n, dtype=torch.bool))
-    plain = BA.apply_params(x, identity, spec)
+    plain = BA.apply_params(x, identity, spec, sync_free)
     assert torch.allclose(plain, x.float() / 255, atol=1e-6)
     coins = torch.tensor([True, False, True, False])
-    jittered = BA.apply_params(x, dataclasses.replace(identity, jitter=coins), spec)
-    gray = BA.apply_params(x, dataclasses.replace(identity, gray=coins), spec)
-    blurred = BA.apply_params(x, dataclasses.replace(identity, blur=coins), spec)
-    flipped = BA.apply_params(x, dataclasses.replace(identity, flip=coins), spec)
+    jittered = BA.apply_params(x, dataclasses.replace(identity, jitter=coins), spec, sync_free)
+    gray = BA.apply_params(x, dataclasses.replace(identity, gray=coins), spec, sync_free)
+    blurred = BA.apply_params(x, dataclasses.replace(identity, blur=coins), spec, sync_free)
+    flipped = BA.apply_params(x, dataclasses.replace(identity, flip=coins), spec, sync_free)
     for i in range(n):
         image = plain[i]
         if coins[i]:
@@ -263,6 +264,25 @@ def test_the_applied_pipeline_follows_the_coins():
             for out in (jittered, gray, blurred, flipped):
                 assert torch.allclose(out[i], image, atol=1e-6)
 
+
+
+@pytest.mark.parametrize("name", ["shapes", "cifar10", "imagenet"])
+def test_sync_free_path_gives_the_indexed_paths_images(name):
+    """The masked path (every op on the whole batch, kept where drawn: no ``nonzero``, so no
+    wait for a GPU) makes the images the indexed path makes, for drawn parameters where every
+    (step, op) pair, grayscale and blur occur."""
+    spec = dataclasses.replace(get_spec(name), image_size=16)
+    x = _uint8_images(64, 20, 18, 13)
+    params = BatchAugment(spec).sample(64, 20, 18, _gen(4))
+    assert all(((params.order[:, t] == k) & params.jitter).any()
+               for t in range(4) for k in range(4))
+    assert params.gray.any() and (params.blur.any() or not spec.blur)
+    indexed = BA.apply_params(x, params, spec, sync_free=False)
+    masked = BA.apply_params(x, params, spec, sync_free=True)
+    assert torch.allclose(masked, indexed, atol=1e-6, rtol=0)
+    jitter_only = BA.color_jitter(indexed, params.factors, params.order, params.jitter, True)
+    assert torch.allclose(jitter_only, BA.color_jitter(indexed, params.factors, params.order,
+                                                       params.jitter, False), atol=1e-6, rtol=0)
 
 # ---------------------------------------------------------------- the whole call
 

@@ -123,6 +123,7 @@ def test_the_checks_quick_bench_measures_every_row_for_every_model(tiny_check):
     assert sum(n.startswith("DataLoader throughput / fastest bf16 step") for n in names) == 2
     for image, dataset in zip(sizes, ("cifar10", "stl10")):
         assert f"BatchAugment images/s (one view), {dataset}, {image}px" in names
+        assert f"BatchAugment sync-free / indexed path, {dataset}, {image}px" in names
     grids = {r["benchmark"].rsplit(", ", 1)[1]: r for r in rows
              if r["benchmark"].startswith("projected GPU-hours")}
     assert sorted(grids) == ["augment: batch", "augment: pil"]

@@ -161,3 +161,27 @@ def test_batch_augment_takes_a_generator_made_on_plain_cuda():
     a = aug(images, torch.Generator(device="cuda").manual_seed(0))
     b = aug(images, torch.Generator(device="cuda").manual_seed(0))
     assert a.device.type == "cuda" and torch.equal(a, b)
+
+
+def test_batch_augment_on_cuda_waits_for_the_device_nowhere_and_equals_the_cpu():
+    """After a first call (which makes the constants once per device), drawing and applying a
+    batch's views on CUDA runs with torch's sync debug mode set to error: no ``nonzero``, no
+    host copy, no ``.item()``. Given the same parameters, the CUDA views equal the CPU's."""
+    from repro.data import get_spec
+    from repro.data.batch_augment import BatchAugment
+
+    aug = BatchAugment(get_spec("stl10"))
+    images = torch.randint(0, 256, (32, 3, 96, 96), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0))
+    on_gpu = images.to(CUDA)
+    gen = torch.Generator(device=CUDA).manual_seed(0)
+    aug(on_gpu, gen)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        params = aug.sample(32, 96, 96, gen)
+        views = aug.apply(on_gpu, params)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    cpu_params = type(params)(**{k: v.cpu() for k, v in vars(params).items()})
+    assert torch.allclose(views.cpu(), aug.apply(images, cpu_params), atol=1e-4)

@@ -51,11 +51,16 @@ What is exact and what is approximate, against the PIL pipeline:
   blur (the batch path stays in float: differences of about 1/255), PIL's resize uses
   fixed-point filter weights, and PIL's grayscale uses 299/587/114 integer weights.
 
+On a GPU the whole pipeline runs without a host sync: the jitter, grayscale and blur go
+over the whole batch and masks keep them where drawn (:func:`color_jitter`; on the CPU,
+indexed subsets do less work), and constants are made once per device.
+
 Images in one batch must share one size (a ``ValueError`` otherwise, see :func:`collate_raw`).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
@@ -112,6 +117,20 @@ class AugmentParams:
         return int(self.boxes.shape[0])
 
 
+@functools.lru_cache(maxsize=None)
+def _constant(values: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A small constant tensor on ``device``, made once per device and dtype: building it
+    afresh on a GPU each call is a host-to-device copy, which waits for the device."""
+    return torch.tensor(values, dtype=dtype, device=device)
+
+
+def _sync_free(device: torch.device) -> bool:
+    """Whether to take the masked, sync-free path: on an accelerator, where each
+    ``nonzero`` (the indexed path's subset of images) waits for the device; on the CPU the
+    indexed path does less work."""
+    return device.type != "cpu"
+
+
 # ------------------------------------------------------------------------------------------
 # Sampling
 # ------------------------------------------------------------------------------------------
@@ -164,7 +183,7 @@ def sample_crop_boxes(n: int, height: int, width: int, scale: Sequence[float],
     fb_top, fb_left, fb_h, fb_w = _centre_crop(height, width, ratio)
     found = fits.any(dim=1)
     boxes = torch.stack([top, left, h, w], dim=1)
-    fallback = torch.tensor([fb_top, fb_left, fb_h, fb_w], dtype=torch.long, device=device)
+    fallback = _constant((fb_top, fb_left, fb_h, fb_w), torch.long, device)
     return torch.where(found[:, None], boxes, fallback)
 
 
@@ -337,7 +356,7 @@ def adjust_hue(images: Tensor, factor: Tensor) -> Tensor:
     h6 = ((g - b).mul_(is_r).add_((b - r).mul_(is_g)).add_((r - g).mul_(is_b)).mul_(inv)
           .add_(is_g, alpha=2.0).add_(is_b, alpha=4.0))                       # (B, H, W)
     h6 = h6.unsqueeze(-3).add_(6.0 * factor.to(images.dtype).reshape(-1, 1, 1, 1))
-    n = torch.tensor([5.0, 3.0, 1.0], dtype=images.dtype, device=images.device)
+    n = _constant((5.0, 3.0, 1.0), images.dtype, images.device)
     k = h6 + n.reshape(1, 3, 1, 1)                                            # (B, 3, H, W)
     k = k.sub_(torch.floor(k * (1.0 / 6.0)).mul_(6.0))                        # k mod 6
     ramp = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
@@ -348,7 +367,13 @@ JITTER_OPS: tuple[Callable[[Tensor, Tensor], Tensor], ...] = (
     adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
 
 
-def color_jitter(images: Tensor, factors: Tensor, order: Tensor, apply: Tensor) -> Tensor:
+def _where_images(mask: Tensor, new: Tensor, old: Tensor) -> Tensor:
+    """``new`` on the images where ``mask`` ``(B,)`` is True, ``old`` elsewhere."""
+    return torch.where(mask.reshape(-1, 1, 1, 1), new, old)
+
+
+def color_jitter(images: Tensor, factors: Tensor, order: Tensor, apply: Tensor,
+                 sync_free: Optional[bool] = None) -> Tensor:
     """Colour jitter with a per-image op order.
 
     Args:
@@ -356,15 +381,24 @@ def color_jitter(images: Tensor, factors: Tensor, order: Tensor, apply: Tensor) 
         factors: ``(B, 4)`` brightness, contrast, saturation, hue factors.
         order: ``(B, 4)`` per-image permutation of the op ids 0..3 (:data:`JITTER_OPS`).
         apply: ``(B,)`` bool; other images are returned unchanged.
+        sync_free: default :func:`_sync_free` of the images' device.
 
-    At step ``t`` every jittered image whose ``order[:, t]`` is op ``k`` goes through op ``k``
-    (one indexed call per (step, op): the work is four ops per image, not sixteen; on a GPU
-    each of the 16 ``nonzero`` calls waits for the device, a few microseconds each).
+    At step ``t`` every jittered image whose ``order[:, t]`` is op ``k`` goes through op ``k``.
+    Indexed (the CPU): one call per (step, op) on the chosen images, four ops of work per image;
+    each ``nonzero`` would wait for a GPU. Sync-free (accelerators): each (step, op) runs on the
+    whole batch and a mask keeps it where chosen, sixteen ops of work per image and no wait.
+    Both give the same images.
     """
+    if sync_free is None:
+        sync_free = _sync_free(images.device)
     out = images.clone()
     for step in range(4):
         for op_id, op in enumerate(JITTER_OPS):
-            chosen = torch.nonzero(apply & (order[:, step] == op_id)).squeeze(1)
+            mask = apply & (order[:, step] == op_id)
+            if sync_free:
+                out = _where_images(mask, op(out, factors[:, op_id]), out)
+                continue
+            chosen = torch.nonzero(mask).squeeze(1)
             if chosen.numel():
                 out.index_copy_(0, chosen, op(out.index_select(0, chosen),
                                               factors[chosen, op_id]))
@@ -404,8 +438,8 @@ def gaussian_blur(images: Tensor, sigma: Tensor, kernel_size: int) -> Tensor:
 
 def normalize(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
     """``(images - mean) / std`` per channel of ``(B, 3, H, W)``."""
-    m = torch.tensor(mean, dtype=images.dtype, device=images.device).reshape(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=images.dtype, device=images.device).reshape(1, -1, 1, 1)
+    m = _constant(tuple(mean), images.dtype, images.device).reshape(1, -1, 1, 1)
+    s = _constant(tuple(std), images.dtype, images.device).reshape(1, -1, 1, 1)
     return (images - m) / s
 
 
@@ -420,21 +454,32 @@ def _check_batch(images: Tensor) -> None:
                          f"{tuple(images.shape)} {images.dtype}")
 
 
-def apply_params(images: Tensor, params: AugmentParams, spec: DatasetSpec) -> Tensor:
+def apply_params(images: Tensor, params: AugmentParams, spec: DatasetSpec,
+                 sync_free: Optional[bool] = None) -> Tensor:
     """Augment ``images`` with fixed ``params``, before normalisation.
 
     Args:
         images: ``(B, 3, H, W)`` uint8.
         params: per-image parameters (:func:`sample_params`), on the images' device.
         spec: gives the output side ``S = spec.image_size`` (and the blur kernel).
+        sync_free: masks instead of indexed subsets (:func:`color_jitter`); default
+            :func:`_sync_free` of the images' device. Same images either way.
 
     Returns:
         ``(B, 3, S, S)`` float32 in [0, 1] (blurred values may leave it by rounding only).
     """
     _check_batch(images)
+    if sync_free is None:
+        sync_free = _sync_free(images.device)
     x = resized_crop(images, params.boxes, spec.image_size, params.flip, gain=1.0 / 255.0)
     x = x.clamp_(0.0, 1.0)
-    x = color_jitter(x, params.factors, params.order, params.jitter)
+    x = color_jitter(x, params.factors, params.order, params.jitter, sync_free)
+    if sync_free:
+        x = _where_images(params.gray, rgb_to_grayscale(x), x)
+        if spec.blur:
+            x = _where_images(params.blur, gaussian_blur(x, params.sigma,
+                                                         blur_kernel_size(spec.image_size)), x)
+        return x
     chosen = torch.nonzero(params.gray).squeeze(1)
     if chosen.numel():
         x.index_copy_(0, chosen, rgb_to_grayscale(x.index_select(0, chosen)))
