@@ -72,7 +72,7 @@ report-html: install  # Snakemake's report of the last `make reproduce` (same CO
 MODULES ?= repro.samplers repro.estimators repro.memory repro.models repro.report.stats \
 	repro.results repro.false_negatives repro.negatives repro.report.claims \
 	repro.report.option_ablation repro.report.tables repro.steplog repro.precision \
-	transfer.fewshot.episodes transfer.detection.convert
+	repro.data.batch_augment transfer.fewshot.episodes transfer.detection.convert
 MUTATION_JOBS ?= 1
 $(VENV)/bin/mutmut: | install
 	$(PY) -m pip install --disable-pip-version-check -q -e '.[$(EXTRAS),mutation]'

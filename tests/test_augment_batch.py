@@ -398,3 +398,68 @@ def test_a_batch_of_mixed_image_sizes_is_refused_with_the_way_out():
     raw = RawImageDataset(_PilImages(arrays))
     with pytest.raises(ValueError, match="one size per batch.*augment: pil"):
         collate_raw([raw[0], raw[1]])
+
+
+# ---------------------------------------------------------------- mutation-found properties
+
+def test_the_sync_free_path_never_picks_images_with_nonzero_and_the_cpu_default_does(
+        monkeypatch):
+    """``nonzero`` is what waits for a GPU: the sync-free path must not call it, asked for
+    explicitly (here on the CPU); the CPU's default is the indexed path, which does."""
+    calls = []
+    real = torch.nonzero
+    monkeypatch.setattr(torch, "nonzero", lambda *a, **k: calls.append(1) or real(*a, **k))
+    spec = dataclasses.replace(get_spec("imagenet"), image_size=16)
+    x = _uint8_images(16, 20, 20, 14)
+    params = BatchAugment(spec).sample(16, 20, 20, _gen(5))
+    BA.apply_params(x, params, spec, sync_free=True)
+    BA.color_jitter(x.float() / 255, params.factors, params.order, params.jitter, True)
+    assert calls == []
+    BA.apply_params(x, params, spec)
+    assert len(calls) >= 16
+    assert BA._sync_free(torch.device("cuda")) and not BA._sync_free(torch.device("cpu"))
+
+
+def test_crop_positions_draw_top_and_left_independently_and_tiny_images_get_every_size():
+    gen = _gen(6)
+    boxes = BA.sample_crop_boxes(4000, 40, 40, (0.08, 1.0), BA.CROP_RATIO, gen)
+    top, left, h, w = boxes.T.double()
+    u_top, u_left = (top + 0.5) / (40 - h + 1), (left + 0.5) / (40 - w + 1)
+    assert abs(float(torch.corrcoef(torch.stack([u_top, u_left]))[0, 1])) < 0.1
+    tiny = BA.sample_crop_boxes(2000, 2, 2, (0.08, 1.0), BA.CROP_RATIO, gen)
+    assert (tiny[:, 2:] >= 1).all() and (tiny[:, 2:] <= 2).all()
+    assert {1, 2} <= set(tiny[:, 2].tolist()) and {1, 2} <= set(tiny[:, 3].tolist())
+
+
+def test_blur_sigma_spans_torchvisions_range():
+    params = BatchAugment(get_spec("imagenet")).sample(4000, 32, 32, _gen(7))
+    low, high = BA.BLUR_SIGMA
+    assert low <= float(params.sigma.min()) < low + 0.02
+    assert high - 0.02 < float(params.sigma.max()) <= high
+
+
+def test_mixed_sizes_error_names_the_first_four_sizes_and_says_there_are_more():
+    def item(h, w):
+        return {"index": 0, "label": 0, "image": torch.zeros(3, h, w, dtype=torch.uint8)}
+
+    with pytest.raises(ValueError) as five:
+        collate_raw([item(8, 7), item(9, 7), item(10, 7), item(11, 7), item(12, 7)])
+    assert "got 5 sizes (8x7, 9x7, 10x7, 11x7, ...); use pretrain.augment: pil" in str(five.value)
+    with pytest.raises(ValueError) as four:
+        collate_raw([item(8, 7), item(9, 7), item(10, 7), item(11, 7)])
+    assert "got 4 sizes (8x7, 9x7, 10x7, 11x7); use" in str(four.value)
+
+
+def test_raw_images_of_a_grayscale_dataset_have_three_channels():
+    arrays = [np.full((5, 4), 7, np.uint8), np.full((5, 4), 9, np.uint8)]
+
+    class _Gray(Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return Image.fromarray(arrays[i], mode="L"), i
+
+    raw = RawImageDataset(_Gray())
+    image = raw[1]["image"]
+    assert image.shape == (3, 5, 4) and (image == 9).all()
