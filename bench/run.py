@@ -776,8 +776,6 @@ def batch_augment_times(s: dict[str, Any], device: torch.device, repeats: int, w
     images, per image side of ``s["images"]`` (CIFAR10's spec at the first, STL10's at the
     second), on ``device``, keyed ``(side, path)``: ``sync-free`` (masks; the default on an
     accelerator) and ``indexed`` (subsets; the default on the CPU), timed interleaved."""
-    from repro.data.batch_augment import apply_params, normalize
-
     fns: dict[Hashable, Callable[[], Any]] = {}
     for image, dataset in zip(s["images"], ("cifar10", "stl10")):
         spec = get_spec(dataset)
@@ -788,9 +786,7 @@ def batch_augment_times(s: dict[str, Any], device: torch.device, repeats: int, w
             gen = torch.Generator(device=device).manual_seed(SEED)
 
             def call(a=augment, b=batch, g=gen, free=path == "sync-free") -> Any:
-                params = a.sample(len(b), b.shape[2], b.shape[3], g)
-                return normalize(apply_params(b, params, a.spec, sync_free=free),
-                                 a.spec.mean, a.spec.std)
+                return a.apply(b, a.sample(len(b), b.shape[2], b.shape[3], g), sync_free=free)
             fns[(image, path)] = call
     return interleaved_times(fns, device, repeats, warmup, rng)
 

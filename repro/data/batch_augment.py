@@ -517,9 +517,11 @@ class BatchAugment:
         """Per-image parameters of ``n`` images of ``height x width`` (:func:`sample_params`)."""
         return sample_params(self.spec, n, height, width, generator)
 
-    def apply(self, images: Tensor, params: AugmentParams, normalise: bool = True) -> Tensor:
-        """``images`` augmented with ``params`` (:func:`apply_params`), then normalised."""
-        x = apply_params(images, params, self.spec)
+    def apply(self, images: Tensor, params: AugmentParams, normalise: bool = True,
+              sync_free: Optional[bool] = None) -> Tensor:
+        """``images`` augmented with ``params`` (:func:`apply_params`, its ``sync_free``), then
+        normalised."""
+        x = apply_params(images, params, self.spec, sync_free)
         return normalize(x, self.spec.mean, self.spec.std) if normalise else x
 
     def __call__(self, images: Tensor, generator: torch.Generator) -> Tensor:
