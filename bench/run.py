@@ -85,7 +85,7 @@ from PIL import Image  # noqa: E402
 
 import repro.models.base as model_base  # noqa: E402
 from repro.data import get_spec, pretrain_transform  # noqa: E402
-from repro.data.batch_augment import BatchAugment  # noqa: E402
+from repro.data.batch_augment import BatchAugment, sync_free_by_default  # noqa: E402
 from repro.models import build_model  # noqa: E402
 from repro.samplers import UniformSampler, ring_indices  # noqa: E402
 
@@ -851,7 +851,7 @@ def bench_paper_shapes(device: torch.device, quick: bool, repeats: int, warmup: 
     sides = dict(zip((32, 96), s["images"]))  # the sizes measured for the paper's 32 / 96 px
     paper = device.type == "cuda" and not quick and all(k == v for k, v in sides.items())
     augment_times = batch_augment_times(s, device, repeats, warmup, rng)
-    default_path = "indexed" if device.type == "cpu" else "sync-free"  # what training runs
+    default_path = "sync-free" if sync_free_by_default(device) else "indexed"  # what training runs
     augment_ips = {image: b / statistics.median(augment_times[(image, default_path)])
                    for image in s["images"]}
     for image, dataset in zip(s["images"], ("cifar10", "stl10")):

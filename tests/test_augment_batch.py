@@ -417,7 +417,7 @@ def test_the_sync_free_path_never_picks_images_with_nonzero_and_the_cpu_default_
     assert calls == []
     BA.apply_params(x, params, spec)
     assert len(calls) >= 16
-    assert BA._sync_free(torch.device("cuda")) and not BA._sync_free(torch.device("cpu"))
+    assert BA.sync_free_by_default(torch.device("cuda")) and not BA.sync_free_by_default(torch.device("cpu"))
 
 
 def test_crop_positions_draw_top_and_left_independently_and_tiny_images_get_every_size():

@@ -124,7 +124,7 @@ def _constant(values: tuple[float, ...], dtype: torch.dtype, device: torch.devic
     return torch.tensor(values, dtype=dtype, device=device)
 
 
-def _sync_free(device: torch.device) -> bool:
+def sync_free_by_default(device: torch.device) -> bool:
     """Whether to take the masked, sync-free path: on an accelerator, where each
     ``nonzero`` (the indexed path's subset of images) waits for the device; on the CPU the
     indexed path does less work."""
@@ -367,9 +367,18 @@ JITTER_OPS: tuple[Callable[[Tensor, Tensor], Tensor], ...] = (
     adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
 
 
-def _where_images(mask: Tensor, new: Tensor, old: Tensor) -> Tensor:
-    """``new`` on the images where ``mask`` ``(B,)`` is True, ``old`` elsewhere."""
-    return torch.where(mask.reshape(-1, 1, 1, 1), new, old)
+def _apply_to(images: Tensor, mask: Tensor, op: Callable[[Tensor, Tensor], Tensor],
+              per_image: Tensor, sync_free: bool) -> Tensor:
+    """``op(images, per_image)`` on the images where ``mask`` ``(B,)`` is True, the others
+    unchanged. Sync-free: ``op`` on the whole batch, a mask keeps it where chosen (no wait for
+    a GPU). Indexed: ``op`` on the chosen images only (``nonzero`` waits for a GPU), written
+    back into ``images`` in place."""
+    if sync_free:
+        return torch.where(mask.reshape(-1, 1, 1, 1), op(images, per_image), images)
+    chosen = torch.nonzero(mask).squeeze(1)
+    if chosen.numel():
+        images.index_copy_(0, chosen, op(images.index_select(0, chosen), per_image[chosen]))
+    return images
 
 
 def color_jitter(images: Tensor, factors: Tensor, order: Tensor, apply: Tensor,
@@ -381,7 +390,7 @@ def color_jitter(images: Tensor, factors: Tensor, order: Tensor, apply: Tensor,
         factors: ``(B, 4)`` brightness, contrast, saturation, hue factors.
         order: ``(B, 4)`` per-image permutation of the op ids 0..3 (:data:`JITTER_OPS`).
         apply: ``(B,)`` bool; other images are returned unchanged.
-        sync_free: default :func:`_sync_free` of the images' device.
+        sync_free: default :func:`sync_free_by_default` of the images' device.
 
     At step ``t`` every jittered image whose ``order[:, t]`` is op ``k`` goes through op ``k``.
     Indexed (the CPU): one call per (step, op) on the chosen images, four ops of work per image;
@@ -390,18 +399,12 @@ def color_jitter(images: Tensor, factors: Tensor, order: Tensor, apply: Tensor,
     Both give the same images.
     """
     if sync_free is None:
-        sync_free = _sync_free(images.device)
+        sync_free = sync_free_by_default(images.device)
     out = images.clone()
     for step in range(4):
         for op_id, op in enumerate(JITTER_OPS):
-            mask = apply & (order[:, step] == op_id)
-            if sync_free:
-                out = _where_images(mask, op(out, factors[:, op_id]), out)
-                continue
-            chosen = torch.nonzero(mask).squeeze(1)
-            if chosen.numel():
-                out.index_copy_(0, chosen, op(out.index_select(0, chosen),
-                                              factors[chosen, op_id]))
+            out = _apply_to(out, apply & (order[:, step] == op_id), op, factors[:, op_id],
+                            sync_free)
     return out
 
 
@@ -463,30 +466,22 @@ def apply_params(images: Tensor, params: AugmentParams, spec: DatasetSpec,
         params: per-image parameters (:func:`sample_params`), on the images' device.
         spec: gives the output side ``S = spec.image_size`` (and the blur kernel).
         sync_free: masks instead of indexed subsets (:func:`color_jitter`); default
-            :func:`_sync_free` of the images' device. Same images either way.
+            :func:`sync_free_by_default` of the images' device. Same images either way.
 
     Returns:
         ``(B, 3, S, S)`` float32 in [0, 1] (blurred values may leave it by rounding only).
     """
     _check_batch(images)
     if sync_free is None:
-        sync_free = _sync_free(images.device)
+        sync_free = sync_free_by_default(images.device)
     x = resized_crop(images, params.boxes, spec.image_size, params.flip, gain=1.0 / 255.0)
     x = x.clamp_(0.0, 1.0)
     x = color_jitter(x, params.factors, params.order, params.jitter, sync_free)
-    if sync_free:
-        x = _where_images(params.gray, rgb_to_grayscale(x), x)
-        if spec.blur:
-            x = _where_images(params.blur, gaussian_blur(x, params.sigma,
-                                                         blur_kernel_size(spec.image_size)), x)
-        return x
-    chosen = torch.nonzero(params.gray).squeeze(1)
-    if chosen.numel():
-        x.index_copy_(0, chosen, rgb_to_grayscale(x.index_select(0, chosen)))
-    chosen = torch.nonzero(params.blur).squeeze(1)
-    if chosen.numel():
-        x.index_copy_(0, chosen, gaussian_blur(x.index_select(0, chosen), params.sigma[chosen],
-                                               blur_kernel_size(spec.image_size)))
+    x = _apply_to(x, params.gray, lambda im, _: rgb_to_grayscale(im), params.sigma, sync_free)
+    if spec.blur:  # else no image is blurred (``params.blur`` is all False)
+        kernel = blur_kernel_size(spec.image_size)
+        x = _apply_to(x, params.blur, lambda im, sigma: gaussian_blur(im, sigma, kernel),
+                      params.sigma, sync_free)
     return x
 
 
